@@ -1,0 +1,70 @@
+# Two commands do everything on a fresh machine:
+#   make demo   installs the CLI in .venv and runs `reengage demo` against a local emulator
+#   make test   installs the dev tools (and SAM CLI in its own venv), then lints, type-checks,
+#               validates the template, builds it and runs every test
+SHELL := /bin/bash
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+SAM_VENV := .venv-sam
+LAMBDA_VENV := .venv-lambda
+PIP := pip install --quiet --disable-pip-version-check
+export SAM_CLI_TELEMETRY := 0
+
+.PHONY: demo test lint typecheck infra-tests unit integration build bench clean
+
+$(VENV)/.installed: pyproject.toml shared/requirements.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/$(PIP) --upgrade pip
+	$(BIN)/$(PIP) -e .
+	touch $@
+
+$(VENV)/.dev: $(VENV)/.installed
+	$(BIN)/$(PIP) -e '.[dev]'
+	touch $@
+
+# SAM CLI pins exact versions of boto3, click, cfn-lint...: it gets a venv of its own.
+$(SAM_VENV)/.installed:
+	$(PYTHON) -m venv $(SAM_VENV)
+	$(SAM_VENV)/bin/$(PIP) aws-sam-cli==1.170.0
+	touch $@
+
+# What the Lambda Python runtime ships (boto3 and its dependencies), nothing more:
+# the built functions are imported here to prove the layer carries everything else.
+$(LAMBDA_VENV)/.installed:
+	$(PYTHON) -m venv $(LAMBDA_VENV)
+	$(LAMBDA_VENV)/bin/$(PIP) 'boto3>=1.34,<1.45'
+	touch $@
+
+demo: $(VENV)/.installed
+	$(BIN)/reengage demo
+
+lint: $(VENV)/.dev
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: $(VENV)/.dev
+	$(BIN)/mypy shared/reengage cli/reengage_cli tests benchmarks
+	for fn in functions/*/; do MYPYPATH=shared $(BIN)/mypy $$fn/app.py || exit 1; done
+
+infra-tests: $(VENV)/.dev $(SAM_VENV)/.installed
+	$(BIN)/cfn-lint template.yaml
+	$(SAM_VENV)/bin/sam validate --lint
+
+build: $(SAM_VENV)/.installed
+	$(SAM_VENV)/bin/sam build
+
+unit: $(VENV)/.dev
+	$(BIN)/pytest tests/unit
+
+integration: $(VENV)/.dev
+	$(BIN)/pytest tests/integration
+
+test: lint typecheck infra-tests build $(LAMBDA_VENV)/.installed
+	$(BIN)/pytest
+
+bench: $(VENV)/.installed
+	$(BIN)/python benchmarks/selection.py
+
+clean:
+	rm -rf $(VENV) $(SAM_VENV) $(LAMBDA_VENV) .aws-sam .mypy_cache .ruff_cache .pytest_cache

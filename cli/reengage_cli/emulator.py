@@ -1,0 +1,278 @@
+"""The embedded default: moto in server mode on loopback, provisioned from template.yaml.
+
+Nothing in the application knows it talks to an emulator: the CLI sets the standard
+AWS_ENDPOINT_URL variable and every boto3/pynamodb client follows it.
+"""
+
+from __future__ import annotations
+
+import email
+import email.policy
+import json
+import logging
+import os
+import urllib.request
+from collections.abc import Mapping, MutableMapping
+from dataclasses import dataclass
+from email.message import Message
+from pathlib import Path
+from typing import Any
+
+import boto3
+from botocore.exceptions import ClientError
+
+from reengage_cli.cfn import Resolver, TemplateError, json_parameter, load_template
+
+LOCAL_STACK = "reengage-local"
+DEFAULT_REGION = "us-east-1"
+DUMMY_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
+# Functions' variables that describe the deployment, not the emulator.
+_SKIPPED_VARIABLES = {"AWS_ENDPOINT_URL"}
+
+
+def find_template() -> Path:
+    """template.yaml: $REENGAGE_TEMPLATE, the current folder, or the checkout this package runs from."""
+    candidates = [
+        Path(os.environ["REENGAGE_TEMPLATE"]) if os.environ.get("REENGAGE_TEMPLATE") else None,
+        Path.cwd() / "template.yaml",
+        Path(__file__).resolve().parents[2] / "template.yaml",
+    ]
+    for candidate in candidates:
+        if candidate is not None and candidate.is_file():
+            return candidate
+    raise TemplateError("template.yaml not found: run from the reengage checkout or set REENGAGE_TEMPLATE")
+
+
+def endpoint_override(env: Mapping[str, str]) -> str | None:
+    return env.get("AWS_ENDPOINT_URL") or None
+
+
+class LocalEmulator:
+    """moto's server on 127.0.0.1 (a free port unless one is given), stopped by whoever started it."""
+
+    def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
+        from moto.server import ThreadedMotoServer
+
+        logging.getLogger("werkzeug").setLevel(logging.ERROR)  # no request log lines
+        self._server = ThreadedMotoServer(ip_address=host, port=port, verbose=False)
+        self.endpoint = ""
+
+    def start(self) -> str:
+        self._server.start()
+        host, port = self._server.get_host_and_port()
+        self.endpoint = f"http://{host}:{port}"
+        return self.endpoint
+
+    def stop(self) -> None:
+        self._server.stop()
+
+    def __enter__(self) -> LocalEmulator:
+        self.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+
+def use_endpoint(endpoint: str, env: MutableMapping[str, str]) -> None:
+    """Point every AWS client of this process at `endpoint`, with dummy credentials if none are set."""
+    env["AWS_ENDPOINT_URL"] = endpoint
+    for name, value in DUMMY_CREDENTIALS.items():
+        env.setdefault(name, value)
+    env.setdefault("AWS_DEFAULT_REGION", env.get("AWS_REGION", DEFAULT_REGION))
+
+
+def _physical_name(logical_id: str) -> str:
+    return f"{LOCAL_STACK}-{logical_id}"
+
+
+def _create_table(client: Any, name: str, props: dict[str, Any]) -> None:
+    try:
+        client.describe_table(TableName=name)
+        return
+    except client.exceptions.ResourceNotFoundException:
+        pass
+    request: dict[str, Any] = {
+        "TableName": name,
+        "AttributeDefinitions": props["AttributeDefinitions"],
+        "KeySchema": props["KeySchema"],
+        "BillingMode": props.get("BillingMode", "PAY_PER_REQUEST"),
+    }
+    if "GlobalSecondaryIndexes" in props:
+        request["GlobalSecondaryIndexes"] = props["GlobalSecondaryIndexes"]
+    if "SSESpecification" in props:
+        request["SSESpecification"] = {"Enabled": bool(props["SSESpecification"].get("SSEEnabled"))}
+    if "StreamSpecification" in props:
+        request["StreamSpecification"] = {"StreamEnabled": True, **props["StreamSpecification"]}
+    if "DeletionProtectionEnabled" in props:
+        request["DeletionProtectionEnabled"] = str(props["DeletionProtectionEnabled"]).lower() == "true"
+    client.create_table(**request)
+    pitr = props.get("PointInTimeRecoverySpecification", {}).get("PointInTimeRecoveryEnabled")
+    if str(pitr).lower() == "true":
+        client.update_continuous_backups(
+            TableName=name, PointInTimeRecoverySpecification={"PointInTimeRecoveryEnabled": True}
+        )
+    if "TimeToLiveSpecification" in props:
+        client.update_time_to_live(TableName=name, TimeToLiveSpecification=props["TimeToLiveSpecification"])
+
+
+def _create_queue(client: Any, name: str, props: dict[str, Any]) -> tuple[str, str]:
+    attributes: dict[str, str] = {}
+    for key in ("VisibilityTimeout", "MessageRetentionPeriod", "DelaySeconds", "ReceiveMessageWaitTimeSeconds"):
+        if key in props:
+            attributes[key] = str(props[key])
+    for key in ("SqsManagedSseEnabled", "FifoQueue", "ContentBasedDeduplication"):
+        if key in props:
+            attributes[key] = str(props[key]).lower()
+    if "RedrivePolicy" in props:
+        attributes["RedrivePolicy"] = json_parameter(props["RedrivePolicy"])
+    if str(props.get("FifoQueue", "")).lower() == "true":
+        name += ".fifo"
+    url = client.create_queue(QueueName=name, Attributes=attributes)["QueueUrl"]
+    arn = client.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    return url, arn
+
+
+def _verify_identity(client: Any, identity: str) -> None:
+    if "@" in identity:
+        client.verify_email_identity(EmailAddress=identity)
+    else:
+        client.verify_domain_identity(Domain=identity)
+
+
+@dataclass
+class Provisioned:
+    resources: dict[str, str]  # logical id -> physical id
+    environment: dict[str, str]  # the functions' environment variables
+
+
+def provision(
+    overrides: Mapping[str, str] | None = None, region: str = DEFAULT_REGION, create: bool = True
+) -> Provisioned:
+    """Create (or, with create=False, only look up) the template's stateful resources on the current endpoint.
+
+    Tables (with indexes, point-in-time recovery, TTL), queues (with redrive) and SES
+    identities are built from their template properties; the rest (functions, schedules,
+    log groups) has no local counterpart. Idempotent.
+    """
+    template = load_template(find_template())
+    resolver = Resolver.for_template(template, overrides or {}, region)
+    dynamodb, sqs, ses = (boto3.client(name, region_name=region) for name in ("dynamodb", "sqs", "ses"))  # type: ignore[call-overload]
+    pending = {
+        logical: spec
+        for logical, spec in template["Resources"].items()
+        if spec.get("Type") in {"AWS::DynamoDB::Table", "AWS::SQS::Queue", "AWS::SES::EmailIdentity"}
+        and ("Condition" not in spec or resolver.condition(spec["Condition"]))
+    }
+    while pending:
+        progressed = False
+        for logical, spec in list(pending.items()):
+            try:
+                props = resolver.resolve(spec.get("Properties", {}))
+            except TemplateError:
+                continue  # depends on a resource not created yet
+            kind = spec["Type"]
+            if kind == "AWS::DynamoDB::Table":
+                name = props.get("TableName") or _physical_name(logical)
+                if create:
+                    _create_table(dynamodb, name, props)
+                resolver.refs[logical] = name
+                resolver.attributes[(logical, "Arn")] = f"arn:aws:dynamodb:{region}:123456789012:table/{name}"
+            elif kind == "AWS::SQS::Queue":
+                name = props.get("QueueName") or _physical_name(logical)
+                if create:
+                    url, arn = _create_queue(sqs, name, props)
+                else:
+                    url = sqs.get_queue_url(QueueName=name)["QueueUrl"]
+                    arn = f"arn:aws:sqs:{region}:123456789012:{name}"
+                resolver.refs[logical] = url
+                resolver.attributes[(logical, "Arn")] = arn
+                resolver.attributes[(logical, "QueueName")] = name
+            else:
+                if create:
+                    _verify_identity(ses, props["EmailIdentity"])
+                resolver.refs[logical] = props["EmailIdentity"]
+            del pending[logical]
+            progressed = True
+        if not progressed:
+            raise TemplateError(f"cannot resolve the properties of {', '.join(sorted(pending))}")
+
+    variables = template.get("Globals", {}).get("Function", {}).get("Environment", {}).get("Variables", {})
+    environment: dict[str, str] = {}
+    for name, value in variables.items():
+        if name in _SKIPPED_VARIABLES:
+            continue
+        try:
+            environment[name] = str(resolver.resolve(value))
+        except TemplateError:
+            continue  # refers to something with no local counterpart
+    return Provisioned(dict(resolver.refs), environment)
+
+
+def dead_letter_queue_url(queue_url: str) -> str | None:
+    sqs = boto3.client("sqs")
+    attributes = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["RedrivePolicy"])["Attributes"]
+    if "RedrivePolicy" not in attributes:
+        return None
+    arn = json.loads(attributes["RedrivePolicy"])["deadLetterTargetArn"]
+    account, name = arn.split(":")[4], arn.split(":")[5]
+    try:
+        return str(sqs.get_queue_url(QueueName=name, QueueOwnerAWSAccountId=account)["QueueUrl"])
+    except ClientError:
+        return None
+
+
+@dataclass(frozen=True)
+class CapturedEmail:
+    sender: str
+    to: str
+    subject: str
+    text: str
+    html: str
+    headers: dict[str, str]
+
+
+def _parts(message: Message) -> tuple[str, str]:
+    text = html = ""
+    for part in message.walk():
+        payload = part.get_payload(decode=True)
+        if not isinstance(payload, bytes):
+            continue
+        content = payload.decode(part.get_content_charset() or "utf-8", errors="replace")
+        if part.get_content_type() == "text/plain" and not text:
+            text = content
+        elif part.get_content_type() == "text/html" and not html:
+            html = content
+    return text, html
+
+
+def outbox(endpoint: str) -> list[CapturedEmail]:
+    """The emails the emulator accepted, oldest first (moto's /moto-api/data.json)."""
+    with urllib.request.urlopen(f"{endpoint}/moto-api/data.json", timeout=10) as response:  # noqa: S310 - loopback
+        data = json.load(response)
+    captured: list[CapturedEmail] = []
+    for raw in data.get("ses", {}).get("RawMessage", []):
+        message = email.message_from_string(raw["raw_data"], policy=email.policy.default)
+        text, html = _parts(message)
+        captured.append(
+            CapturedEmail(
+                sender=str(message.get("From", "")),
+                to=str(message.get("To", "")),
+                subject=str(message.get("Subject", "")),
+                text=text,
+                html=html,
+                headers={key: str(value) for key, value in message.items()},
+            )
+        )
+    for simple in data.get("ses", {}).get("Message", []):
+        captured.append(
+            CapturedEmail(
+                sender=simple.get("source", ""),
+                to=", ".join(simple.get("destinations", {}).get("ToAddresses", [])),
+                subject=simple.get("subject", ""),
+                text=simple.get("body", ""),
+                html="",
+                headers={},
+            )
+        )
+    return captured

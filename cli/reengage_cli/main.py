@@ -1,0 +1,572 @@
+"""The `reengage` command line: run campaigns, import leads, inspect state, run the local emulator.
+
+Works against whatever endpoint the environment selects (AWS, or an emulator through
+AWS_ENDPOINT_URL). Errors are one line on stderr and a non-zero exit, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import shlex
+import sys
+import tempfile
+import time
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import replace
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+from botocore.exceptions import BotoCoreError, ClientError
+from pynamodb.exceptions import PynamoDBException
+
+from reengage import aws
+from reengage.clock import format_time, parse_time, utc_now
+from reengage.lead_store import DynamoLeadStore, InvalidLeadDataError
+from reengage.leads import ScheduleState
+from reengage.messages import render_follow_up
+from reengage.ports import TransientError
+from reengage.scheduler import CampaignRequest, CampaignSummary, InvalidCampaignRequestError, run_scheduler
+from reengage.sender import SKIPPED, FollowUpSender, SendOutcome
+from reengage.settings import Settings, SettingsError
+from reengage.stats import compute_statistics
+from reengage.upkeep import cleanup, migrate
+from reengage_cli import emulator
+from reengage_cli.cfn import TemplateError
+from reengage_cli.drain import DrainReport, drain_queue, queue_depth
+from reengage_cli.importer import ImportFileError, import_leads
+
+EXIT_OK, EXIT_REJECTED, EXIT_ERROR = 0, 1, 2
+SAMPLE_LEADS = Path(__file__).parent / "data" / "sample_leads.jsonl"
+# The sample's times are written relative to this moment; the demo shifts them to now.
+SAMPLE_REFERENCE_TIME = datetime.fromisoformat("2026-11-24T09:00:00+00:00")
+
+
+class CliError(Exception):
+    """A problem the user can fix; printed as one line."""
+
+
+# -- output -----------------------------------------------------------------
+def say(text: str = "") -> None:
+    print(text, flush=True)
+
+
+def progress_bar(label: str) -> Callable[[int, int], None]:
+    """A one-line progress bar on stderr when it is a terminal; silent otherwise."""
+    if not sys.stderr.isatty():
+        return lambda done, total: None
+
+    def show(done: int, total: int) -> None:
+        width = 30
+        filled = width * done // total if total else width
+        sys.stderr.write(f"\r{label} [{'#' * filled}{'.' * (width - filled)}] {done}/{total}")
+        if done >= total:
+            sys.stderr.write("\n")
+        sys.stderr.flush()
+
+    return show
+
+
+def print_campaign(summary: CampaignSummary, drained: DrainReport | None, dry_run: bool) -> None:
+    outcomes = drained.outcomes if drained else []
+    kinds = Counter(outcome.kind for outcome in outcomes)
+    reasons = Counter(outcome.reason.split(":")[0] for outcome in outcomes if outcome.kind == SKIPPED)
+    say()
+    say("RE-ENGAGEMENT CAMPAIGN COMPLETE" + (" (dry run: nothing claimed or sent)" if dry_run else ""))
+    say(f"  Campaign:            {summary.campaign_id}")
+    say(f"  Eligible leads:      {summary.eligible}")
+    say(f"  Marked for re-engagement: {len(summary.would_send) if dry_run else summary.marked}")
+    if summary.reclaimed:
+        say(f"    of which abandoned claims taken over: {summary.reclaimed}")
+    if summary.left_for_next_run:
+        say(f"  Left for the next run (limit): {summary.left_for_next_run}")
+    if summary.stopped_at_deadline:
+        say("  Stopped before the deadline: the rest stays due for the next run")
+    if summary.lost_race:
+        say(f"  Claimed by another run: {summary.lost_race}")
+    if summary.enqueue_failed:
+        say(f"  Not enqueued (released for the next run): {summary.enqueue_failed}")
+    if drained is None:
+        if not dry_run:
+            say("  Sending: left to SenderFunction (queue not drained)")
+        return
+    say(f"  Messages sent:       {kinds['sent']}")
+    say(f"  Skipped:             {kinds['skipped']}")
+    for reason, count in sorted(reasons.items()):
+        say(f"    {reason}: {count}")
+    say(f"  Failed:              {kinds['failed'] + drained.failed_records}")
+    if drained.failed_records:
+        say(f"    {drained.failed_records} will be retried from the queue")
+    if kinds["in_doubt"]:
+        say(f"  Possibly sent (kept locked, never re-sent): {kinds['in_doubt']}")
+
+
+def print_outcome(index: int, total: int, outcome: SendOutcome, names: dict[str, str]) -> None:
+    who = names.get(outcome.lead_id, outcome.lead_id)
+    prefix = f"  [{index}/{total}] {who}"
+    if outcome.kind == "sent":
+        say(f"{prefix}: re-engaged ({outcome.stage}, {outcome.generator})")
+    elif outcome.kind == "skipped":
+        say(f"{prefix}: skipped - {outcome.reason}")
+    else:
+        say(f"{prefix}: {outcome.kind} - {outcome.reason}")
+
+
+# -- configuration ------------------------------------------------------------
+def load_settings(env: dict[str, str]) -> Settings:
+    """Settings from the environment; against an emulator, missing names come from the template."""
+    merged = dict(env)
+    if emulator.endpoint_override(env) and not (env.get("LEADS_TABLE_NAME") and env.get("QUEUE_URL")):
+        try:
+            provisioned = emulator.provision(create=False)
+        except ClientError as error:
+            raise CliError(
+                f"the emulator at {env['AWS_ENDPOINT_URL']} has no reengage resources; run `reengage bootstrap` first"
+            ) from error
+        for name, value in provisioned.environment.items():
+            merged.setdefault(name, value)
+    return Settings.from_env(merged)
+
+
+def parameter_overrides(pairs: Sequence[str]) -> dict[str, str]:
+    overrides: dict[str, str] = {}
+    for pair in pairs:
+        name, separator, value = pair.partition("=")
+        if not separator or not name:
+            raise CliError(f"--parameter {pair!r}: expected NAME=VALUE")
+        overrides[name] = value
+    return overrides
+
+
+def require_endpoint(command: str) -> str:
+    endpoint = emulator.endpoint_override(os.environ)
+    if not endpoint:
+        raise CliError(
+            f"`reengage {command}` only works against an emulator: set AWS_ENDPOINT_URL "
+            "(see `reengage local`); in AWS the resources come from `sam deploy`"
+        )
+    return endpoint
+
+
+# -- commands -----------------------------------------------------------------
+def cmd_bootstrap(args: argparse.Namespace) -> int:
+    endpoint = require_endpoint("bootstrap")
+    provisioned = emulator.provision(parameter_overrides(args.parameter))
+    say(f"Provisioned on {endpoint}:")
+    for logical, physical in sorted(provisioned.resources.items()):
+        say(f"  {logical}: {physical}")
+    return EXIT_OK
+
+
+def _environment(shell_env: dict[str, str]) -> dict[str, str]:
+    settings = load_settings(shell_env)
+    values = {
+        "LEADS_TABLE_NAME": settings.leads_table_name,
+        "QUEUE_URL": settings.queue_url,
+        "SENDER_EMAIL": settings.sender_email,
+        "SENDER_NAME": settings.sender_name,
+        "DAYS_BETWEEN_FOLLOWUPS": str(settings.days_between_followups),
+        "MAX_FOLLOWUPS": str(settings.max_followups),
+        "DRY_RUN": str(settings.dry_run).lower(),
+        "CLAIM_TIMEOUT_MINUTES": str(settings.claim_timeout_minutes),
+        "OPENAI_MODEL": settings.openai_model,
+        "OPENAI_API_KEY_SECRET": settings.openai_api_key_secret,
+    }
+    endpoint = emulator.endpoint_override(shell_env)
+    if endpoint:
+        values["AWS_ENDPOINT_URL"] = endpoint
+    return values
+
+
+def _for_docker(url: str) -> str:
+    # `sam local invoke` runs the function in a container: loopback there is the container itself.
+    parts = urlsplit(url)
+    if parts.hostname in {"127.0.0.1", "localhost"}:
+        return urlunsplit(parts._replace(netloc=f"host.docker.internal:{parts.port}"))
+    return url
+
+
+def cmd_env(args: argparse.Namespace) -> int:
+    values = _environment(dict(os.environ))
+    if args.format == "sam-json":
+        if "AWS_ENDPOINT_URL" in values:
+            values["AWS_ENDPOINT_URL"] = _for_docker(values["AWS_ENDPOINT_URL"])
+        say(json.dumps({"Parameters": values}, indent=2))
+    else:
+        for name, value in values.items():
+            say(f"export {name}={shlex.quote(value)}")
+    return EXIT_OK
+
+
+def cmd_local(args: argparse.Namespace) -> int:
+    server = emulator.LocalEmulator(host=args.host, port=args.port)
+    endpoint = server.start()
+    try:
+        emulator.use_endpoint(endpoint, os.environ)
+        emulator.provision()
+        say(f"reengage emulator listening on {endpoint} (Ctrl-C to stop). In another shell:")
+        say(f"export AWS_ENDPOINT_URL={endpoint}")
+        for name, value in emulator.DUMMY_CREDENTIALS.items():
+            say(f"export {name}={value}")
+        say(f"export AWS_DEFAULT_REGION={os.environ['AWS_DEFAULT_REGION']}")
+        say("then: reengage import FILE; reengage run; reengage outbox")
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        say("stopped")
+    finally:
+        server.stop()
+    return EXIT_OK
+
+
+def cmd_import(args: argparse.Namespace) -> int:
+    settings = load_settings(dict(os.environ))
+    report = import_leads(
+        aws.lead_store(settings), Path(args.file), utc_now(), settings.max_followups, progress_bar("importing")
+    )
+    say(f"Imported {report.created + report.updated} leads ({report.created} new, {report.updated} updated).")
+    if report.rejected:
+        say(f"Rejected {report.rejected_rows} rows:")
+        for error in report.rejected:
+            say(f"  {error}")
+        return EXIT_REJECTED
+    return EXIT_OK
+
+
+def _sender(settings: Settings, store: DynamoLeadStore) -> FollowUpSender:
+    return FollowUpSender(store, aws.ses_mailer(settings), settings)
+
+
+def run_campaign(args: argparse.Namespace, settings: Settings) -> tuple[CampaignSummary, DrainReport | None]:
+    store = aws.lead_store(settings)
+    days = args.days_since_contact if args.days_since_contact is not None else settings.days_between_followups
+    try:
+        request = CampaignRequest.from_event(
+            {"days_since_contact": days, "limit": args.limit, "dry_run": args.dry_run}, settings
+        )
+    except InvalidCampaignRequestError as error:
+        raise CliError(str(error)) from error
+    say("Starting re-engagement campaign")
+    say(f"  Days since contact: {request.days_since_contact}")
+    say(f"  Limit: {request.limit if request.limit is not None else 'none'}")
+    now = utc_now()
+    summary = run_scheduler(store, aws.follow_up_queue(settings), request, settings, now)
+    if request.dry_run:
+        say(f"Would send {len(summary.would_send)} follow-ups:")
+        for lead_id, stage in summary.would_send:
+            lead = store.get(lead_id)
+            if lead is None:
+                continue
+            message = render_follow_up(lead, stage, settings.sender_name, now)
+            say(f"  {lead.name or lead.id} <{lead.email}> {stage}: {message.subject!r} ({message.generator})")
+        return summary, None
+    if args.no_drain or not emulator.endpoint_override(os.environ):
+        return summary, None
+    return summary, send_queued(settings, store)
+
+
+def send_queued(settings: Settings, store: DynamoLeadStore) -> DrainReport:
+    """Run the sender over the queue until it is empty, printing each lead's outcome."""
+    sqs = aws.client("sqs")
+    say(f"Processing {queue_depth(sqs, settings.queue_url)} queued follow-ups")
+    drained = drain_queue(sqs, settings.queue_url, _sender(settings, store), progress_bar("sending"))
+    names = {}
+    for outcome in drained.outcomes:
+        lead = store.get(outcome.lead_id)
+        names[outcome.lead_id] = f"{lead.name} ({lead.email})" if lead else outcome.lead_id
+    for index, outcome in enumerate(drained.outcomes, start=1):
+        print_outcome(index, len(drained.outcomes), outcome, names)
+    return drained
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    settings = load_settings(dict(os.environ))
+    summary, drained = run_campaign(args, settings)
+    print_campaign(summary, drained, summary.dry_run)
+    failed = drained is not None and (drained.failed_records or any(o.kind == "failed" for o in drained.outcomes))
+    return EXIT_REJECTED if failed else EXIT_OK
+
+
+def statistics(settings: Settings) -> dict[str, Any]:
+    return compute_statistics(aws.lead_store(settings).scan(), utc_now())
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    stats = statistics(load_settings(dict(os.environ)))
+    if args.json:
+        say(json.dumps(stats, indent=2))
+        return EXIT_OK
+    print_statistics(stats)
+    return EXIT_OK
+
+
+def print_statistics(stats: dict[str, Any]) -> None:
+    say("Current re-engagement status:")
+    say(f"  Leads:                          {stats['total_leads']}")
+    say(f"  Eligible for re-engagement:     {stats['eligible_for_reengagement']}")
+    say(f"  Waiting for their next follow-up: {stats['scheduled_waiting']}")
+    say(f"  Recent re-engagements (7 days): {stats['recent_reengagements']}")
+    say(f"  Re-engagement success rate:     {stats['reengagement_success_rate']:.1%}")
+    say(f"  Sends in doubt (never re-sent):  {stats['sends_in_doubt']}")
+    say("  By follow-up stage:   " + (", ".join(f"{k}: {v}" for k, v in stats["by_followup_stage"].items()) or "none"))
+    say("  By response status:   " + (", ".join(f"{k}: {v}" for k, v in stats["by_response_status"].items()) or "none"))
+
+
+def cmd_health(args: argparse.Namespace) -> int:
+    checks: list[tuple[str, bool, str]] = []
+    try:
+        settings = load_settings(dict(os.environ))
+        checks.append(("configuration", True, f"table {settings.leads_table_name}, sender {settings.sender_email}"))
+    except (SettingsError, CliError) as error:
+        checks.append(("configuration", False, str(error)))
+        settings = None
+    if settings is not None:
+        checks.extend(_resource_checks(settings))
+    healthy = all(ok for _, ok, _ in checks)
+    for name, ok, detail in checks:
+        say(f"  [{'ok' if ok else 'FAIL'}] {name}: {detail}")
+    say("healthy" if healthy else "UNHEALTHY")
+    return EXIT_OK if healthy else EXIT_REJECTED
+
+
+def _check(name: str, probe: Callable[[], tuple[bool, str]]) -> tuple[str, bool, str]:
+    try:
+        ok, detail = probe()
+    except (ClientError, BotoCoreError, PynamoDBException) as error:
+        return name, False, str(error).splitlines()[0]
+    return name, ok, detail
+
+
+def _resource_checks(settings: Settings) -> list[tuple[str, bool, str]]:
+    dynamodb, sqs, ses = aws.client("dynamodb"), aws.client("sqs"), aws.client("ses")
+
+    def table() -> tuple[bool, str]:
+        description = dynamodb.describe_table(TableName=settings.leads_table_name)["Table"]
+        indexes = {index["IndexName"] for index in description.get("GlobalSecondaryIndexes", [])}
+        if "ScheduleIndex" not in indexes:
+            return False, "ScheduleIndex is missing (the template creates it)"
+        return description["TableStatus"] == "ACTIVE", f"{description['TableStatus']}, {description['ItemCount']} items"
+
+    def queue() -> tuple[bool, str]:
+        return True, f"{queue_depth(sqs, settings.queue_url)} messages waiting"
+
+    def dead_letters() -> tuple[bool, str]:
+        url = emulator.dead_letter_queue_url(settings.queue_url)
+        if url is None:
+            return False, "the queue has no dead-letter queue (redrive policy)"
+        depth = queue_depth(sqs, url)
+        return depth == 0, f"{depth} failed follow-up requests" + (" (inspect them)" if depth else "")
+
+    def identity() -> tuple[bool, str]:
+        domain = settings.sender_email.split("@")[1]
+        attributes = ses.get_identity_verification_attributes(Identities=[settings.sender_email, domain])
+        statuses = {key: value["VerificationStatus"] for key, value in attributes["VerificationAttributes"].items()}
+        verified = [key for key, status in statuses.items() if status == "Success"]
+        if verified:
+            return True, f"{verified[0]} verified"
+        return False, f"{settings.sender_email} is not verified in SES ({statuses or 'no identity'})"
+
+    def ai() -> tuple[bool, str]:
+        if settings.openai_api_key_secret:
+            return True, f"model {settings.openai_model}, key from {settings.openai_api_key_secret}"
+        return True, "no OpenAI key configured: follow-ups are written from templates"
+
+    return [
+        _check("leads table", table),
+        _check("follow-up queue", queue),
+        _check("dead-letter queue", dead_letters),
+        _check("SES sender identity", identity),
+        _check("AI writer", ai),
+    ]
+
+
+def cmd_migrate(args: argparse.Namespace) -> int:
+    settings = load_settings(dict(os.environ))
+    report = migrate(aws.lead_store(settings), settings.max_followups, utc_now())
+    say(f"Examined {report.examined} leads, updated {report.updated}, conflicts {report.conflicts}.")
+    for problem in report.problems:
+        say(f"  {problem}")
+    if report.conflicts:
+        say("  Some leads changed while migrating: run `reengage migrate` again.")
+    return EXIT_REJECTED if report.problems or report.conflicts else EXIT_OK
+
+
+def cmd_cleanup(args: argparse.Namespace) -> int:
+    if args.days < 1:
+        raise CliError("--days must be at least 1")
+    settings = load_settings(dict(os.environ))
+    report = cleanup(aws.lead_store(settings), settings.max_followups, args.days, utc_now())
+    say(f"Cleared {report.released} eligibility flags older than {args.days} days.")
+    if report.sends_in_doubt:
+        say(f"{len(report.sends_in_doubt)} sends in doubt need a review (never re-sent automatically):")
+        for lead_id in report.sends_in_doubt:
+            say(f"  {lead_id}")
+    return EXIT_OK
+
+
+def cmd_outbox(args: argparse.Namespace) -> int:
+    captured = emulator.outbox(require_endpoint("outbox"))
+    if args.json:
+        say(json.dumps([mail.__dict__ for mail in captured], indent=2))
+        return EXIT_OK
+    say(f"{len(captured)} emails captured by the emulator")
+    for mail in captured:
+        print_email(mail)
+    return EXIT_OK
+
+
+def print_email(mail: emulator.CapturedEmail) -> None:
+    say("-" * 72)
+    say(f"To:      {mail.to}")
+    say(f"From:    {mail.sender}")
+    say(f"Subject: {mail.subject}")
+    say()
+    say(mail.text.rstrip())
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    with emulator.LocalEmulator() as server:
+        emulator.use_endpoint(server.endpoint, os.environ)
+        for name in ("LEADS_TABLE_NAME", "QUEUE_URL"):
+            os.environ.pop(name, None)
+        say(f"Local AWS emulator on {server.endpoint}; provisioning from template.yaml")
+        provisioned = emulator.provision()
+        os.environ.update(provisioned.environment)
+        settings = Settings.from_env(os.environ)
+        store = aws.lead_store(settings)
+
+        sample = _rebased_sample(Path(args.leads) if args.leads else SAMPLE_LEADS)
+        report = import_leads(store, sample, utc_now(), settings.max_followups)
+        say(f"Imported {report.created} sample leads ({report.rejected_rows} rejected)")
+        for error in report.rejected:
+            say(f"  {error}")
+        say()
+        print_statistics(statistics(settings))
+        say()
+
+        # A CRM marks one claimed lead as converted between selection and sending:
+        # the sender must notice and skip it.
+        summary = run_scheduler(
+            store, aws.follow_up_queue(settings), CampaignRequest(settings.days_between_followups), settings, utc_now()
+        )
+        converted = _convert_one_claimed(store)
+        if converted:
+            say(f"(demo) {converted} replied and converted after being claimed: it must be skipped")
+        drained = send_queued(settings, store)
+        print_campaign(summary, drained, dry_run=False)
+        say()
+        say("Messages sent:")
+        for mail in emulator.outbox(server.endpoint):
+            print_email(mail)
+        say("-" * 72)
+        say()
+        print_statistics(statistics(settings))
+        again = run_scheduler(
+            store, aws.follow_up_queue(settings), CampaignRequest(settings.days_between_followups), settings, utc_now()
+        )
+        say()
+        say(f"Running the campaign again right away claims {again.marked} leads: nothing is sent twice.")
+    return EXIT_OK
+
+
+def _rebased_sample(path: Path) -> Path:
+    """The sample file with its times moved so 'now' keeps the same mix of due and not-due leads."""
+    shift = utc_now() - SAMPLE_REFERENCE_TIME
+    lines = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        if not line.strip():
+            continue
+        row = json.loads(line)
+        for name in ("last_contacted", "created_at", "updated_at"):
+            if row.get(name):
+                row[name] = format_time(parse_time(row[name]) + shift)
+        lines.append(json.dumps(row))
+    handle = tempfile.NamedTemporaryFile("w", suffix=".jsonl", delete=False, encoding="utf-8")
+    with handle:
+        handle.write("\n".join(lines) + "\n")
+    return Path(handle.name)
+
+
+def _convert_one_claimed(store: DynamoLeadStore) -> str | None:
+    for entry in store.schedule(ScheduleState.CLAIMED, "9999"):
+        lead = store.get(entry.lead_id)
+        if lead is None:
+            continue
+        store.put(replace(lead, response_status="Converted", updated_at=format_time(utc_now())), previous=lead)
+        return lead.name or lead.id
+    return None
+
+
+# -- entry point ----------------------------------------------------------------
+def build_parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--verbose", action="store_true", help="log what happens, step by step")
+    parser = argparse.ArgumentParser(prog="reengage", description=__doc__.splitlines()[0], parents=[common])
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def command(name: str, handler: Callable[[argparse.Namespace], int], help_text: str) -> argparse.ArgumentParser:
+        sub = commands.add_parser(name, help=help_text, description=help_text, parents=[common])
+        sub.set_defaults(handler=handler)
+        return sub
+
+    demo = command("demo", cmd_demo, "start an emulator, import sample leads, run a campaign, show the results")
+    demo.add_argument("--leads", help="a .jsonl file to use instead of the bundled sample")
+    local = command("local", cmd_local, "run the emulator in the foreground with the template's resources")
+    local.add_argument("--port", type=int, default=4566)
+    local.add_argument("--host", default="127.0.0.1", help="0.0.0.0 lets `sam local invoke` containers reach it")
+    boot = command("bootstrap", cmd_bootstrap, "create the template's stateful resources on AWS_ENDPOINT_URL")
+    boot.add_argument("--parameter", action="append", default=[], metavar="NAME=VALUE", help="template parameter")
+    env = command("env", cmd_env, "print the environment the functions run with against this endpoint")
+    env.add_argument("--format", choices=["shell", "sam-json"], default="shell")
+    imp = command("import", cmd_import, "upsert leads from a .jsonl or .csv file")
+    imp.add_argument("file")
+    run = command("run", cmd_run, "run one campaign: schedule, then (locally) send")
+    run.add_argument("--days-since-contact", type=int, default=None)
+    run.add_argument("--limit", type=int, default=None)
+    run.add_argument("--dry-run", action="store_true", help="claim nothing, send nothing; show what would be sent")
+    run.add_argument("--no-drain", action="store_true", help="only enqueue; leave sending to SenderFunction")
+    status = command("status", cmd_status, "re-engagement statistics")
+    status.add_argument("--json", action="store_true")
+    command("health", cmd_health, "check configuration, table, queues, SES identity, AI")
+    command("migrate", cmd_migrate, "backfill derived attributes on leads written by other systems")
+    clean = command("cleanup", cmd_cleanup, "clear eligibility flags left set for more than N days")
+    clean.add_argument("--days", type=int, default=30)
+    out = command("outbox", cmd_outbox, "the emails the local emulator captured")
+    out.add_argument("--json", action="store_true")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    for noisy in ("botocore", "urllib3", "werkzeug"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    try:
+        return int(args.handler(args))
+    except (CliError, SettingsError, TemplateError, ImportFileError, InvalidLeadDataError) as error:
+        message = str(error)
+    except TransientError as error:
+        message = f"AWS is throttling or unavailable, try again: {error}"
+    except (ClientError, BotoCoreError, PynamoDBException) as error:
+        message = f"AWS call failed: {str(error).splitlines()[0]}"
+    except KeyboardInterrupt:
+        message = "interrupted"
+    except Exception as error:  # noqa: BLE001 - the CLI promises one line, never a traceback
+        if args.verbose:
+            raise
+        message = f"unexpected {type(error).__name__}: {error} (run with --verbose for details)"
+    print(f"reengage: error: {message}", file=sys.stderr)
+    return EXIT_ERROR
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,35 @@
+"""SenderFunction: turn each queued follow-up request into at most one email."""
+
+from __future__ import annotations
+
+import os
+from collections import Counter
+from typing import Any
+
+from aws_lambda_powertools.metrics import MetricUnit
+
+from reengage.aws import lead_store, ses_mailer
+from reengage.observability import logger, metrics
+from reengage.sender import FollowUpSender, process_queue_event
+from reengage.settings import Settings
+
+settings = Settings.from_env(os.environ)
+sender = FollowUpSender(lead_store(settings), ses_mailer(settings), settings)
+
+_METRIC_BY_OUTCOME = {
+    "sent": "FollowUpsSent",
+    "skipped": "FollowUpsSkipped",
+    "failed": "FollowUpsFailed",
+    "in_doubt": "FollowUpsInDoubt",
+}
+
+
+@logger.inject_lambda_context(clear_state=True)
+@metrics.log_metrics
+def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    response, outcomes = process_queue_event(event, context, sender)
+    counts = Counter(outcome.kind for outcome in outcomes)
+    for kind, name in _METRIC_BY_OUTCOME.items():
+        metrics.add_metric(name=name, unit=MetricUnit.Count, value=counts.get(kind, 0))
+    metrics.add_metric(name="RecordsRetried", unit=MetricUnit.Count, value=len(response["batchItemFailures"]))
+    return response

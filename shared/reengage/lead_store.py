@@ -1,0 +1,393 @@
+"""Data access for the leads table (DynamoDB through pynamodb). The only module that imports pynamodb.
+
+The table is keyed by `id`. A sparse global secondary index, `ScheduleIndex`
+(`schedule_state` / `schedule_at`), holds only leads that can still get a follow-up,
+so selecting the due ones is one range Query, never a Scan. Every state change is a
+conditional write: two schedulers or two senders racing for a lead cannot both win.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from decimal import Decimal
+from typing import Any
+
+from pynamodb.attributes import Attribute, BooleanAttribute, UnicodeAttribute
+from pynamodb.constants import LIST
+from pynamodb.exceptions import AttributeDeserializationError, PynamoDBException
+from pynamodb.expressions.condition import Condition
+from pynamodb.indexes import GlobalSecondaryIndex, IncludeProjection
+from pynamodb.models import Model
+
+from reengage.clock import format_time, utc_now
+from reengage.leads import FollowUpStage, Lead, ScheduleState
+from reengage.ports import QueryStats, ScheduleEntry, TransientError
+
+SCHEDULE_INDEX_NAME = "ScheduleIndex"
+_THROTTLING_CODES = frozenset(
+    {
+        "ProvisionedThroughputExceededException",
+        "ThrottlingException",
+        "RequestLimitExceeded",
+        "InternalServerError",
+        "ServiceUnavailable",
+        "TransactionConflictException",
+    }
+)
+_CONDITION_FAILED = "ConditionalCheckFailedException"
+
+
+class InvalidLeadDataError(ValueError):
+    """A stored item that cannot be read as a lead (wrong attribute type, say)."""
+
+
+def _to_attribute_value(value: Any) -> dict[str, Any]:
+    if value is None:
+        return {"NULL": True}
+    if isinstance(value, bool):
+        return {"BOOL": value}
+    if isinstance(value, int | float | Decimal):
+        return {"N": str(value)}
+    if isinstance(value, dict):
+        return {"M": {str(key): _to_attribute_value(item) for key, item in value.items()}}
+    if isinstance(value, list | tuple):
+        return {"L": [_to_attribute_value(item) for item in value]}
+    return {"S": str(value)}
+
+
+def _from_attribute_value(value: dict[str, Any]) -> Any:
+    kind, payload = next(iter(value.items()))
+    if kind == "M":
+        return {key: _from_attribute_value(item) for key, item in payload.items()}
+    if kind == "L":
+        return [_from_attribute_value(item) for item in payload]
+    if kind == "N":
+        number = Decimal(payload)
+        return int(number) if number == number.to_integral_value() else float(number)
+    if kind == "NULL":
+        return None
+    if kind in ("SS", "NS", "BS"):
+        return list(payload)
+    return payload
+
+
+class HistoryAttribute(Attribute[list[dict[str, Any]]]):
+    """`engagement_history`: a list of maps, or (from other systems) a JSON or free-text string."""
+
+    attr_type = LIST
+
+    def get_value(self, value: dict[str, Any]) -> Any:
+        return value
+
+    def serialize(self, value: list[dict[str, Any]]) -> Any:
+        return [_to_attribute_value(entry) for entry in value]
+
+    def deserialize(self, value: Any) -> list[dict[str, Any]]:
+        if "L" in value:
+            return [e if isinstance(e, dict) else {"note": e} for e in _from_attribute_value(value)]
+        text = value.get("S", "")
+        if not text.strip():
+            return []
+        try:
+            parsed = json.loads(text)
+        except ValueError:
+            return [{"note": text}]
+        if isinstance(parsed, list):
+            return [entry if isinstance(entry, dict) else {"note": entry} for entry in parsed]
+        return [parsed if isinstance(parsed, dict) else {"note": parsed}]
+
+
+class ScheduleIndex(GlobalSecondaryIndex["LeadModel"]):
+    class Meta:
+        index_name = SCHEDULE_INDEX_NAME
+        projection = IncludeProjection(["follow_up_stage"])
+
+    schedule_state = UnicodeAttribute(hash_key=True)
+    schedule_at = UnicodeAttribute(range_key=True)
+
+
+class LeadModel(Model):
+    class Meta:
+        table_name = "unbound"  # set by DynamoLeadStore from settings
+
+    id = UnicodeAttribute(hash_key=True)
+    name = UnicodeAttribute(null=True)
+    email = UnicodeAttribute(null=True)
+    company = UnicodeAttribute(null=True)
+    company_website = UnicodeAttribute(null=True)
+    engagement_status = UnicodeAttribute(null=True)
+    engagement_stage = UnicodeAttribute(null=True)
+    email_confidence_level = UnicodeAttribute(null=True)
+    last_contacted = UnicodeAttribute(null=True)
+    follow_up_stage = UnicodeAttribute(null=True)
+    response_status = UnicodeAttribute(null=True)
+    eligible_for_reengagement = BooleanAttribute(null=True)
+    suppressed = BooleanAttribute(null=True)
+    engagement_history = HistoryAttribute(null=True)
+    created_at = UnicodeAttribute(null=True)
+    updated_at = UnicodeAttribute(null=True)
+    schedule_state = UnicodeAttribute(null=True)
+    schedule_at = UnicodeAttribute(null=True)
+    claim_stage = UnicodeAttribute(null=True)
+    claim_campaign = UnicodeAttribute(null=True)
+    schedule_index = ScheduleIndex()
+
+
+def _to_lead(model: LeadModel) -> Lead:
+    return Lead(
+        id=model.id,
+        email=model.email or "",
+        name=model.name or "",
+        company=model.company or "",
+        company_website=model.company_website or "",
+        engagement_status=model.engagement_status or "",
+        engagement_stage=model.engagement_stage or "",
+        email_confidence_level=model.email_confidence_level or "",
+        last_contacted=model.last_contacted,
+        follow_up_stage=model.follow_up_stage,
+        response_status=model.response_status,
+        eligible_for_reengagement=bool(model.eligible_for_reengagement),
+        suppressed=bool(model.suppressed),
+        engagement_history=list(model.engagement_history or []),
+        created_at=model.created_at,
+        updated_at=model.updated_at,
+        schedule_state=model.schedule_state,
+        schedule_at=model.schedule_at,
+        claim_stage=model.claim_stage,
+    )
+
+
+def _to_model(lead: Lead) -> LeadModel:
+    def optional(value: str | None) -> str | None:
+        return value if value else None
+
+    return LeadModel(
+        lead.id,
+        email=lead.email,
+        name=lead.name,
+        company=lead.company,
+        company_website=lead.company_website,
+        engagement_status=lead.engagement_status,
+        engagement_stage=lead.engagement_stage,
+        email_confidence_level=lead.email_confidence_level,
+        last_contacted=optional(lead.last_contacted),
+        follow_up_stage=optional(lead.follow_up_stage),
+        response_status=optional(lead.response_status),
+        eligible_for_reengagement=lead.eligible_for_reengagement,
+        suppressed=lead.suppressed or None,
+        engagement_history=lead.engagement_history,
+        created_at=optional(lead.created_at),
+        updated_at=optional(lead.updated_at),
+        schedule_state=optional(lead.schedule_state),
+        schedule_at=optional(lead.schedule_at),
+        claim_stage=optional(lead.claim_stage),
+    )
+
+
+def _raise_if_transient(error: PynamoDBException) -> None:
+    if error.cause_response_code in _THROTTLING_CODES:
+        raise TransientError(f"DynamoDB is throttling or unavailable: {error.cause_response_code}") from error
+
+
+class DynamoLeadStore:
+    """The leads table. Satisfies `reengage.ports.LeadStore`."""
+
+    def __init__(self, table_name: str, page_size: int = 500) -> None:
+        # pynamodb reads the table name and builds its client lazily, per class:
+        # bind both here so a process can point at another table or endpoint.
+        LeadModel.Meta.table_name = table_name
+        LeadModel._connection = None
+        self.page_size = page_size
+        self.query_stats = QueryStats()
+
+    # -- reads -------------------------------------------------------------
+    def get(self, lead_id: str) -> Lead | None:
+        try:
+            return _to_lead(LeadModel.get(lead_id, consistent_read=True))
+        except LeadModel.DoesNotExist:
+            return None
+        except AttributeDeserializationError as error:
+            raise InvalidLeadDataError(f"lead {lead_id!r}: {error}") from error
+        except PynamoDBException as error:
+            _raise_if_transient(error)
+            raise
+
+    def schedule(self, state: ScheduleState, until: str, page_size: int | None = None) -> Iterator[ScheduleEntry]:
+        size = page_size or self.page_size
+        last_key: dict[str, Any] | None = None
+        while True:
+            page = LeadModel.schedule_index.query(
+                state.value,
+                LeadModel.schedule_at <= until,
+                limit=size,
+                page_size=size,
+                last_evaluated_key=last_key,
+            )
+            try:
+                rows = list(page)
+            except PynamoDBException as error:
+                _raise_if_transient(error)
+                raise
+            self.query_stats.calls += 1
+            self.query_stats.items_examined += page.page_iter.total_scanned_count
+            for row in rows:
+                yield ScheduleEntry(row.id, state, row.schedule_at or "", row.follow_up_stage)
+            last_key = page.last_evaluated_key
+            if not last_key:
+                return
+
+    def scan(self) -> Iterator[Lead]:
+        """Every lead, page by page (upkeep and statistics only; selection never scans)."""
+        for raw in self.scan_raw():
+            try:
+                yield _to_lead(LeadModel.from_raw_data(raw))
+            except AttributeDeserializationError:
+                continue
+
+    def scan_raw(self) -> Iterator[dict[str, Any]]:
+        connection = LeadModel._get_connection()
+        last_key: dict[str, Any] | None = None
+        while True:
+            page = connection.scan(exclusive_start_key=last_key, limit=self.page_size)
+            self.query_stats.calls += 1
+            self.query_stats.items_examined += page.get("ScannedCount", 0)
+            yield from page.get("Items", [])
+            last_key = page.get("LastEvaluatedKey")
+            if not last_key:
+                return
+
+    def read_raw(self, raw: dict[str, Any]) -> Lead:
+        """A raw item as a lead, with a clear error when an attribute has the wrong type."""
+        try:
+            return _to_lead(LeadModel.from_raw_data(raw))
+        except AttributeDeserializationError as error:
+            raise InvalidLeadDataError(str(error)) from error
+
+    # -- conditional writes ------------------------------------------------
+    def _update(self, lead_id: str, actions: list[Any], condition: Condition) -> bool:
+        try:
+            LeadModel(lead_id).update(actions=actions, condition=condition)
+        except PynamoDBException as error:
+            if error.cause_response_code == _CONDITION_FAILED:
+                return False
+            _raise_if_transient(error)
+            raise
+        return True
+
+    def claim(self, entry: ScheduleEntry, stage: FollowUpStage, claimed_at: str, campaign_id: str) -> bool:
+        return self._update(
+            entry.lead_id,
+            [
+                LeadModel.schedule_state.set(ScheduleState.CLAIMED.value),
+                LeadModel.schedule_at.set(claimed_at),
+                LeadModel.claim_stage.set(stage.value),
+                LeadModel.claim_campaign.set(campaign_id),
+                LeadModel.eligible_for_reengagement.set(True),
+                LeadModel.updated_at.set(claimed_at),
+            ],
+            (LeadModel.schedule_state == entry.state.value) & (LeadModel.schedule_at == entry.at),
+        )
+
+    def release_claim(self, lead_id: str, stage: FollowUpStage, due_at: str | None) -> bool:
+        schedule = (
+            [LeadModel.schedule_state.set(ScheduleState.DUE.value), LeadModel.schedule_at.set(due_at)]
+            if due_at
+            else [LeadModel.schedule_state.remove(), LeadModel.schedule_at.remove()]
+        )
+        return self._update(
+            lead_id,
+            [
+                *schedule,
+                LeadModel.claim_stage.remove(),
+                LeadModel.claim_campaign.remove(),
+                LeadModel.eligible_for_reengagement.set(False),
+                LeadModel.updated_at.set(format_time(utc_now())),
+            ],
+            (LeadModel.schedule_state == ScheduleState.CLAIMED.value) & (LeadModel.claim_stage == stage.value),
+        )
+
+    def lock_for_send(self, lead_id: str, stage: FollowUpStage, locked_at: str) -> bool:
+        return self._update(
+            lead_id,
+            [LeadModel.schedule_state.set(ScheduleState.SENDING.value), LeadModel.schedule_at.set(locked_at)],
+            (LeadModel.schedule_state == ScheduleState.CLAIMED.value) & (LeadModel.claim_stage == stage.value),
+        )
+
+    def unlock_send(self, lead_id: str, stage: FollowUpStage) -> None:
+        self._update(
+            lead_id,
+            [LeadModel.schedule_state.set(ScheduleState.CLAIMED.value)],
+            (LeadModel.schedule_state == ScheduleState.SENDING.value) & (LeadModel.claim_stage == stage.value),
+        )
+
+    def record_sent(
+        self, lead: Lead, stage: FollowUpStage, sent_at: str, entry: dict[str, Any], next_due: bool
+    ) -> bool:
+        schedule = (
+            [LeadModel.schedule_state.set(ScheduleState.DUE.value), LeadModel.schedule_at.set(sent_at)]
+            if next_due
+            else [LeadModel.schedule_state.remove(), LeadModel.schedule_at.remove()]
+        )
+        return self._update(
+            lead.id,
+            [
+                *schedule,
+                LeadModel.follow_up_stage.set(stage.value),
+                LeadModel.last_contacted.set(sent_at),
+                LeadModel.eligible_for_reengagement.set(False),
+                # Rewritten whole: foreign items may hold the history as a string.
+                LeadModel.engagement_history.set([*lead.engagement_history, entry]),
+                LeadModel.updated_at.set(sent_at),
+                LeadModel.claim_stage.remove(),
+                LeadModel.claim_campaign.remove(),
+            ],
+            (LeadModel.schedule_state == ScheduleState.SENDING.value) & (LeadModel.claim_stage == stage.value),
+        )
+
+    def record_failed(self, lead: Lead, stage: FollowUpStage, entry: dict[str, Any]) -> None:
+        now = format_time(utc_now())
+        self._update(
+            lead.id,
+            [
+                LeadModel.schedule_state.remove(),
+                LeadModel.schedule_at.remove(),
+                LeadModel.claim_stage.remove(),
+                LeadModel.claim_campaign.remove(),
+                LeadModel.eligible_for_reengagement.set(False),
+                LeadModel.engagement_history.set([*lead.engagement_history, entry]),
+                LeadModel.updated_at.set(now),
+            ],
+            (LeadModel.schedule_state == ScheduleState.SENDING.value) & (LeadModel.claim_stage == stage.value),
+        )
+
+    def put(self, lead: Lead, previous: Lead | None = None) -> bool:
+        """Write a whole lead, only if nobody changed it since `previous` was read."""
+        if previous is None:
+            condition = LeadModel.id.does_not_exist()
+        elif previous.updated_at:
+            condition = LeadModel.updated_at == previous.updated_at
+        else:
+            condition = LeadModel.updated_at.does_not_exist()
+        try:
+            _to_model(lead).save(condition=condition)
+        except PynamoDBException as error:
+            if error.cause_response_code == _CONDITION_FAILED:
+                return False
+            _raise_if_transient(error)
+            raise
+        return True
+
+    def set_attributes(self, lead_id: str, values: dict[str, Any], previous_updated_at: str | None) -> bool:
+        """Set plain attributes on one item, only if it is unchanged (used by migrate)."""
+        attributes = LeadModel.get_attributes()
+        actions = [
+            attributes[name].remove() if value is None else attributes[name].set(value)
+            for name, value in values.items()
+        ]
+        condition = (
+            LeadModel.updated_at == previous_updated_at
+            if previous_updated_at
+            else LeadModel.updated_at.does_not_exist()
+        )
+        return self._update(lead_id, actions, condition & LeadModel.id.exists())

@@ -1,0 +1,86 @@
+"""Sending email with Amazon SES (v2, raw MIME so every message carries its own headers)."""
+
+from __future__ import annotations
+
+import re
+from email.headerregistry import Address
+from email.message import EmailMessage
+from email.utils import formatdate, make_msgid
+from typing import Any
+
+from botocore.exceptions import (
+    ClientError,
+    ConnectionClosedError,
+    ConnectTimeoutError,
+    EndpointConnectionError,
+    ReadTimeoutError,
+)
+
+from reengage.leads import ascii_domain
+from reengage.ports import OutgoingEmail, SendInDoubtError, SendRejectedError, TransientError
+
+# Errors that say nothing was sent and a later try may work (quota, throttling, paused account).
+_RETRYABLE = frozenset(
+    {
+        "Throttling",
+        "ThrottlingException",
+        "TooManyRequestsException",
+        "MaxSendRateExceeded",
+        "LimitExceededException",
+        "SendingPausedException",
+        "AccountSuspendedException",
+        "MailFromDomainNotVerifiedException",
+        "InternalFailure",
+        "ServiceUnavailable",
+    }
+)
+_TAG_UNSAFE = re.compile(r"[^A-Za-z0-9_-]")
+
+
+def _mailbox(display_name: str, address: str) -> Address:
+    local, domain = address.split("@")
+    return Address(display_name=display_name, username=local, domain=ascii_domain(domain) or domain)
+
+
+def build_mime(email: OutgoingEmail, sender_name: str, sender_email: str) -> bytes:
+    """A multipart/alternative message (plain text first, then HTML)."""
+    message = EmailMessage()
+    message["From"] = _mailbox(sender_name, sender_email)
+    message["To"] = _mailbox(email.to_name, email.to)
+    message["Subject"] = email.subject
+    message["Date"] = formatdate(usegmt=True)
+    message["Message-ID"] = make_msgid(domain=sender_email.split("@")[1])
+    message.set_content(email.text)
+    message.add_alternative(email.html, subtype="html")
+    return message.as_bytes()
+
+
+class SesMailer:
+    """Satisfies `reengage.ports.Mailer`."""
+
+    def __init__(self, client: Any, sender_email: str, sender_name: str) -> None:
+        self.client = client
+        self.sender_email = sender_email
+        self.sender_name = sender_name
+
+    def send(self, email: OutgoingEmail) -> str:
+        raw = build_mime(email, self.sender_name, self.sender_email)
+        tags = [{"Name": key, "Value": _TAG_UNSAFE.sub("_", value)[:256]} for key, value in email.tags.items()]
+        try:
+            response = self.client.send_email(
+                FromEmailAddress=self.sender_email,
+                Content={"Raw": {"Data": raw}},
+                EmailTags=tags,
+            )
+        except ClientError as error:
+            code = error.response.get("Error", {}).get("Code", "")
+            if code in _RETRYABLE:
+                raise TransientError(f"SES {code}") from error
+            raise SendRejectedError(f"SES {code}: {error.response.get('Error', {}).get('Message', '')}") from error
+        except (EndpointConnectionError, ConnectTimeoutError) as error:
+            # The request never reached SES.
+            raise TransientError(f"SES unreachable: {error}") from error
+        except (ReadTimeoutError, ConnectionClosedError) as error:
+            # The request reached SES and the answer was lost: it may have been sent.
+            raise SendInDoubtError(f"SES did not answer: {error}") from error
+        return str(response["MessageId"])

@@ -1,0 +1,115 @@
+"""The small interfaces the services need, and the errors adapters raise through them.
+
+Adapters (DynamoDB, SQS, SES) implement these; tests pass in-memory fakes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from reengage.leads import FollowUpStage, Lead, ScheduleState
+
+
+class TransientError(Exception):
+    """Try again later: throttling, an outage, a lost connection before anything happened."""
+
+
+class SendRejectedError(Exception):
+    """The mail service refused this message for good (bad address, content rejected)."""
+
+
+class SendInDoubtError(Exception):
+    """The send request went out but no answer came back: it may have been delivered."""
+
+
+@dataclass(frozen=True)
+class ScheduleEntry:
+    """One row of the schedule index: enough to claim the lead without reading it."""
+
+    lead_id: str
+    state: ScheduleState
+    at: str
+    follow_up_stage: str | None
+
+
+@dataclass
+class QueryStats:
+    """Items DynamoDB examined and API calls made, for the selection benchmark."""
+
+    items_examined: int = 0
+    calls: int = 0
+
+
+@dataclass(frozen=True)
+class FollowUpRequest:
+    """The queue message: which lead is claimed for which stage, by which campaign."""
+
+    lead_id: str
+    stage: FollowUpStage
+    campaign_id: str
+
+
+@dataclass(frozen=True)
+class OutgoingEmail:
+    to: str
+    to_name: str
+    subject: str
+    text: str
+    html: str
+    tags: dict[str, str] = field(default_factory=dict)
+
+
+class LeadStore(Protocol):
+    query_stats: QueryStats
+
+    def get(self, lead_id: str) -> Lead | None: ...
+
+    def schedule(self, state: ScheduleState, until: str) -> Iterator[ScheduleEntry]:
+        """Index rows in `state` whose sort key is at or before `until`, oldest first."""
+        ...
+
+    def claim(self, entry: ScheduleEntry, stage: FollowUpStage, claimed_at: str, campaign_id: str) -> bool:
+        """Move a due (or abandoned claimed) lead to claimed, only if the row is unchanged."""
+        ...
+
+    def release_claim(self, lead_id: str, stage: FollowUpStage, due_at: str | None) -> bool:
+        """Put a claimed lead back to due (or out of the index when `due_at` is None)."""
+        ...
+
+    def lock_for_send(self, lead_id: str, stage: FollowUpStage, locked_at: str) -> bool:
+        """Take the send lock: succeeds once per lead and stage, whoever asks."""
+        ...
+
+    def unlock_send(self, lead_id: str, stage: FollowUpStage) -> None:
+        """Give the lock back after a send that certainly did not happen."""
+        ...
+
+    def record_sent(
+        self, lead: Lead, stage: FollowUpStage, sent_at: str, entry: dict[str, Any], next_due: bool
+    ) -> bool:
+        """Record a successful send, guarded by the send lock; False when the lock was lost."""
+        ...
+
+    def record_failed(self, lead: Lead, stage: FollowUpStage, entry: dict[str, Any]) -> None:
+        """Record a send the mail service refused for good; the lead leaves the schedule."""
+        ...
+
+    def put(self, lead: Lead, previous: Lead | None = None) -> bool:
+        """Write a whole lead, only if nobody changed it since `previous` was read."""
+        ...
+
+    def scan(self) -> Iterator[Lead]: ...
+
+
+class FollowUpQueue(Protocol):
+    def enqueue(self, requests: Sequence[FollowUpRequest]) -> list[FollowUpRequest]:
+        """Send in batches of 10; returns the requests that could not be enqueued."""
+        ...
+
+
+class Mailer(Protocol):
+    def send(self, email: OutgoingEmail) -> str:
+        """Send one email; returns the provider's message id."""
+        ...

@@ -1,0 +1,154 @@
+"""The scheduler step of a campaign: find due leads, claim them, enqueue them.
+
+Due leads come from one range Query on the sparse schedule index (no Scan). Each is
+claimed with a conditional write, so two runs at once cannot both claim a lead, then
+enqueued in batches of 10. Claims that nobody finished (a sender that crashed, a
+message that went to the dead-letter queue) expire after `claim_timeout_minutes`
+and are claimed again by a later run: no lead is lost, none stays claimed forever.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from reengage.clock import format_time
+from reengage.leads import FollowUpStage, ScheduleState, next_stage
+from reengage.ports import FollowUpQueue, FollowUpRequest, LeadStore, ScheduleEntry
+from reengage.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+# Stop claiming when less than this is left before the Lambda deadline.
+DEADLINE_MARGIN_MS = 15_000
+
+
+class InvalidCampaignRequestError(ValueError):
+    """A scheduled event or CLI request with a field of the wrong type or range."""
+
+
+@dataclass(frozen=True)
+class CampaignRequest:
+    days_since_contact: int
+    limit: int | None = None
+    dry_run: bool = False
+
+    @classmethod
+    def from_event(cls, event: Mapping[str, Any] | None, settings: Settings) -> CampaignRequest:
+        """Read the schedule's input; absent fields take the deployment's settings."""
+        if event is None:
+            event = {}
+        if not isinstance(event, Mapping):
+            raise InvalidCampaignRequestError(f"event must be a JSON object, got {type(event).__name__}")
+        # EventBridge rules wrap the input in `detail`; EventBridge Scheduler passes it as is.
+        payload = event.get("detail") if isinstance(event.get("detail"), Mapping) else event
+        assert isinstance(payload, Mapping)
+        days = payload.get("days_since_contact", settings.days_between_followups)
+        limit = payload.get("limit")
+        dry_run = payload.get("dry_run", False)
+        if isinstance(days, bool) or not isinstance(days, int) or not 0 <= days <= 3650:
+            raise InvalidCampaignRequestError(f"days_since_contact must be a whole number 0-3650, got {days!r}")
+        if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
+            raise InvalidCampaignRequestError(f"limit must be a positive whole number or null, got {limit!r}")
+        if not isinstance(dry_run, bool):
+            raise InvalidCampaignRequestError(f"dry_run must be true or false, got {dry_run!r}")
+        return cls(days_since_contact=days, limit=limit, dry_run=dry_run or settings.dry_run)
+
+
+@dataclass
+class CampaignSummary:
+    campaign_id: str
+    dry_run: bool
+    eligible: int = 0  # due leads found (and abandoned claims found again)
+    marked: int = 0  # claimed and enqueued
+    reclaimed: int = 0  # of `marked`, abandoned claims taken over
+    lost_race: int = 0  # another run claimed the lead first
+    enqueue_failed: int = 0  # claims released because SQS refused the message
+    left_for_next_run: int = 0  # due but not claimed (limit or deadline)
+    stopped_at_deadline: bool = False
+    would_send: list[tuple[str, FollowUpStage]] = field(default_factory=list)  # dry run only
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "campaign_id": self.campaign_id,
+            "dry_run": self.dry_run,
+            "eligible": self.eligible,
+            "marked": self.marked,
+            "reclaimed": self.reclaimed,
+            "lost_race": self.lost_race,
+            "enqueue_failed": self.enqueue_failed,
+            "left_for_next_run": self.left_for_next_run,
+            "stopped_at_deadline": self.stopped_at_deadline,
+        }
+
+
+def new_campaign_id(now: datetime) -> str:
+    return f"{now:%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:8]}"
+
+
+def run_scheduler(
+    store: LeadStore,
+    queue: FollowUpQueue,
+    request: CampaignRequest,
+    settings: Settings,
+    now: datetime,
+    time_left_ms: Callable[[], int] = lambda: 900_000,
+    campaign_id: str | None = None,
+) -> CampaignSummary:
+    """Claim and enqueue every due lead (up to `limit`), or only count them in a dry run."""
+    summary = CampaignSummary(campaign_id=campaign_id or new_campaign_id(now), dry_run=request.dry_run)
+    claimed_at = format_time(now)
+    pending: list[tuple[FollowUpRequest, ScheduleEntry]] = []
+
+    def flush() -> None:
+        if not pending:
+            return
+        failed = set(queue.enqueue([follow_up for follow_up, _ in pending]))
+        for follow_up, entry in pending:
+            if follow_up in failed:
+                summary.enqueue_failed += 1
+                # Back to due so the next run takes it; an abandoned claim just expires again.
+                if entry.state is ScheduleState.DUE:
+                    store.release_claim(follow_up.lead_id, follow_up.stage, entry.at)
+            else:
+                summary.marked += 1
+                summary.reclaimed += entry.state is ScheduleState.CLAIMED
+        pending.clear()
+
+    abandoned_before = format_time(now - timedelta(minutes=settings.claim_timeout_minutes))
+    due_before = format_time(now - timedelta(days=request.days_since_contact))
+    candidates = [
+        store.schedule(ScheduleState.CLAIMED, abandoned_before),
+        store.schedule(ScheduleState.DUE, due_before),
+    ]
+    for rows in candidates:
+        for entry in rows:
+            if time_left_ms() < DEADLINE_MARGIN_MS:
+                summary.stopped_at_deadline = True
+                break
+            stage = next_stage(entry.follow_up_stage, settings.max_followups).stage
+            if stage is None:
+                continue  # the sender removes such leads from the index when it sees them
+            summary.eligible += 1
+            claimed_so_far = summary.marked + len(pending) + len(summary.would_send)
+            if request.limit is not None and claimed_so_far >= request.limit:
+                summary.left_for_next_run += 1
+                continue
+            if request.dry_run:
+                summary.would_send.append((entry.lead_id, stage))
+                continue
+            if not store.claim(entry, stage, claimed_at, summary.campaign_id):
+                summary.lost_race += 1
+                continue
+            pending.append((FollowUpRequest(entry.lead_id, stage, summary.campaign_id), entry))
+            if len(pending) == 10:
+                flush()
+        if summary.stopped_at_deadline:
+            break
+    flush()
+    logger.info("scheduler finished", extra={"summary": summary.as_dict()})
+    return summary

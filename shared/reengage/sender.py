@@ -1,0 +1,190 @@
+"""The sender step: one queued follow-up request becomes at most one email.
+
+For each request: re-read the lead; skip it with a reason when it is no longer due;
+write the message; take the send lock (a conditional write that succeeds once per lead
+and stage); send; record the result under that lock. A request delivered twice, or two
+senders racing, cannot produce a second email: only one of them gets the lock, and a
+lock that is never released (a crash after the send) is treated as possibly sent.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
+from aws_lambda_powertools.utilities.parser.models import SqsRecordModel
+from pydantic import BaseModel, Field, Json
+
+from reengage.clock import format_time, utc_now
+from reengage.leads import STAGE_ORDER, FollowUpStage, Lead, ScheduleState, SkipReason, due_schedule, standing_verdict
+from reengage.messages import FollowUpMessage, render_follow_up
+from reengage.ports import (
+    FollowUpRequest,
+    LeadStore,
+    Mailer,
+    OutgoingEmail,
+    SendInDoubtError,
+    SendRejectedError,
+    TransientError,
+)
+from reengage.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+SENT = "sent"
+SKIPPED = "skipped"
+FAILED = "failed"
+IN_DOUBT = "in_doubt"
+
+MessageWriter = Callable[[Lead, FollowUpStage, datetime], FollowUpMessage]
+
+
+@dataclass(frozen=True)
+class SendOutcome:
+    lead_id: str
+    stage: str
+    kind: str  # sent | skipped | failed | in_doubt
+    reason: str = ""
+    message_id: str = ""
+    generator: str = ""
+    subject: str = ""
+
+
+def _stage_index(stage: str | None) -> int:
+    return STAGE_ORDER.index(FollowUpStage(stage)) if stage in STAGE_ORDER else -1
+
+
+class FollowUpSender:
+    def __init__(
+        self,
+        store: LeadStore,
+        mailer: Mailer,
+        settings: Settings,
+        writer: MessageWriter | None = None,
+        clock: Callable[[], datetime] = utc_now,
+    ) -> None:
+        self.store = store
+        self.mailer = mailer
+        self.settings = settings
+        self.writer = writer or (lambda lead, stage, now: render_follow_up(lead, stage, settings.sender_name, now))
+        self.clock = clock
+
+    def _skip(self, request: FollowUpRequest, reason: SkipReason, detail: str = "") -> SendOutcome:
+        logger.info("follow-up skipped", extra={"lead_id": request.lead_id, "stage": request.stage, "reason": reason})
+        return SendOutcome(request.lead_id, request.stage.value, SKIPPED, f"{reason}{': ' + detail if detail else ''}")
+
+    def send(self, request: FollowUpRequest) -> SendOutcome:
+        """Handle one request. Raises TransientError when it should be retried later."""
+        lead = self.store.get(request.lead_id)
+        if lead is None:
+            return self._skip(request, SkipReason.LEAD_NOT_FOUND)
+        if _stage_index(lead.follow_up_stage) >= _stage_index(request.stage):
+            return self._skip(request, SkipReason.ALREADY_SENT, lead.follow_up_stage or "")
+        if lead.schedule_state == ScheduleState.SENDING and lead.claim_stage == request.stage:
+            return self._skip(request, SkipReason.SEND_IN_DOUBT)
+        if lead.schedule_state != ScheduleState.CLAIMED or lead.claim_stage != request.stage:
+            return self._skip(request, SkipReason.NOT_CLAIMED, lead.schedule_state or "not scheduled")
+
+        verdict = standing_verdict(lead, self.settings.max_followups)
+        if verdict.stage != request.stage:
+            # Its state changed since it was claimed (replied, converted, opted out...).
+            schedule = due_schedule(lead, self.settings.max_followups)
+            self.store.release_claim(lead.id, request.stage, schedule[1] if schedule else None)
+            return self._skip(request, verdict.reason or SkipReason.NOT_CLAIMED, verdict.detail)
+
+        now = self.clock()
+        message = self.writer(lead, request.stage, now)
+        if self.settings.dry_run:
+            schedule = due_schedule(lead, self.settings.max_followups)
+            self.store.release_claim(lead.id, request.stage, schedule[1] if schedule else None)
+            return SendOutcome(lead.id, request.stage.value, SKIPPED, SkipReason.DRY_RUN, subject=message.subject)
+
+        if not self.store.lock_for_send(lead.id, request.stage, format_time(now)):
+            return self._skip(request, SkipReason.DUPLICATE_DELIVERY)
+        return self._deliver(lead, request, message, now)
+
+    def _deliver(self, lead: Lead, request: FollowUpRequest, message: FollowUpMessage, now: datetime) -> SendOutcome:
+        email = OutgoingEmail(
+            to=lead.email,
+            to_name=lead.name,
+            subject=message.subject,
+            text=message.text,
+            html=message.html,
+            tags={"lead_id": lead.id, "stage": request.stage.value, "campaign": request.campaign_id},
+        )
+        entry: dict[str, Any] = {
+            "stage": request.stage.value,
+            "at": format_time(now),
+            "generator": message.generator,
+            "campaign_id": request.campaign_id,
+            "subject": message.subject,
+        }
+        try:
+            message_id = self.mailer.send(email)
+        except TransientError:
+            self.store.unlock_send(lead.id, request.stage)
+            raise
+        except SendRejectedError as error:
+            self.store.record_failed(lead, request.stage, {**entry, "outcome": "rejected", "error": str(error)})
+            logger.warning(
+                "follow-up rejected", extra={"lead_id": lead.id, "stage": request.stage, "error": str(error)}
+            )
+            return SendOutcome(lead.id, request.stage.value, FAILED, str(error), generator=message.generator)
+        except SendInDoubtError as error:
+            # Keep the lock: a second email is worse than a missing one.
+            logger.error(
+                "follow-up possibly sent", extra={"lead_id": lead.id, "stage": request.stage, "error": str(error)}
+            )
+            return SendOutcome(lead.id, request.stage.value, IN_DOUBT, str(error), generator=message.generator)
+
+        sent_at = format_time(self.clock())
+        next_due = _stage_index(request.stage) + 1 < min(self.settings.max_followups, len(STAGE_ORDER))
+        entry = {**entry, "at": sent_at, "outcome": "sent", "message_id": message_id}
+        try:
+            recorded = self.store.record_sent(lead, request.stage, sent_at, entry, next_due)
+        except TransientError:
+            recorded = False
+        if not recorded:
+            logger.error("follow-up sent but not recorded", extra={"lead_id": lead.id, "stage": request.stage})
+        logger.info("follow-up sent", extra={"lead_id": lead.id, "stage": request.stage, "message_id": message_id})
+        return SendOutcome(
+            lead.id,
+            request.stage.value,
+            SENT,
+            message_id=message_id,
+            generator=message.generator,
+            subject=message.subject,
+        )
+
+
+class FollowUpBody(BaseModel):
+    """The queue message body, as the scheduler writes it."""
+
+    lead_id: str = Field(min_length=1, max_length=2048)
+    stage: FollowUpStage
+    campaign_id: str = Field(default="", max_length=128)
+
+
+class FollowUpRecord(SqsRecordModel):
+    body: Json[FollowUpBody]  # type: ignore[assignment]
+
+
+def process_queue_event(
+    event: dict[str, Any], context: Any, sender: FollowUpSender
+) -> tuple[dict[str, Any], list[SendOutcome]]:
+    """Handle an SQS batch with partial-batch failures: only failed records come back."""
+    outcomes: list[SendOutcome] = []
+
+    def handle(record: FollowUpRecord) -> str:
+        body = record.body
+        outcome = sender.send(FollowUpRequest(body.lead_id, body.stage, body.campaign_id))
+        outcomes.append(outcome)
+        return outcome.kind
+
+    processor = BatchProcessor(event_type=EventType.SQS, model=FollowUpRecord, raise_on_entire_batch_failure=False)
+    response = process_partial_response(event=event, record_handler=handle, processor=processor, context=context)
+    return dict(response), outcomes

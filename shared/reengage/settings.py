@@ -1,0 +1,90 @@
+"""Settings: parsed from the environment once, validated, then passed down.
+
+Handlers and the CLI read the same variables; nothing below them reads os.environ.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from reengage.leads import email_problem
+
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off", ""}
+
+
+class SettingsError(ValueError):
+    """One or more environment variables are missing or invalid."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    leads_table_name: str
+    queue_url: str
+    sender_email: str
+    sender_name: str = "reengage"
+    days_between_followups: int = 7
+    max_followups: int = 2
+    dry_run: bool = False
+    # A claim older than this is taken to be abandoned and is claimed again.
+    claim_timeout_minutes: int = 720
+    openai_model: str = "gpt-4o-mini"
+    openai_api_key_secret: str = ""
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> Settings:
+        """Build settings from environment variables, reporting every problem at once."""
+        problems: list[str] = []
+
+        def text(name: str, default: str | None = None) -> str:
+            value = env.get(name, "").strip()
+            if value:
+                return value
+            if default is None:
+                problems.append(f"{name} is not set")
+                return ""
+            return default
+
+        def integer(name: str, default: int, low: int, high: int) -> int:
+            raw = env.get(name, "").strip()
+            if not raw:
+                return default
+            try:
+                value = int(raw)
+            except ValueError:
+                problems.append(f"{name}={raw!r} is not a whole number")
+                return default
+            if not low <= value <= high:
+                problems.append(f"{name}={value} must be between {low} and {high}")
+            return value
+
+        def boolean(name: str, default: bool) -> bool:
+            raw = env.get(name, "").strip().lower()
+            if not raw:
+                return default
+            if raw in _TRUE:
+                return True
+            if raw in _FALSE:
+                return False
+            problems.append(f"{name}={raw!r} must be true or false")
+            return default
+
+        sender_email = text("SENDER_EMAIL")
+        if sender_email and (problem := email_problem(sender_email)):
+            problems.append(f"SENDER_EMAIL={sender_email!r} is not a valid address: {problem}")
+        settings = cls(
+            leads_table_name=text("LEADS_TABLE_NAME"),
+            queue_url=text("QUEUE_URL"),
+            sender_email=sender_email,
+            sender_name=text("SENDER_NAME", "reengage"),
+            days_between_followups=integer("DAYS_BETWEEN_FOLLOWUPS", 7, 1, 365),
+            max_followups=integer("MAX_FOLLOWUPS", 2, 1, 2),
+            dry_run=boolean("DRY_RUN", False),
+            claim_timeout_minutes=integer("CLAIM_TIMEOUT_MINUTES", 720, 5, 10080),
+            openai_model=text("OPENAI_MODEL", "gpt-4o-mini"),
+            openai_api_key_secret=env.get("OPENAI_API_KEY_SECRET", "").strip(),
+        )
+        if problems:
+            raise SettingsError("; ".join(problems))
+        return settings
