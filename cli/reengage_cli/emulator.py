@@ -146,6 +146,41 @@ class Provisioned:
     environment: dict[str, str]  # the functions' environment variables
 
 
+class _Provisioner:
+    """Creates (or only looks up) one stateful resource at a time, recording its Ref and attributes."""
+
+    def __init__(self, resolver: Resolver, region: str, create: bool) -> None:
+        self.resolver = resolver
+        self.region = region
+        self.create = create
+        self.dynamodb: Any = boto3.client("dynamodb", region_name=region)
+        self.sqs: Any = boto3.client("sqs", region_name=region)
+        self.ses: Any = boto3.client("ses", region_name=region)
+
+    def table(self, logical: str, props: dict[str, Any]) -> None:
+        name = props.get("TableName") or _physical_name(logical)
+        if self.create:
+            _create_table(self.dynamodb, name, props)
+        self.resolver.refs[logical] = name
+        self.resolver.attributes[(logical, "Arn")] = f"arn:aws:dynamodb:{self.region}:123456789012:table/{name}"
+
+    def queue(self, logical: str, props: dict[str, Any]) -> None:
+        name = props.get("QueueName") or _physical_name(logical)
+        if self.create:
+            url, arn = _create_queue(self.sqs, name, props)
+        else:
+            url = self.sqs.get_queue_url(QueueName=name)["QueueUrl"]
+            arn = f"arn:aws:sqs:{self.region}:123456789012:{name}"
+        self.resolver.refs[logical] = url
+        self.resolver.attributes[(logical, "Arn")] = arn
+        self.resolver.attributes[(logical, "QueueName")] = name
+
+    def identity(self, logical: str, props: dict[str, Any]) -> None:
+        if self.create:
+            _verify_identity(self.ses, props["EmailIdentity"])
+        self.resolver.refs[logical] = props["EmailIdentity"]
+
+
 def provision(
     overrides: Mapping[str, str] | None = None, region: str = DEFAULT_REGION, create: bool = True
 ) -> Provisioned:
@@ -157,12 +192,16 @@ def provision(
     """
     template = load_template(find_template())
     resolver = Resolver.for_template(template, overrides or {}, region)
-    dynamodb, sqs, ses = (boto3.client(name, region_name=region) for name in ("dynamodb", "sqs", "ses"))  # type: ignore[call-overload]
+    provisioner = _Provisioner(resolver, region, create)
+    builders = {
+        "AWS::DynamoDB::Table": provisioner.table,
+        "AWS::SQS::Queue": provisioner.queue,
+        "AWS::SES::EmailIdentity": provisioner.identity,
+    }
     pending = {
         logical: spec
         for logical, spec in template["Resources"].items()
-        if spec.get("Type") in {"AWS::DynamoDB::Table", "AWS::SQS::Queue", "AWS::SES::EmailIdentity"}
-        and ("Condition" not in spec or resolver.condition(spec["Condition"]))
+        if spec.get("Type") in builders and ("Condition" not in spec or resolver.condition(spec["Condition"]))
     }
     while pending:
         progressed = False
@@ -171,32 +210,15 @@ def provision(
                 props = resolver.resolve(spec.get("Properties", {}))
             except TemplateError:
                 continue  # depends on a resource not created yet
-            kind = spec["Type"]
-            if kind == "AWS::DynamoDB::Table":
-                name = props.get("TableName") or _physical_name(logical)
-                if create:
-                    _create_table(dynamodb, name, props)
-                resolver.refs[logical] = name
-                resolver.attributes[(logical, "Arn")] = f"arn:aws:dynamodb:{region}:123456789012:table/{name}"
-            elif kind == "AWS::SQS::Queue":
-                name = props.get("QueueName") or _physical_name(logical)
-                if create:
-                    url, arn = _create_queue(sqs, name, props)
-                else:
-                    url = sqs.get_queue_url(QueueName=name)["QueueUrl"]
-                    arn = f"arn:aws:sqs:{region}:123456789012:{name}"
-                resolver.refs[logical] = url
-                resolver.attributes[(logical, "Arn")] = arn
-                resolver.attributes[(logical, "QueueName")] = name
-            else:
-                if create:
-                    _verify_identity(ses, props["EmailIdentity"])
-                resolver.refs[logical] = props["EmailIdentity"]
+            builders[spec["Type"]](logical, props)
             del pending[logical]
             progressed = True
         if not progressed:
             raise TemplateError(f"cannot resolve the properties of {', '.join(sorted(pending))}")
+    return Provisioned(dict(resolver.refs), _function_environment(template, resolver))
 
+
+def _function_environment(template: dict[str, Any], resolver: Resolver) -> dict[str, str]:
     variables = template.get("Globals", {}).get("Function", {}).get("Environment", {}).get("Variables", {})
     environment: dict[str, str] = {}
     for name, value in variables.items():
@@ -206,7 +228,7 @@ def provision(
             environment[name] = str(resolver.resolve(value))
         except TemplateError:
             continue  # refers to something with no local counterpart
-    return Provisioned(dict(resolver.refs), environment)
+    return environment
 
 
 def dead_letter_queue_url(queue_url: str) -> str | None:

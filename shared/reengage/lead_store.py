@@ -249,7 +249,7 @@ class DynamoLeadStore:
         connection = LeadModel._get_connection()
         last_key: dict[str, Any] | None = None
         while True:
-            page = connection.scan(exclusive_start_key=last_key, limit=self.page_size)
+            page = connection.scan(exclusive_start_key=last_key, limit=self.page_size)  # type: ignore[arg-type]
             self.query_stats.calls += 1
             self.query_stats.items_examined += page.get("ScannedCount", 0)
             yield from page.get("Items", [])
@@ -286,6 +286,13 @@ class DynamoLeadStore:
                 LeadModel.eligible_for_reengagement.set(True),
                 LeadModel.updated_at.set(claimed_at),
             ],
+            (LeadModel.schedule_state == entry.state.value) & (LeadModel.schedule_at == entry.at),
+        )
+
+    def unschedule(self, entry: ScheduleEntry) -> bool:
+        return self._update(
+            entry.lead_id,
+            [LeadModel.schedule_state.remove(), LeadModel.schedule_at.remove()],
             (LeadModel.schedule_state == entry.state.value) & (LeadModel.schedule_at == entry.at),
         )
 
@@ -363,6 +370,7 @@ class DynamoLeadStore:
 
     def put(self, lead: Lead, previous: Lead | None = None) -> bool:
         """Write a whole lead, only if nobody changed it since `previous` was read."""
+        condition: Condition
         if previous is None:
             condition = LeadModel.id.does_not_exist()
         elif previous.updated_at:

@@ -74,6 +74,10 @@ class LeadStore(Protocol):
         """Move a due (or abandoned claimed) lead to claimed, only if the row is unchanged."""
         ...
 
+    def unschedule(self, entry: ScheduleEntry) -> bool:
+        """Take a lead out of the schedule index, only if the row is unchanged."""
+        ...
+
     def release_claim(self, lead_id: str, stage: FollowUpStage, due_at: str | None) -> bool:
         """Put a claimed lead back to due (or out of the index when `due_at` is None)."""
         ...

@@ -14,6 +14,7 @@ import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from itertools import chain
 from typing import Any
 
 from reengage.clock import format_time
@@ -25,6 +26,8 @@ logger = logging.getLogger(__name__)
 
 # Stop claiming when less than this is left before the Lambda deadline.
 DEADLINE_MARGIN_MS = 15_000
+# SendMessageBatch takes at most 10 messages.
+ENQUEUE_BATCH = 10
 
 
 class InvalidCampaignRequestError(ValueError):
@@ -90,6 +93,49 @@ def new_campaign_id(now: datetime) -> str:
     return f"{now:%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:8]}"
 
 
+class _Campaign:
+    """One scheduler run's state: claims in flight to the queue, and the running summary."""
+
+    def __init__(self, store: LeadStore, queue: FollowUpQueue, request: CampaignRequest, summary: CampaignSummary):
+        self.store = store
+        self.queue = queue
+        self.request = request
+        self.summary = summary
+        self.pending: list[tuple[FollowUpRequest, ScheduleEntry]] = []
+
+    def at_limit(self) -> bool:
+        taken = self.summary.marked + len(self.pending) + len(self.summary.would_send)
+        return self.request.limit is not None and taken >= self.request.limit
+
+    def consider(self, entry: ScheduleEntry, stage: FollowUpStage, claimed_at: str) -> None:
+        self.summary.eligible += 1
+        if self.at_limit():
+            self.summary.left_for_next_run += 1
+        elif self.request.dry_run:
+            self.summary.would_send.append((entry.lead_id, stage))
+        elif not self.store.claim(entry, stage, claimed_at, self.summary.campaign_id):
+            self.summary.lost_race += 1
+        else:
+            self.pending.append((FollowUpRequest(entry.lead_id, stage, self.summary.campaign_id), entry))
+            if len(self.pending) == ENQUEUE_BATCH:
+                self.flush()
+
+    def flush(self) -> None:
+        if not self.pending:
+            return
+        failed = set(self.queue.enqueue([follow_up for follow_up, _ in self.pending]))
+        for follow_up, entry in self.pending:
+            if follow_up in failed:
+                self.summary.enqueue_failed += 1
+                # Back to due so the next run takes it; an abandoned claim just expires again.
+                if entry.state is ScheduleState.DUE:
+                    self.store.release_claim(follow_up.lead_id, follow_up.stage, entry.at)
+            else:
+                self.summary.marked += 1
+                self.summary.reclaimed += entry.state is ScheduleState.CLAIMED
+        self.pending.clear()
+
+
 def run_scheduler(
     store: LeadStore,
     queue: FollowUpQueue,
@@ -99,56 +145,30 @@ def run_scheduler(
     time_left_ms: Callable[[], int] = lambda: 900_000,
     campaign_id: str | None = None,
 ) -> CampaignSummary:
-    """Claim and enqueue every due lead (up to `limit`), or only count them in a dry run."""
+    """Claim and enqueue every due lead (up to `limit`), or only count them in a dry run.
+
+    Abandoned claims (older than the claim timeout) come first: they have waited longest.
+    """
     summary = CampaignSummary(campaign_id=campaign_id or new_campaign_id(now), dry_run=request.dry_run)
+    campaign = _Campaign(store, queue, request, summary)
     claimed_at = format_time(now)
-    pending: list[tuple[FollowUpRequest, ScheduleEntry]] = []
-
-    def flush() -> None:
-        if not pending:
-            return
-        failed = set(queue.enqueue([follow_up for follow_up, _ in pending]))
-        for follow_up, entry in pending:
-            if follow_up in failed:
-                summary.enqueue_failed += 1
-                # Back to due so the next run takes it; an abandoned claim just expires again.
-                if entry.state is ScheduleState.DUE:
-                    store.release_claim(follow_up.lead_id, follow_up.stage, entry.at)
-            else:
-                summary.marked += 1
-                summary.reclaimed += entry.state is ScheduleState.CLAIMED
-        pending.clear()
-
     abandoned_before = format_time(now - timedelta(minutes=settings.claim_timeout_minutes))
     due_before = format_time(now - timedelta(days=request.days_since_contact))
-    candidates = [
+    candidates = chain(
         store.schedule(ScheduleState.CLAIMED, abandoned_before),
         store.schedule(ScheduleState.DUE, due_before),
-    ]
-    for rows in candidates:
-        for entry in rows:
-            if time_left_ms() < DEADLINE_MARGIN_MS:
-                summary.stopped_at_deadline = True
-                break
-            stage = next_stage(entry.follow_up_stage, settings.max_followups).stage
-            if stage is None:
-                continue  # the sender removes such leads from the index when it sees them
-            summary.eligible += 1
-            claimed_so_far = summary.marked + len(pending) + len(summary.would_send)
-            if request.limit is not None and claimed_so_far >= request.limit:
-                summary.left_for_next_run += 1
-                continue
-            if request.dry_run:
-                summary.would_send.append((entry.lead_id, stage))
-                continue
-            if not store.claim(entry, stage, claimed_at, summary.campaign_id):
-                summary.lost_race += 1
-                continue
-            pending.append((FollowUpRequest(entry.lead_id, stage, summary.campaign_id), entry))
-            if len(pending) == 10:
-                flush()
-        if summary.stopped_at_deadline:
+    )
+    for entry in candidates:
+        if time_left_ms() < DEADLINE_MARGIN_MS:
+            summary.stopped_at_deadline = True
             break
-    flush()
+        stage = next_stage(entry.follow_up_stage, settings.max_followups).stage
+        if stage is None:
+            # Finished its sequence under a smaller MAX_FOLLOWUPS: take it out of the index.
+            if not request.dry_run:
+                store.unschedule(entry)
+            continue
+        campaign.consider(entry, stage, claimed_at)
+    campaign.flush()
     logger.info("scheduler finished", extra={"summary": summary.as_dict()})
     return summary

@@ -170,7 +170,7 @@ class FollowUpBody(BaseModel):
 
 
 class FollowUpRecord(SqsRecordModel):
-    body: Json[FollowUpBody]  # type: ignore[assignment]
+    body: Json[FollowUpBody]
 
 
 def process_queue_event(

@@ -35,56 +35,63 @@ class Settings:
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Settings:
         """Build settings from environment variables, reporting every problem at once."""
-        problems: list[str] = []
-
-        def text(name: str, default: str | None = None) -> str:
-            value = env.get(name, "").strip()
-            if value:
-                return value
-            if default is None:
-                problems.append(f"{name} is not set")
-                return ""
-            return default
-
-        def integer(name: str, default: int, low: int, high: int) -> int:
-            raw = env.get(name, "").strip()
-            if not raw:
-                return default
-            try:
-                value = int(raw)
-            except ValueError:
-                problems.append(f"{name}={raw!r} is not a whole number")
-                return default
-            if not low <= value <= high:
-                problems.append(f"{name}={value} must be between {low} and {high}")
-            return value
-
-        def boolean(name: str, default: bool) -> bool:
-            raw = env.get(name, "").strip().lower()
-            if not raw:
-                return default
-            if raw in _TRUE:
-                return True
-            if raw in _FALSE:
-                return False
-            problems.append(f"{name}={raw!r} must be true or false")
-            return default
-
-        sender_email = text("SENDER_EMAIL")
+        read = _EnvReader(env)
+        sender_email = read.text("SENDER_EMAIL")
         if sender_email and (problem := email_problem(sender_email)):
-            problems.append(f"SENDER_EMAIL={sender_email!r} is not a valid address: {problem}")
+            read.problems.append(f"SENDER_EMAIL={sender_email!r} is not a valid address: {problem}")
         settings = cls(
-            leads_table_name=text("LEADS_TABLE_NAME"),
-            queue_url=text("QUEUE_URL"),
+            leads_table_name=read.text("LEADS_TABLE_NAME"),
+            queue_url=read.text("QUEUE_URL"),
             sender_email=sender_email,
-            sender_name=text("SENDER_NAME", "reengage"),
-            days_between_followups=integer("DAYS_BETWEEN_FOLLOWUPS", 7, 1, 365),
-            max_followups=integer("MAX_FOLLOWUPS", 2, 1, 2),
-            dry_run=boolean("DRY_RUN", False),
-            claim_timeout_minutes=integer("CLAIM_TIMEOUT_MINUTES", 720, 5, 10080),
-            openai_model=text("OPENAI_MODEL", "gpt-4o-mini"),
-            openai_api_key_secret=env.get("OPENAI_API_KEY_SECRET", "").strip(),
+            sender_name=read.text("SENDER_NAME", "reengage"),
+            days_between_followups=read.integer("DAYS_BETWEEN_FOLLOWUPS", 7, 1, 365),
+            max_followups=read.integer("MAX_FOLLOWUPS", 2, 1, 2),
+            dry_run=read.boolean("DRY_RUN", False),
+            claim_timeout_minutes=read.integer("CLAIM_TIMEOUT_MINUTES", 720, 5, 10080),
+            openai_model=read.text("OPENAI_MODEL", "gpt-4o-mini"),
+            openai_api_key_secret=read.text("OPENAI_API_KEY_SECRET", ""),
         )
-        if problems:
-            raise SettingsError("; ".join(problems))
+        if read.problems:
+            raise SettingsError("; ".join(read.problems))
         return settings
+
+
+class _EnvReader:
+    """Typed reads of environment variables that collect problems instead of stopping at the first."""
+
+    def __init__(self, env: Mapping[str, str]) -> None:
+        self.env = env
+        self.problems: list[str] = []
+
+    def text(self, name: str, default: str | None = None) -> str:
+        value = self.env.get(name, "").strip()
+        if value:
+            return value
+        if default is None:
+            self.problems.append(f"{name} is not set")
+            return ""
+        return default
+
+    def integer(self, name: str, default: int, low: int, high: int) -> int:
+        raw = self.env.get(name, "").strip()
+        if not raw:
+            return default
+        try:
+            value = int(raw)
+        except ValueError:
+            self.problems.append(f"{name}={raw!r} is not a whole number")
+            return default
+        if not low <= value <= high:
+            self.problems.append(f"{name}={value} must be between {low} and {high}")
+        return value
+
+    def boolean(self, name: str, default: bool) -> bool:
+        raw = self.env.get(name, "").strip().lower()
+        if not raw:
+            return default
+        if raw in _TRUE:
+            return True
+        if raw in _FALSE:
+            return False
+        self.problems.append(f"{name}={raw!r} must be true or false")
+        return default

@@ -105,96 +105,118 @@ def _check_website(value: str) -> str | None:
     return None
 
 
+_KNOWN_VALUES: dict[str, frozenset[str]] = {
+    "engagement_status": KNOWN_ENGAGEMENT_STATUSES,
+    "email_confidence_level": KNOWN_CONFIDENCE,
+    "response_status": frozenset(status.value for status in ResponseStatus),
+    "follow_up_stage": frozenset(stage.value for stage in STAGE_ORDER),
+}
+
+
+class _RowCheck:
+    """Collects every problem of one row, and the fields it sets."""
+
+    def __init__(self, row_number: int, row: dict[str, Any], lead_id: str) -> None:
+        self.row_number = row_number
+        self.row = row
+        self.lead_id = lead_id
+        self.errors: list[RowError] = []
+        self.fields: dict[str, Any] = {}
+
+    def error(self, field: str, reason: str) -> None:
+        self.errors.append(RowError(self.row_number, self.lead_id, field, reason))
+
+    def failed(self, field: str) -> bool:
+        return any(error.field == field for error in self.errors)
+
+    def unknown_fields(self) -> None:
+        for name in sorted(set(self.row) - KNOWN_FIELDS):
+            self.error(name, f"unknown field (known: {', '.join(sorted(KNOWN_FIELDS))})")
+
+    def text_fields(self) -> None:
+        for name, cap in TEXT_FIELDS.items():
+            value = self.row.get(name)
+            if value is None or value == "":
+                continue
+            if not isinstance(value, str):
+                self.error(name, f"must be text, got {type(value).__name__}")
+            elif _CONTROL.search(value):
+                self.error(name, "contains control characters (line breaks, tabs...)")
+            elif len(value.strip()) > cap:
+                self.error(name, f"longer than {cap} characters")
+            elif value.strip():
+                self.fields[name] = value.strip()
+
+    def required_and_known(self) -> None:
+        email = self.fields.get("email")
+        if email is None and not self.failed("email"):
+            self.error("email", "required")
+        elif email is not None and (problem := email_problem(email)):
+            self.error("email", f"invalid address: {problem}")
+        if "engagement_status" not in self.fields and not self.failed("engagement_status"):
+            self.error("engagement_status", "required")
+        for name, known in _KNOWN_VALUES.items():
+            value = self.fields.get(name)
+            if value is not None and value not in known:
+                self.error(name, f"unknown value {value!r} (known: {', '.join(sorted(known))})")
+        website = self.fields.get("company_website")
+        if website is not None and (problem := _check_website(website)):
+            self.error("company_website", problem)
+
+    def times(self, now: datetime) -> None:
+        for name in TIME_FIELDS:
+            value = self.row.get(name)
+            if value is None or value == "":
+                continue
+            if not isinstance(value, str) or _CONTROL.search(value):
+                self.error(name, "must be an ISO-8601 time without control characters")
+                continue
+            try:
+                moment = parse_time(value)
+            except InvalidTimeError:
+                self.error(name, f"not an ISO-8601 time: {value!r}")
+                continue
+            if moment > now + _FUTURE_TOLERANCE:
+                self.error(name, f"{value} is in the future")
+                continue
+            self.fields[name] = format_time(moment)
+        if self.fields.get("engagement_status") == SENT and "last_contacted" not in self.fields:
+            if not self.failed("last_contacted"):
+                self.error("last_contacted", "required when engagement_status is Sent")
+
+    def flag_and_history(self) -> None:
+        flag = self.row.get("eligible_for_reengagement")
+        if flag not in (None, "") and _boolean(flag) is None:
+            self.error("eligible_for_reengagement", f"must be true or false, got {flag!r}")
+        history = self.row.get("engagement_history")
+        if history not in (None, ""):
+            parsed = _history(history)
+            if parsed is None:
+                self.error("engagement_history", "must be a JSON list of objects (at most 100 kB)")
+            else:
+                self.fields["engagement_history"] = parsed
+
+
 def validate_row(row_number: int, row: dict[str, Any], now: datetime) -> ImportedLead | list[RowError]:
-    """Check one row; returns what it sets, or every problem found in it."""
+    """Check one row; returns what it sets, or every problem found in it.
+
+    `eligible_for_reengagement` is checked but not imported: reengage manages that flag.
+    """
     raw_id = row.get("id")
     email_value = row.get("email")
     lead_id = str(raw_id).strip() if raw_id not in (None, "") else ""
     if not lead_id and isinstance(email_value, str) and email_problem(email_value.strip()) is None:
         lead_id = derive_lead_id(email_value)
-    errors: list[RowError] = []
-
-    def error(field: str, reason: str) -> None:
-        errors.append(RowError(row_number, lead_id, field, reason))
-
-    fields: dict[str, Any] = {}
-    for name in sorted(set(row) - KNOWN_FIELDS):
-        error(name, f"unknown field (known: {', '.join(sorted(KNOWN_FIELDS))})")
-    for name, cap in TEXT_FIELDS.items():
-        value = row.get(name)
-        if value is None or value == "":
-            continue
-        if not isinstance(value, str):
-            error(name, f"must be text, got {type(value).__name__}")
-            continue
-        if _CONTROL.search(value):
-            error(name, "contains control characters (line breaks, tabs...)")
-            continue
-        value = value.strip()
-        if len(value) > cap:
-            error(name, f"longer than {cap} characters")
-            continue
-        if value:
-            fields[name] = value
-
-    email = fields.get("email", "")
-    if not email:
-        if "email" not in {e.field for e in errors}:
-            error("email", "required")
-    elif problem := email_problem(email):
-        error("email", f"invalid address: {problem}")
-    status = fields.get("engagement_status")
-    if status is None:
-        error("engagement_status", "required")
-    elif status not in KNOWN_ENGAGEMENT_STATUSES:
-        error("engagement_status", f"unknown value {status!r} (known: {', '.join(sorted(KNOWN_ENGAGEMENT_STATUSES))})")
-    confidence = fields.get("email_confidence_level")
-    if confidence is not None and confidence not in KNOWN_CONFIDENCE:
-        error("email_confidence_level", f"unknown value {confidence!r} (known: {', '.join(sorted(KNOWN_CONFIDENCE))})")
-    response = fields.get("response_status")
-    if response is not None and response not in {status.value for status in ResponseStatus}:
-        known = ", ".join(status.value for status in ResponseStatus)
-        error("response_status", f"unknown value {response!r} (known: {known})")
-    stage = fields.get("follow_up_stage")
-    if stage is not None and stage not in STAGE_ORDER:
-        error("follow_up_stage", f"unknown value {stage!r} (known: empty, Followup_1, Followup_2)")
-    website = fields.get("company_website")
-    if website is not None and (problem := _check_website(website)):
-        error("company_website", problem)
-
-    for name in TIME_FIELDS:
-        value = row.get(name)
-        if value is None or value == "":
-            continue
-        if not isinstance(value, str) or _CONTROL.search(value):
-            error(name, "must be an ISO-8601 time without control characters")
-            continue
-        try:
-            moment = parse_time(value)
-        except InvalidTimeError:
-            error(name, f"not an ISO-8601 time: {value!r}")
-            continue
-        if moment > now + _FUTURE_TOLERANCE:
-            error(name, f"{value} is in the future")
-            continue
-        fields[name] = format_time(moment)
-    if status == SENT and "last_contacted" not in fields and "last_contacted" not in {e.field for e in errors}:
-        error("last_contacted", "required when engagement_status is Sent")
-
-    flag = row.get("eligible_for_reengagement")
-    if flag not in (None, "") and _boolean(flag) is None:
-        error("eligible_for_reengagement", f"must be true or false, got {flag!r}")
-    history = row.get("engagement_history")
-    if history not in (None, ""):
-        parsed = _history(history)
-        if parsed is None:
-            error("engagement_history", "must be a JSON list of objects (at most 100 kB)")
-        else:
-            fields["engagement_history"] = parsed
-    if errors:
-        return errors
-    fields.pop("id", None)
-    return ImportedLead(row_number, lead_id, fields)
+    check = _RowCheck(row_number, row, lead_id)
+    check.unknown_fields()
+    check.text_fields()
+    check.required_and_known()
+    check.times(now)
+    check.flag_and_history()
+    if check.errors:
+        return check.errors
+    check.fields.pop("id", None)
+    return ImportedLead(row_number, lead_id, check.fields)
 
 
 def merge_import(existing: Lead | None, imported: ImportedLead, now: datetime, max_followups: int) -> Lead:
