@@ -1,0 +1,75 @@
+"""Shared fixtures. AWS credentials are dummies set before any client exists; no test reaches AWS."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+EVENTS = ROOT / "events"
+NOW = datetime(2026, 11, 24, 9, 0, tzinfo=UTC)
+
+os.environ.update(
+    AWS_ACCESS_KEY_ID="testing",
+    AWS_SECRET_ACCESS_KEY="testing",
+    AWS_SECURITY_TOKEN="testing",
+    AWS_SESSION_TOKEN="testing",
+    AWS_DEFAULT_REGION="us-east-1",
+)
+os.environ.pop("AWS_PROFILE", None)
+for _name in [name for name in os.environ if name.startswith("AWS_ENDPOINT_URL")]:
+    del os.environ[_name]
+
+
+def load_event(name: str) -> dict[str, Any]:
+    """The same files `sam local invoke -e events/NAME.json` uses."""
+    return dict(json.loads((EVENTS / f"{name}.json").read_text()))
+
+
+def ago(days: float = 0, hours: float = 0, now: datetime = NOW) -> str:
+    return (now - timedelta(days=days, hours=hours)).isoformat().replace("+00:00", "Z")
+
+
+@dataclass
+class FakeLambdaContext:
+    function_name: str = "test-function"
+    memory_limit_in_mb: int = 256
+    invoked_function_arn: str = "arn:aws:lambda:us-east-1:123456789012:function:test-function"
+    aws_request_id: str = "00000000-0000-0000-0000-000000000000"
+    remaining_ms: int = 300_000
+
+    def get_remaining_time_in_millis(self) -> int:
+        return self.remaining_ms
+
+
+def load_handler(function: str) -> ModuleType:
+    """A fresh copy of functions/<function>/app.py, the module Lambda loads (settings read now)."""
+    path = ROOT / "functions" / function / "app.py"
+    spec = importlib.util.spec_from_file_location(f"handler_{function}_{id(path)}_{len(sys.modules)}", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture
+def lambda_context() -> FakeLambdaContext:
+    return FakeLambdaContext()
+
+
+@pytest.fixture
+def restore_environ() -> Iterator[None]:
+    saved = dict(os.environ)
+    yield
+    os.environ.clear()
+    os.environ.update(saved)

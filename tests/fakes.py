@@ -1,0 +1,158 @@
+"""In-memory implementations of the service ports, with the same conditional semantics as DynamoDB."""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Iterator, Sequence
+from dataclasses import replace
+from typing import Any
+
+from reengage.leads import FollowUpStage, Lead, ScheduleState
+from reengage.ports import (
+    FollowUpRequest,
+    OutgoingEmail,
+    QueryStats,
+    ScheduleEntry,
+)
+
+
+class InMemoryLeadStore:
+    """Satisfies reengage.ports.LeadStore."""
+
+    def __init__(self, leads: Sequence[Lead] = ()) -> None:
+        self.leads: dict[str, Lead] = {lead.id: copy.deepcopy(lead) for lead in leads}
+        self.query_stats = QueryStats()
+
+    def get(self, lead_id: str) -> Lead | None:
+        lead = self.leads.get(lead_id)
+        return copy.deepcopy(lead) if lead else None
+
+    def schedule(self, state: ScheduleState, until: str, page_size: int | None = None) -> Iterator[ScheduleEntry]:
+        self.query_stats.calls += 1
+        rows = sorted(
+            (lead for lead in self.leads.values() if lead.schedule_state == state and (lead.schedule_at or "") <= until),
+            key=lambda lead: lead.schedule_at or "",
+        )
+        self.query_stats.items_examined += len(rows)
+        for lead in rows:
+            yield ScheduleEntry(lead.id, state, lead.schedule_at or "", lead.follow_up_stage)
+
+    def _matches(self, lead_id: str, state: ScheduleState, at: str | None = None, stage: str | None = None) -> Lead | None:
+        lead = self.leads.get(lead_id)
+        if lead is None or lead.schedule_state != state:
+            return None
+        if at is not None and lead.schedule_at != at:
+            return None
+        if stage is not None and lead.claim_stage != stage:
+            return None
+        return lead
+
+    def claim(self, entry: ScheduleEntry, stage: FollowUpStage, claimed_at: str, campaign_id: str) -> bool:
+        lead = self._matches(entry.lead_id, entry.state, at=entry.at)
+        if lead is None:
+            return False
+        lead.schedule_state, lead.schedule_at, lead.claim_stage = ScheduleState.CLAIMED, claimed_at, stage.value
+        lead.eligible_for_reengagement = True
+        lead.updated_at = claimed_at
+        return True
+
+    def unschedule(self, entry: ScheduleEntry) -> bool:
+        lead = self._matches(entry.lead_id, entry.state, at=entry.at)
+        if lead is None:
+            return False
+        lead.schedule_state = lead.schedule_at = None
+        return True
+
+    def release_claim(self, lead_id: str, stage: FollowUpStage, due_at: str | None) -> bool:
+        lead = self._matches(lead_id, ScheduleState.CLAIMED, stage=stage.value)
+        if lead is None:
+            return False
+        lead.schedule_state, lead.schedule_at = (ScheduleState.DUE, due_at) if due_at else (None, None)
+        lead.claim_stage = None
+        lead.eligible_for_reengagement = False
+        return True
+
+    def lock_for_send(self, lead_id: str, stage: FollowUpStage, locked_at: str) -> bool:
+        lead = self._matches(lead_id, ScheduleState.CLAIMED, stage=stage.value)
+        if lead is None:
+            return False
+        lead.schedule_state, lead.schedule_at = ScheduleState.SENDING, locked_at
+        return True
+
+    def unlock_send(self, lead_id: str, stage: FollowUpStage) -> None:
+        lead = self._matches(lead_id, ScheduleState.SENDING, stage=stage.value)
+        if lead is not None:
+            lead.schedule_state = ScheduleState.CLAIMED
+
+    def record_sent(
+        self, lead: Lead, stage: FollowUpStage, sent_at: str, entry: dict[str, Any], next_due: bool
+    ) -> bool:
+        stored = self._matches(lead.id, ScheduleState.SENDING, stage=stage.value)
+        if stored is None:
+            return False
+        stored.schedule_state, stored.schedule_at = (ScheduleState.DUE, sent_at) if next_due else (None, None)
+        stored.follow_up_stage = stage.value
+        stored.last_contacted = sent_at
+        stored.eligible_for_reengagement = False
+        stored.engagement_history = [*lead.engagement_history, entry]
+        stored.updated_at = sent_at
+        stored.claim_stage = None
+        return True
+
+    def record_failed(self, lead: Lead, stage: FollowUpStage, entry: dict[str, Any]) -> None:
+        stored = self._matches(lead.id, ScheduleState.SENDING, stage=stage.value)
+        if stored is not None:
+            stored.schedule_state = stored.schedule_at = stored.claim_stage = None
+            stored.eligible_for_reengagement = False
+            stored.engagement_history = [*lead.engagement_history, entry]
+
+    def put(self, lead: Lead, previous: Lead | None = None) -> bool:
+        current = self.leads.get(lead.id)
+        if (previous is None) != (current is None):
+            return False
+        if previous is not None and current is not None and previous.updated_at != current.updated_at:
+            return False
+        self.leads[lead.id] = copy.deepcopy(lead)
+        return True
+
+    def scan(self) -> Iterator[Lead]:
+        yield from (copy.deepcopy(lead) for lead in self.leads.values())
+
+
+class RecordingQueue:
+    """Satisfies reengage.ports.FollowUpQueue; `refuse` lists lead ids whose messages fail."""
+
+    def __init__(self, refuse: Sequence[str] = ()) -> None:
+        self.messages: list[FollowUpRequest] = []
+        self.batches: list[int] = []
+        self.refuse = set(refuse)
+
+    def enqueue(self, requests: Sequence[FollowUpRequest]) -> list[FollowUpRequest]:
+        failed = []
+        for start in range(0, len(requests), 10):
+            batch = list(requests[start : start + 10])
+            self.batches.append(len(batch))
+            for request in batch:
+                if request.lead_id in self.refuse:
+                    failed.append(request)
+                else:
+                    self.messages.append(request)
+        return failed
+
+
+class RecordingMailer:
+    """Satisfies reengage.ports.Mailer; `fail_with` makes the next sends raise."""
+
+    def __init__(self) -> None:
+        self.sent: list[OutgoingEmail] = []
+        self.fail_with: Exception | None = None
+
+    def send(self, email: OutgoingEmail) -> str:
+        if self.fail_with is not None:
+            raise self.fail_with
+        self.sent.append(email)
+        return f"msg-{len(self.sent)}"
+
+
+def with_changes(lead: Lead, **changes: Any) -> Lead:
+    return replace(copy.deepcopy(lead), **changes)
