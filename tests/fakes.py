@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import copy
-from collections.abc import Iterator, Sequence
+import functools
+import threading
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import replace
-from typing import Any
+from typing import Any, TypeVar
 
 from reengage.leads import FollowUpStage, Lead, ScheduleState
 from reengage.ports import (
@@ -15,6 +17,19 @@ from reengage.ports import (
     ScheduleEntry,
 )
 
+T = TypeVar("T")
+
+
+def _atomic(method: Callable[..., T]) -> Callable[..., T]:
+    """Conditional writes are atomic in DynamoDB: check and write under one lock here."""
+
+    @functools.wraps(method)
+    def locked(self: InMemoryLeadStore, *args: Any, **kwargs: Any) -> T:
+        with self.lock:
+            return method(self, *args, **kwargs)
+
+    return locked
+
 
 class InMemoryLeadStore:
     """Satisfies reengage.ports.LeadStore."""
@@ -22,6 +37,7 @@ class InMemoryLeadStore:
     def __init__(self, leads: Sequence[Lead] = ()) -> None:
         self.leads: dict[str, Lead] = {lead.id: copy.deepcopy(lead) for lead in leads}
         self.query_stats = QueryStats()
+        self.lock = threading.RLock()
 
     def get(self, lead_id: str) -> Lead | None:
         lead = self.leads.get(lead_id)
@@ -30,14 +46,20 @@ class InMemoryLeadStore:
     def schedule(self, state: ScheduleState, until: str, page_size: int | None = None) -> Iterator[ScheduleEntry]:
         self.query_stats.calls += 1
         rows = sorted(
-            (lead for lead in self.leads.values() if lead.schedule_state == state and (lead.schedule_at or "") <= until),
+            (
+                lead
+                for lead in self.leads.values()
+                if lead.schedule_state == state and (lead.schedule_at or "") <= until
+            ),
             key=lambda lead: lead.schedule_at or "",
         )
         self.query_stats.items_examined += len(rows)
         for lead in rows:
             yield ScheduleEntry(lead.id, state, lead.schedule_at or "", lead.follow_up_stage)
 
-    def _matches(self, lead_id: str, state: ScheduleState, at: str | None = None, stage: str | None = None) -> Lead | None:
+    def _matches(
+        self, lead_id: str, state: ScheduleState, at: str | None = None, stage: str | None = None
+    ) -> Lead | None:
         lead = self.leads.get(lead_id)
         if lead is None or lead.schedule_state != state:
             return None
@@ -47,6 +69,7 @@ class InMemoryLeadStore:
             return None
         return lead
 
+    @_atomic
     def claim(self, entry: ScheduleEntry, stage: FollowUpStage, claimed_at: str, campaign_id: str) -> bool:
         lead = self._matches(entry.lead_id, entry.state, at=entry.at)
         if lead is None:
@@ -56,6 +79,7 @@ class InMemoryLeadStore:
         lead.updated_at = claimed_at
         return True
 
+    @_atomic
     def unschedule(self, entry: ScheduleEntry) -> bool:
         lead = self._matches(entry.lead_id, entry.state, at=entry.at)
         if lead is None:
@@ -63,6 +87,7 @@ class InMemoryLeadStore:
         lead.schedule_state = lead.schedule_at = None
         return True
 
+    @_atomic
     def release_claim(self, lead_id: str, stage: FollowUpStage, due_at: str | None) -> bool:
         lead = self._matches(lead_id, ScheduleState.CLAIMED, stage=stage.value)
         if lead is None:
@@ -72,6 +97,7 @@ class InMemoryLeadStore:
         lead.eligible_for_reengagement = False
         return True
 
+    @_atomic
     def lock_for_send(self, lead_id: str, stage: FollowUpStage, locked_at: str) -> bool:
         lead = self._matches(lead_id, ScheduleState.CLAIMED, stage=stage.value)
         if lead is None:
@@ -79,11 +105,13 @@ class InMemoryLeadStore:
         lead.schedule_state, lead.schedule_at = ScheduleState.SENDING, locked_at
         return True
 
+    @_atomic
     def unlock_send(self, lead_id: str, stage: FollowUpStage) -> None:
         lead = self._matches(lead_id, ScheduleState.SENDING, stage=stage.value)
         if lead is not None:
             lead.schedule_state = ScheduleState.CLAIMED
 
+    @_atomic
     def record_sent(
         self, lead: Lead, stage: FollowUpStage, sent_at: str, entry: dict[str, Any], next_due: bool
     ) -> bool:
@@ -99,6 +127,7 @@ class InMemoryLeadStore:
         stored.claim_stage = None
         return True
 
+    @_atomic
     def record_failed(self, lead: Lead, stage: FollowUpStage, entry: dict[str, Any]) -> None:
         stored = self._matches(lead.id, ScheduleState.SENDING, stage=stage.value)
         if stored is not None:
@@ -106,6 +135,7 @@ class InMemoryLeadStore:
             stored.eligible_for_reengagement = False
             stored.engagement_history = [*lead.engagement_history, entry]
 
+    @_atomic
     def put(self, lead: Lead, previous: Lead | None = None) -> bool:
         current = self.leads.get(lead.id)
         if (previous is None) != (current is None):

@@ -1,0 +1,174 @@
+"""The scheduler step with in-memory ports: claims, limits, dry runs, deadlines, races."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import timedelta
+
+import pytest
+
+from reengage.clock import format_time
+from reengage.leads import FollowUpStage, Lead, ScheduleState, due_schedule
+from reengage.scheduler import CampaignRequest, InvalidCampaignRequestError, run_scheduler
+from reengage.settings import Settings
+from tests.conftest import NOW, ago
+from tests.fakes import InMemoryLeadStore, RecordingQueue
+
+SETTINGS = Settings(leads_table_name="t", queue_url="q", sender_email="sales@example.com")
+
+
+def lead(number: int, days: float = 8, **changes) -> Lead:
+    base = Lead(
+        id=f"lead-{number:03d}",
+        email=f"person{number}@example.com",
+        name=f"Person {number}",
+        engagement_status="Sent",
+        email_confidence_level="Real",
+        last_contacted=ago(days=days),
+        response_status="No Response",
+    )
+    base = replace(base, **changes)
+    schedule = due_schedule(base, 2)
+    if schedule:
+        base.schedule_state, base.schedule_at = schedule[0].value, schedule[1]
+    return base
+
+
+def run(store, queue=None, **request):
+    queue = queue or RecordingQueue()
+    summary = run_scheduler(store, queue, CampaignRequest(**{"days_since_contact": 7, **request}), SETTINGS, NOW)
+    return summary, queue
+
+
+def test_claims_and_enqueues_only_due_leads():
+    # Given three due leads, one contacted too recently, one converted
+    store = InMemoryLeadStore(
+        [lead(1), lead(2), lead(3, follow_up_stage="Followup_1"), lead(4, days=2), lead(5, response_status="Converted")]
+    )
+    # When the scheduler runs
+    summary, queue = run(store)
+    # Then the due ones are claimed with their next stage and enqueued
+    assert (summary.eligible, summary.marked) == (3, 3)
+    assert {(m.lead_id, m.stage) for m in queue.messages} == {
+        ("lead-001", FollowUpStage.FOLLOWUP_1),
+        ("lead-002", FollowUpStage.FOLLOWUP_1),
+        ("lead-003", FollowUpStage.FOLLOWUP_2),
+    }
+    claimed = store.leads["lead-001"]
+    assert claimed.schedule_state == ScheduleState.CLAIMED and claimed.eligible_for_reengagement
+    assert store.leads["lead-004"].schedule_state == ScheduleState.DUE
+    assert store.leads["lead-005"].schedule_state is None
+
+
+def test_enqueues_in_batches_of_ten():
+    store = InMemoryLeadStore([lead(n) for n in range(23)])
+    summary, queue = run(store)
+    assert summary.marked == 23
+    assert queue.batches == [10, 10, 3]
+
+
+def test_limit_leaves_the_rest_due_for_the_next_run():
+    store = InMemoryLeadStore([lead(n, days=8 + n) for n in range(5)])
+    first, queue = run(store, limit=2)
+    assert (first.eligible, first.marked, first.left_for_next_run) == (5, 2, 3)
+    # The oldest contacts go first.
+    assert [m.lead_id for m in queue.messages] == ["lead-004", "lead-003"]
+    second, queue2 = run(store, limit=10)
+    assert second.marked == 3
+    assert {m.lead_id for m in queue.messages} | {m.lead_id for m in queue2.messages} == {
+        f"lead-{n:03d}" for n in range(5)
+    }
+
+
+def test_dry_run_changes_nothing_and_enqueues_nothing():
+    store = InMemoryLeadStore([lead(1), lead(2)])
+    before = {key: replace(value) for key, value in store.leads.items()}
+    summary, queue = run(store, dry_run=True)
+    assert summary.would_send == [("lead-001", FollowUpStage.FOLLOWUP_1), ("lead-002", FollowUpStage.FOLLOWUP_1)]
+    assert queue.messages == [] and summary.marked == 0
+    assert store.leads == before
+
+
+def test_settings_dry_run_forces_a_dry_run():
+    request = CampaignRequest.from_event({"days_since_contact": 7}, replace(SETTINGS, dry_run=True))
+    assert request.dry_run
+
+
+def test_stops_claiming_before_the_deadline_and_leaves_the_rest():
+    store = InMemoryLeadStore([lead(n) for n in range(30)])
+    clock = iter([300_000] * 12 + [10_000] * 100)
+    summary = run_scheduler(
+        store, RecordingQueue(), CampaignRequest(7), SETTINGS, NOW, time_left_ms=lambda: next(clock)
+    )
+    assert summary.stopped_at_deadline and summary.marked == 12
+    states = [item.schedule_state for item in store.leads.values()]
+    assert states.count(ScheduleState.CLAIMED) == 12 and states.count(ScheduleState.DUE) == 18
+
+
+def test_a_claim_another_run_took_first_is_not_enqueued_twice():
+    store = InMemoryLeadStore([lead(1), lead(2)])
+    # Given another scheduler claims lead-001 between our query and our claim
+    real_schedule = store.schedule
+
+    def racing_schedule(state, until, page_size=None):
+        for entry in real_schedule(state, until, page_size):
+            if entry.lead_id == "lead-001":
+                store.claim(entry, FollowUpStage.FOLLOWUP_1, format_time(NOW), "other-run")
+            yield entry
+
+    store.schedule = racing_schedule  # type: ignore[method-assign]
+    summary, queue = run(store)
+    assert summary.lost_race == 1
+    assert [m.lead_id for m in queue.messages] == ["lead-002"]
+
+
+def test_enqueue_failure_releases_the_claim_for_the_next_run():
+    store = InMemoryLeadStore([lead(1), lead(2)])
+    summary, queue = run(store, queue=RecordingQueue(refuse=["lead-002"]))
+    assert (summary.marked, summary.enqueue_failed) == (1, 1)
+    assert store.leads["lead-002"].schedule_state == ScheduleState.DUE
+    assert not store.leads["lead-002"].eligible_for_reengagement
+
+
+def test_abandoned_claims_are_claimed_again_after_the_timeout():
+    store = InMemoryLeadStore([lead(1), lead(2)])
+    run(store)
+    # Given the sender never handled those messages (crash, dead-letter queue)
+    fresh, _ = run(store)
+    assert fresh.marked == 0  # still within the claim timeout
+    later = NOW + timedelta(minutes=SETTINGS.claim_timeout_minutes + 1)
+    queue = RecordingQueue()
+    summary = run_scheduler(store, queue, CampaignRequest(7), SETTINGS, later)
+    assert (summary.marked, summary.reclaimed) == (2, 2)
+    assert {m.stage for m in queue.messages} == {FollowUpStage.FOLLOWUP_1}
+
+
+def test_leads_past_max_followups_leave_the_index():
+    store = InMemoryLeadStore([lead(1, follow_up_stage="Followup_1")])
+    summary = run_scheduler(store, RecordingQueue(), CampaignRequest(7), replace(SETTINGS, max_followups=1), NOW)
+    assert summary.eligible == 0
+    assert store.leads["lead-001"].schedule_state is None
+
+
+@pytest.mark.parametrize(
+    ("event", "message"),
+    [
+        ({"days_since_contact": "7"}, "days_since_contact"),
+        ({"days_since_contact": -1}, "days_since_contact"),
+        ({"limit": 0}, "limit"),
+        ({"limit": True}, "limit"),
+        ({"dry_run": "yes"}, "dry_run"),
+        (["not", "an", "object"], "JSON object"),
+    ],
+)
+def test_malformed_scheduled_events_are_rejected_clearly(event, message):
+    with pytest.raises(InvalidCampaignRequestError, match=message):
+        CampaignRequest.from_event(event, SETTINGS)  # type: ignore[arg-type]
+
+
+def test_eventbridge_rule_events_use_the_defaults():
+    from tests.conftest import load_event
+
+    request = CampaignRequest.from_event(load_event("scheduled-rule"), SETTINGS)
+    assert request == CampaignRequest(days_since_contact=7, limit=None, dry_run=False)
+    assert CampaignRequest.from_event(load_event("scheduled-dry-run"), SETTINGS) == CampaignRequest(7, 5, True)

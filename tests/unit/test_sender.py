@@ -1,0 +1,186 @@
+"""The sender step with in-memory ports: at most one email per lead and stage, skips with reasons."""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import replace
+
+import pytest
+
+from reengage.leads import FollowUpStage, ScheduleState
+from reengage.ports import FollowUpRequest, SendInDoubtError, SendRejectedError, TransientError
+from reengage.scheduler import CampaignRequest, run_scheduler
+from reengage.sender import FAILED, IN_DOUBT, SENT, SKIPPED, FollowUpSender, process_queue_event
+from tests.conftest import NOW, FakeLambdaContext, load_event
+from tests.fakes import InMemoryLeadStore, RecordingMailer, RecordingQueue
+from tests.unit.test_scheduler import SETTINGS, lead
+
+
+def claimed_store(*leads):
+    store = InMemoryLeadStore(leads)
+    queue = RecordingQueue()
+    run_scheduler(store, queue, CampaignRequest(7), SETTINGS, NOW, campaign_id="c-1")
+    return store, queue.messages
+
+
+def sender(store, mailer=None, settings=SETTINGS):
+    return FollowUpSender(store, mailer or RecordingMailer(), settings, clock=lambda: NOW)
+
+
+def test_sends_and_records_stage_status_and_history():
+    store, requests = claimed_store(lead(1, follow_up_stage=None))
+    mailer = RecordingMailer()
+    outcome = sender(store, mailer).send(requests[0])
+    assert outcome.kind == SENT and outcome.message_id == "msg-1"
+    assert [email.to for email in mailer.sent] == ["person1@example.com"]
+    stored = store.leads["lead-001"]
+    assert stored.follow_up_stage == "Followup_1"
+    assert stored.last_contacted == "2026-11-24T09:00:00.000000Z"
+    assert not stored.eligible_for_reengagement
+    assert stored.engagement_history[-1] | {} == {
+        "stage": "Followup_1",
+        "at": "2026-11-24T09:00:00.000000Z",
+        "outcome": "sent",
+        "message_id": "msg-1",
+        "generator": "template",
+        "campaign_id": "c-1",
+        "subject": mailer.sent[0].subject,
+    }
+    # Waiting for Followup_2 from now on
+    assert (stored.schedule_state, stored.schedule_at) == (ScheduleState.DUE, stored.last_contacted)
+
+
+def test_after_the_last_stage_the_lead_leaves_the_schedule():
+    store, requests = claimed_store(lead(1, follow_up_stage="Followup_1"))
+    assert sender(store).send(requests[0]).kind == SENT
+    stored = store.leads["lead-001"]
+    assert stored.follow_up_stage == "Followup_2" and stored.schedule_state is None
+
+
+def test_duplicate_delivery_sends_one_email():
+    store, requests = claimed_store(lead(1))
+    mailer = RecordingMailer()
+    first = sender(store, mailer).send(requests[0])
+    second = sender(store, mailer).send(requests[0])
+    assert (first.kind, second.kind) == (SENT, SKIPPED)
+    assert second.reason.startswith("stage_already_sent")
+    assert len(mailer.sent) == 1
+
+
+def test_two_senders_racing_send_one_email():
+    store, requests = claimed_store(lead(1))
+    mailer = RecordingMailer()
+    barrier = threading.Barrier(8)
+    outcomes = []
+
+    def race() -> None:
+        barrier.wait()
+        outcomes.append(sender(store, mailer).send(requests[0]).kind)
+
+    threads = [threading.Thread(target=race) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert outcomes.count(SENT) == 1 and len(mailer.sent) == 1
+
+
+@pytest.mark.parametrize(
+    ("change", "reason"),
+    [
+        ({"response_status": "Converted"}, "responded: Converted"),
+        ({"response_status": "Interested"}, "responded: Interested"),
+        ({"suppressed": True}, "suppressed"),
+        ({"email": "broken"}, "invalid_email"),
+        ({"engagement_status": "Failed"}, "engagement_status_not_sent"),
+    ],
+)
+def test_a_lead_that_changed_after_its_claim_is_skipped_not_sent(change, reason):
+    store, requests = claimed_store(lead(1))
+    store.leads["lead-001"] = replace(store.leads["lead-001"], **change)
+    mailer = RecordingMailer()
+    outcome = sender(store, mailer).send(requests[0])
+    assert outcome.kind == SKIPPED and outcome.reason.startswith(reason)
+    assert mailer.sent == []
+    stored = store.leads["lead-001"]
+    assert stored.schedule_state is None and not stored.eligible_for_reengagement
+
+
+def test_unknown_lead_and_unclaimed_lead_are_skipped():
+    store = InMemoryLeadStore([lead(1)])
+    mailer = RecordingMailer()
+    unknown = sender(store, mailer).send(FollowUpRequest("nobody", FollowUpStage.FOLLOWUP_1, "c"))
+    unclaimed = sender(store, mailer).send(FollowUpRequest("lead-001", FollowUpStage.FOLLOWUP_1, "c"))
+    assert unknown.reason == "lead_not_found"
+    assert unclaimed.reason.startswith("not_claimed")
+    assert mailer.sent == []
+
+
+def test_throttling_puts_the_request_back_and_a_retry_sends_once():
+    store, requests = claimed_store(lead(1))
+    mailer = RecordingMailer()
+    mailer.fail_with = TransientError("SES Throttling")
+    with pytest.raises(TransientError):
+        sender(store, mailer).send(requests[0])
+    assert store.leads["lead-001"].schedule_state == ScheduleState.CLAIMED  # lock given back
+    mailer.fail_with = None
+    assert sender(store, mailer).send(requests[0]).kind == SENT
+    assert len(mailer.sent) == 1
+
+
+def test_rejected_send_is_recorded_as_failed_and_not_retried():
+    store, requests = claimed_store(lead(1))
+    mailer = RecordingMailer()
+    mailer.fail_with = SendRejectedError("SES MessageRejected: bad address")
+    outcome = sender(store, mailer).send(requests[0])
+    assert outcome.kind == FAILED
+    stored = store.leads["lead-001"]
+    assert stored.schedule_state is None
+    assert stored.engagement_history[-1]["outcome"] == "rejected"
+
+
+def test_send_in_doubt_keeps_the_lock_so_it_is_never_sent_again():
+    store, requests = claimed_store(lead(1))
+    mailer = RecordingMailer()
+    mailer.fail_with = SendInDoubtError("read timeout")
+    assert sender(store, mailer).send(requests[0]).kind == IN_DOUBT
+    mailer.fail_with = None
+    retry = sender(store, mailer).send(requests[0])
+    assert retry.kind == SKIPPED and retry.reason == "send_in_doubt"
+    assert mailer.sent == []
+
+
+def test_dry_run_setting_renders_but_sends_nothing_and_releases_the_claim():
+    store, requests = claimed_store(lead(1))
+    mailer = RecordingMailer()
+    outcome = sender(store, mailer, replace(SETTINGS, dry_run=True)).send(requests[0])
+    assert outcome.reason == "dry_run" and outcome.subject
+    assert mailer.sent == []
+    assert store.leads["lead-001"].schedule_state == ScheduleState.DUE
+
+
+def test_batch_reports_only_failed_records(monkeypatch):
+    # Given a two-record SQS batch where SES throttles the second lead
+    store, _ = claimed_store(lead(1), lead(11, follow_up_stage="Followup_1"))
+    event = load_event("sqs-follow-ups")
+    mailer = RecordingMailer()
+    original = mailer.send
+
+    def throttle_second(email):
+        if email.to == "person11@example.com":
+            raise TransientError("SES Throttling")
+        return original(email)
+
+    monkeypatch.setattr(mailer, "send", throttle_second)
+    response, outcomes = process_queue_event(event, FakeLambdaContext(), sender(store, mailer))
+    assert response == {"batchItemFailures": [{"itemIdentifier": event["Records"][1]["messageId"]}]}
+    assert [outcome.kind for outcome in outcomes] == [SENT]
+
+
+def test_malformed_body_fails_only_its_record():
+    store, _ = claimed_store(lead(1))
+    event = load_event("sqs-follow-ups")
+    event["Records"][1]["body"] = '{"lead_id": "", "stage": "Followup_7"}'
+    response, outcomes = process_queue_event(event, FakeLambdaContext(), sender(store))
+    assert response["batchItemFailures"] == [{"itemIdentifier": event["Records"][1]["messageId"]}]
+    assert [outcome.kind for outcome in outcomes] == [SENT]
