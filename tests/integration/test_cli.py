@@ -1,0 +1,107 @@
+"""The `reengage` console script, run as a user runs it, against the emulator."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.conftest import ROOT
+from tests.integration.conftest import Emulator
+
+SCRIPT = Path(sys.executable).parent / "reengage"
+
+
+def reengage(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [str(SCRIPT), *args],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=ROOT,
+        env=env or dict(os.environ),
+        check=False,
+    )
+
+
+def test_import_reports_rejected_rows_and_keeps_the_valid_ones(aws: Emulator, tmp_path: Path) -> None:
+    csv_file = tmp_path / "leads.csv"
+    csv_file.write_text(
+        "id,name,email,engagement_status,email_confidence_level,last_contacted\n"
+        "a-1,Ana,ana@example.com,Sent,Real,2026-11-01T09:00:00Z\n"
+        "a-2,Bob,bob@@example.com,Sent,Real,2026-11-01T09:00:00Z\n"
+        "a-3,Cy,cy@example.com,Sent,Sure,not a time\n"
+        "a-1,Ana again,ana2@example.com,Sent,Real,2026-11-01T09:00:00Z\n"
+    )
+    result = reengage("import", str(csv_file))
+    assert result.returncode == 1, result.stderr
+    assert "Imported 1 leads (1 new, 0 updated)" in result.stdout
+    assert "row 2 (lead a-2): email: invalid address: must contain exactly one @" in result.stdout
+    assert "row 3 (lead a-3): email_confidence_level: unknown value 'Sure'" in result.stdout
+    assert "row 3 (lead a-3): last_contacted: not an ISO-8601 time: 'not a time'" in result.stdout
+    assert "row 4 (lead a-1): id: same lead as row 1" in result.stdout
+    assert "Traceback" not in result.stdout + result.stderr
+
+
+def test_run_status_outbox_and_health(aws: Emulator) -> None:
+    sample = ROOT / "cli" / "reengage_cli" / "data" / "sample_leads.jsonl"
+    assert reengage("import", str(sample)).returncode == 0
+
+    dry = reengage("run", "--dry-run")
+    assert dry.returncode == 0, dry.stderr
+    assert "dry run: nothing claimed or sent" in dry.stdout
+    assert json.loads(reengage("outbox", "--json").stdout) == []
+
+    run = reengage("run", "--limit", "3")
+    assert run.returncode == 0, run.stderr
+    assert "Marked for re-engagement: 3" in run.stdout
+    assert "Messages sent:       3" in run.stdout
+    outbox = json.loads(reengage("outbox", "--json").stdout)
+    assert len(outbox) == 3 and all(mail["subject"] and mail["text"] for mail in outbox)
+
+    status = json.loads(reengage("status", "--json").stdout)
+    assert status["recent_reengagements"] >= 3
+    assert set(status) >= {
+        "eligible_for_reengagement",
+        "by_followup_stage",
+        "by_response_status",
+        "recent_reengagements",
+        "reengagement_success_rate",
+    }
+    health = reengage("health")
+    assert health.returncode == 0, health.stdout
+    assert "[ok] SES sender identity" in health.stdout
+
+
+def test_env_prints_what_sam_local_invoke_needs(aws: Emulator) -> None:
+    shell = reengage("env").stdout
+    assert f"export QUEUE_URL={aws.settings.queue_url}" in shell
+    sam = json.loads(reengage("env", "--format", "sam-json").stdout)["Parameters"]
+    assert sam["LEADS_TABLE_NAME"] == aws.settings.leads_table_name
+    assert sam["AWS_ENDPOINT_URL"].startswith("http://host.docker.internal:")
+
+
+def test_errors_are_one_line_without_traceback(aws: Emulator, tmp_path: Path) -> None:
+    missing = reengage("import", str(tmp_path / "nope.csv"))
+    assert missing.returncode == 2
+    assert missing.stderr.strip().count("\n") == 0 and "No such file" in missing.stderr
+    wrong_type = reengage("import", str(tmp_path / "leads.xlsx"))
+    assert "unknown file type .xlsx" in wrong_type.stderr
+    bad_limit = reengage("run", "--limit", "0")
+    assert bad_limit.returncode == 2 and "limit must be a positive whole number" in bad_limit.stderr
+    env = {k: v for k, v in os.environ.items() if k != "AWS_ENDPOINT_URL"}
+    outside = reengage("outbox", env=env)
+    assert outside.returncode == 2 and "only works against an emulator" in outside.stderr
+    for result in (missing, wrong_type, bad_limit, outside):
+        assert "Traceback" not in result.stderr
+
+
+def test_demo_runs_on_its_own(restore_environ: None) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_ENDPOINT_URL", "LEADS_", "QUEUE_"))}
+    demo = reengage("demo", env=env)
+    assert demo.returncode == 0, demo.stderr
+    assert "RE-ENGAGEMENT CAMPAIGN COMPLETE" in demo.stdout
+    assert "skipped - responded: Converted" in demo.stdout
+    assert "nothing is sent twice" in demo.stdout
