@@ -6,6 +6,7 @@ import importlib.util
 import json
 import os
 import sys
+import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -14,6 +15,9 @@ from types import ModuleType
 from typing import Any
 
 import pytest
+
+from reengage.settings import Settings
+from reengage_cli import emulator
 
 ROOT = Path(__file__).resolve().parents[1]
 EVENTS = ROOT / "events"
@@ -73,3 +77,34 @@ def restore_environ() -> Iterator[None]:
     yield
     os.environ.clear()
     os.environ.update(saved)
+
+
+@dataclass
+class Emulator:
+    endpoint: str
+    environment: dict[str, str]
+    settings: Settings
+
+    def outbox(self) -> list[emulator.CapturedEmail]:
+        return emulator.outbox(self.endpoint)
+
+
+@pytest.fixture(scope="session")
+def moto_endpoint() -> Iterator[str]:
+    server = emulator.LocalEmulator()
+    endpoint = server.start()
+    try:
+        yield endpoint
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def aws(moto_endpoint: str, restore_environ: None) -> Emulator:
+    """A fresh, provisioned emulator; the process environment points at it for this test."""
+    request = urllib.request.Request(f"{moto_endpoint}/moto-api/reset", method="POST")
+    urllib.request.urlopen(request, timeout=10).close()  # noqa: S310 - loopback
+    os.environ["AWS_ENDPOINT_URL"] = moto_endpoint
+    provisioned = emulator.provision()
+    os.environ.update(provisioned.environment)
+    return Emulator(moto_endpoint, provisioned.environment, Settings.from_env(os.environ))

@@ -1,11 +1,17 @@
 """Builds the real adapters. Every client honours AWS_ENDPOINT_URL(_<SERVICE>) through botocore,
-so the same code talks to AWS or to the local emulator; nothing here knows which."""
+so the same code talks to AWS or to the local emulator; nothing here knows which.
+
+Clients come from a plain botocore session (boto3 would add ~50 ms of s3transfer imports
+to every cold start) and are created on first use, not at import.
+"""
 
 from __future__ import annotations
 
+import threading
+from functools import cache
 from typing import Any
 
-import boto3
+import botocore.session
 from botocore.config import Config
 
 from reengage.follow_up_queue import SqsFollowUpQueue
@@ -18,8 +24,32 @@ _DEFAULT = Config(connect_timeout=5, read_timeout=15, retries={"mode": "standard
 _SES = Config(connect_timeout=5, read_timeout=15, retries={"mode": "standard", "total_max_attempts": 1})
 
 
+@cache
+def _session() -> botocore.session.Session:
+    return botocore.session.get_session()
+
+
+_CREATE_LOCK = threading.Lock()
+
+
 def client(service: str, config: Config = _DEFAULT) -> Any:
-    return boto3.client(service, config=config)  # type: ignore[call-overload]
+    # A botocore session is not safe for concurrent client creation.
+    with _CREATE_LOCK:
+        return _session().create_client(service, config=config)
+
+
+class LazyClient:
+    """A client built on first use, so importing a handler costs no service-model loading."""
+
+    def __init__(self, service: str, config: Config = _DEFAULT) -> None:
+        self._service = service
+        self._config = config
+        self._client: Any = None
+
+    def __getattr__(self, name: str) -> Any:
+        if self._client is None:
+            self._client = client(self._service, self._config)
+        return getattr(self._client, name)
 
 
 def lead_store(settings: Settings) -> DynamoLeadStore:
@@ -27,10 +57,10 @@ def lead_store(settings: Settings) -> DynamoLeadStore:
 
 
 def follow_up_queue(settings: Settings) -> SqsFollowUpQueue:
-    return SqsFollowUpQueue(client("sqs"), settings.queue_url)
+    return SqsFollowUpQueue(LazyClient("sqs"), settings.queue_url)
 
 
 def ses_mailer(settings: Settings) -> Any:
     from reengage.mailer import SesMailer  # only the sender sends mail
 
-    return SesMailer(client("sesv2", _SES), settings.sender_email, settings.sender_name)
+    return SesMailer(LazyClient("sesv2", _SES), settings.sender_email, settings.sender_name)

@@ -8,8 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.conftest import ROOT
-from tests.integration.conftest import Emulator
+from tests.conftest import ROOT, Emulator
 
 SCRIPT = Path(sys.executable).parent / "reengage"
 

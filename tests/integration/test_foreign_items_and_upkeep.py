@@ -11,8 +11,7 @@ from reengage.aws import lead_store
 from reengage.clock import format_time
 from reengage.leads import ScheduleState
 from reengage.upkeep import cleanup, migrate
-from tests.conftest import FakeLambdaContext, load_event, load_handler
-from tests.integration.conftest import Emulator
+from tests.conftest import Emulator, FakeLambdaContext, load_event, load_handler
 
 
 def put_foreign(aws: Emulator, lead_id: str, **attributes: dict[str, Any]) -> None:

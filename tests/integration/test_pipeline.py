@@ -14,8 +14,7 @@ from reengage.aws import lead_store
 from reengage.leads import ScheduleState
 from reengage.ports import QueryStats
 from reengage_cli.importer import import_leads
-from tests.conftest import NOW, FakeLambdaContext, ago, load_event, load_handler
-from tests.integration.conftest import Emulator
+from tests.conftest import NOW, Emulator, FakeLambdaContext, ago, load_event, load_handler
 
 
 def write_leads(tmp_path: Path, rows: list[dict[str, Any]]) -> Path:
@@ -43,7 +42,7 @@ def seed(aws: Emulator, tmp_path: Path, rows: list[dict[str, Any]]) -> None:
 
 
 def receive_all(queue_url: str) -> list[dict[str, Any]]:
-    sqs = boto3.client("sqs")
+    sqs: Any = boto3.client("sqs")
     messages: list[dict[str, Any]] = []
     while batch := sqs.receive_message(
         QueueUrl=queue_url, MaxNumberOfMessages=10, VisibilityTimeout=60, MessageSystemAttributeNames=["All"]

@@ -163,7 +163,7 @@ def test_leads_past_max_followups_leave_the_index():
 )
 def test_malformed_scheduled_events_are_rejected_clearly(event, message):
     with pytest.raises(InvalidCampaignRequestError, match=message):
-        CampaignRequest.from_event(event, SETTINGS)  # type: ignore[arg-type]
+        CampaignRequest.from_event(event, SETTINGS)
 
 
 def test_eventbridge_rule_events_use_the_defaults():
