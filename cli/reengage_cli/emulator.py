@@ -11,6 +11,7 @@ import email.policy
 import json
 import logging
 import os
+import threading
 import urllib.request
 from collections.abc import Mapping, MutableMapping
 from dataclasses import dataclass
@@ -47,24 +48,49 @@ def endpoint_override(env: Mapping[str, str]) -> str | None:
     return env.get("AWS_ENDPOINT_URL") or None
 
 
+class _Serialized:
+    """Runs one request at a time. DynamoDB applies a conditional write atomically; moto's
+    backends check and write without a lock, so concurrent requests could both pass a
+    condition. Serializing gives the emulator DynamoDB's guarantee."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+        self.lock = threading.Lock()
+
+    def __call__(self, environ: dict[str, Any], start_response: Any) -> list[bytes]:
+        with self.lock:
+            return [b"".join(self.app(environ, start_response))]
+
+
 class LocalEmulator:
     """moto's server on 127.0.0.1 (a free port unless one is given), stopped by whoever started it."""
 
     def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
-        from moto.server import ThreadedMotoServer
-
         logging.getLogger("werkzeug").setLevel(logging.ERROR)  # no request log lines
-        self._server = ThreadedMotoServer(ip_address=host, port=port, verbose=False)
+        self.host = host
+        self.port = port
         self.endpoint = ""
+        self._server: Any = None
+        self._thread: threading.Thread | None = None
 
     def start(self) -> str:
-        self._server.start()
-        host, port = self._server.get_host_and_port()
+        from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
+        from werkzeug.serving import make_server
+
+        app = _Serialized(DomainDispatcherApplication(create_backend_app))
+        self._server = make_server(self.host, self.port, app, threaded=True, request_handler=MotoRequestHandler)
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread.start()
+        host, port = self._server.server_address[:2]
         self.endpoint = f"http://{host}:{port}"
         return self.endpoint
 
     def stop(self) -> None:
-        self._server.stop()
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+        if self._thread is not None:
+            self._thread.join()
 
     def __enter__(self) -> LocalEmulator:
         self.start()
