@@ -9,7 +9,7 @@ conditional write: two schedulers or two senders racing for a lead cannot both w
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from decimal import Decimal
 from typing import Any
 
@@ -190,6 +190,23 @@ def _raise_if_transient(error: PynamoDBException) -> None:
         raise TransientError(f"DynamoDB is throttling or unavailable: {error.cause_response_code}") from error
 
 
+def _conditionally(write: Callable[[], object]) -> bool:
+    """Run a conditional write: False when its condition failed, TransientError when throttled."""
+    try:
+        write()
+    except PynamoDBException as error:
+        if error.cause_response_code == _CONDITION_FAILED:
+            return False
+        _raise_if_transient(error)
+        raise
+    return True
+
+
+def _unchanged_since(updated_at: str | None) -> Condition:
+    """Optimistic lock on `updated_at` (absent on items nobody updated)."""
+    return LeadModel.updated_at == updated_at if updated_at else LeadModel.updated_at.does_not_exist()
+
+
 class DynamoLeadStore:
     """The leads table. Satisfies `reengage.ports.LeadStore`."""
 
@@ -266,14 +283,7 @@ class DynamoLeadStore:
 
     # -- conditional writes ------------------------------------------------
     def _update(self, lead_id: str, actions: list[Any], condition: Condition) -> bool:
-        try:
-            LeadModel(lead_id).update(actions=actions, condition=condition)
-        except PynamoDBException as error:
-            if error.cause_response_code == _CONDITION_FAILED:
-                return False
-            _raise_if_transient(error)
-            raise
-        return True
+        return _conditionally(lambda: LeadModel(lead_id).update(actions=actions, condition=condition))
 
     def claim(self, entry: ScheduleEntry, stage: FollowUpStage, claimed_at: str, campaign_id: str) -> bool:
         return self._update(
@@ -370,21 +380,8 @@ class DynamoLeadStore:
 
     def put(self, lead: Lead, previous: Lead | None = None) -> bool:
         """Write a whole lead, only if nobody changed it since `previous` was read."""
-        condition: Condition
-        if previous is None:
-            condition = LeadModel.id.does_not_exist()
-        elif previous.updated_at:
-            condition = LeadModel.updated_at == previous.updated_at
-        else:
-            condition = LeadModel.updated_at.does_not_exist()
-        try:
-            _to_model(lead).save(condition=condition)
-        except PynamoDBException as error:
-            if error.cause_response_code == _CONDITION_FAILED:
-                return False
-            _raise_if_transient(error)
-            raise
-        return True
+        condition = LeadModel.id.does_not_exist() if previous is None else _unchanged_since(previous.updated_at)
+        return _conditionally(lambda: _to_model(lead).save(condition=condition))
 
     def set_attributes(self, lead_id: str, values: dict[str, Any], previous_updated_at: str | None) -> bool:
         """Set plain attributes on one item, only if it is unchanged (used by migrate)."""
@@ -393,9 +390,4 @@ class DynamoLeadStore:
             attributes[name].remove() if value is None else attributes[name].set(value)
             for name, value in values.items()
         ]
-        condition = (
-            LeadModel.updated_at == previous_updated_at
-            if previous_updated_at
-            else LeadModel.updated_at.does_not_exist()
-        )
-        return self._update(lead_id, actions, condition & LeadModel.id.exists())
+        return self._update(lead_id, actions, _unchanged_since(previous_updated_at) & LeadModel.id.exists())
