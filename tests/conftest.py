@@ -18,6 +18,7 @@ import pytest
 
 from reengage.settings import Settings
 from reengage_cli import emulator
+from tests.openai_stub import OpenAIStub
 
 ROOT = Path(__file__).resolve().parents[1]
 EVENTS = ROOT / "events"
@@ -108,3 +109,14 @@ def aws(moto_endpoint: str, restore_environ: None) -> Emulator:
     provisioned = emulator.provision()
     os.environ.update(provisioned.environment)
     return Emulator(moto_endpoint, provisioned.environment, Settings.from_env(os.environ))
+
+
+@pytest.fixture
+def openai_stub() -> Iterator[OpenAIStub]:
+    """A local OpenAI-compatible server on 127.0.0.1 (free port), stopped after the test."""
+    stub = OpenAIStub()
+    stub.start()
+    try:
+        yield stub
+    finally:
+        stub.stop()

@@ -27,10 +27,12 @@ from pynamodb.exceptions import PynamoDBException
 
 from reengage import aws
 from reengage.clock import format_time, parse_time, utc_now
+from reengage.knowledge import KnowledgeBase, KnowledgeBaseError, load_knowledge_base
 from reengage.lead_store import DynamoLeadStore, InvalidLeadDataError
-from reengage.leads import ScheduleState
-from reengage.messages import render_follow_up
+from reengage.leads import FollowUpStage, Lead, ScheduleState, next_stage
+from reengage.messages import GENERATOR_AI, FollowUpMessage
 from reengage.ports import TransientError
+from reengage.quality import check_follow_up
 from reengage.scheduler import CampaignRequest, CampaignSummary, InvalidCampaignRequestError, run_scheduler
 from reengage.sender import SKIPPED, FollowUpSender, SendOutcome
 from reengage.settings import Settings, SettingsError
@@ -110,7 +112,8 @@ def print_outcome(index: int, total: int, outcome: SendOutcome, names: dict[str,
     who = names.get(outcome.lead_id, outcome.lead_id)
     prefix = f"  [{index}/{total}] {who}"
     if outcome.kind == "sent":
-        say(f"{prefix}: re-engaged ({outcome.stage}, {outcome.generator})")
+        fallback = f": {outcome.fallback_reason}" if outcome.fallback_reason else ""
+        say(f"{prefix}: re-engaged ({outcome.stage}, {outcome.generator}{fallback})")
     elif outcome.kind == "skipped":
         say(f"{prefix}: skipped - {outcome.reason}")
     else:
@@ -164,19 +167,7 @@ def cmd_bootstrap(args: argparse.Namespace) -> int:
 
 
 def _environment(shell_env: dict[str, str]) -> dict[str, str]:
-    settings = load_settings(shell_env)
-    values = {
-        "LEADS_TABLE_NAME": settings.leads_table_name,
-        "QUEUE_URL": settings.queue_url,
-        "SENDER_EMAIL": settings.sender_email,
-        "SENDER_NAME": settings.sender_name,
-        "DAYS_BETWEEN_FOLLOWUPS": str(settings.days_between_followups),
-        "MAX_FOLLOWUPS": str(settings.max_followups),
-        "DRY_RUN": str(settings.dry_run).lower(),
-        "CLAIM_TIMEOUT_MINUTES": str(settings.claim_timeout_minutes),
-        "OPENAI_MODEL": settings.openai_model,
-        "OPENAI_API_KEY_SECRET": settings.openai_api_key_secret,
-    }
+    values = load_settings(shell_env).to_env()
     endpoint = emulator.endpoint_override(shell_env)
     if endpoint:
         values["AWS_ENDPOINT_URL"] = endpoint
@@ -239,7 +230,42 @@ def cmd_import(args: argparse.Namespace) -> int:
 
 
 def _sender(settings: Settings, store: DynamoLeadStore) -> FollowUpSender:
-    return FollowUpSender(store, aws.ses_mailer(settings), settings)
+    return FollowUpSender(store, aws.ses_mailer(settings), settings, writer=aws.message_writer(settings))
+
+
+def generator_label(message: FollowUpMessage) -> str:
+    if message.generator == GENERATOR_AI:
+        return f"ai, {message.model}, {message.prompt_tokens}+{message.completion_tokens} tokens"
+    return f"template ({message.fallback_reason})" if message.fallback_reason else "template"
+
+
+def print_preview(lead: Lead, stage: FollowUpStage, message: FollowUpMessage, knowledge: KnowledgeBase) -> None:
+    """One message as it would be sent, with the generator and the quality-gate verdict."""
+    body = message.text.split("\n\nBest regards,")[0]
+    verdict = check_follow_up(message.subject, body, lead, stage, knowledge)
+    say(f"To:        {lead.name} <{lead.email}>")
+    say(f"Stage:     {stage.value}")
+    say(f"Generator: {generator_label(message)}")
+    say("Quality:   " + ("passed" if verdict.ok else "FAILED: " + "; ".join(verdict.problems)))
+    say(f"Subject:   {message.subject}")
+    say()
+    say(message.text.rstrip())
+
+
+def cmd_preview(args: argparse.Namespace) -> int:
+    settings = load_settings(dict(os.environ))
+    lead = aws.lead_store(settings).get(args.lead_id)
+    if lead is None:
+        raise CliError(f"no lead with id {args.lead_id!r}")
+    stage = FollowUpStage(args.stage) if args.stage else next_stage(lead.follow_up_stage, settings.max_followups).stage
+    if stage is None:
+        raise CliError(
+            f"lead {lead.id} has finished its sequence ({lead.follow_up_stage}); pass --stage to preview one"
+        )
+    writer = aws.message_writer(settings)
+    writer.start_batch(None)
+    print_preview(lead, stage, writer.write(lead, stage, utc_now()), load_knowledge_base(settings.knowledge_base))
+    return EXIT_OK
 
 
 def run_campaign(args: argparse.Namespace, settings: Settings) -> tuple[CampaignSummary, DrainReport | None]:
@@ -258,12 +284,13 @@ def run_campaign(args: argparse.Namespace, settings: Settings) -> tuple[Campaign
     summary = run_scheduler(store, aws.follow_up_queue(settings), request, settings, now)
     if request.dry_run:
         say(f"Would send {len(summary.would_send)} follow-ups:")
+        writer, knowledge = aws.message_writer(settings), load_knowledge_base(settings.knowledge_base)
+        writer.start_batch(None)
         for lead_id, stage in summary.would_send:
             lead = store.get(lead_id)
-            if lead is None:
-                continue
-            message = render_follow_up(lead, stage, settings.sender_name, now)
-            say(f"  {lead.name or lead.id} <{lead.email}> {stage}: {message.subject!r} ({message.generator})")
+            if lead is not None:
+                say("-" * 72)
+                print_preview(lead, stage, writer.write(lead, stage, now), knowledge)
         return summary, None
     if args.no_drain or not emulator.endpoint_override(os.environ):
         return summary, None
@@ -532,6 +559,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--no-drain", action="store_true", help="only enqueue; leave sending to SenderFunction")
     status = command("status", cmd_status, "re-engagement statistics")
     status.add_argument("--json", action="store_true")
+    preview = command("preview", cmd_preview, "print the follow-up a lead would get, without sending anything")
+    preview.add_argument("lead_id")
+    preview.add_argument("--stage", choices=[stage.value for stage in FollowUpStage])
     command("health", cmd_health, "check configuration, table, queues, SES identity, AI")
     command("migrate", cmd_migrate, "backfill derived attributes on leads written by other systems")
     clean = command("cleanup", cmd_cleanup, "clear eligibility flags left set for more than N days")
@@ -552,7 +582,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         logging.getLogger(noisy).setLevel(logging.WARNING)
     try:
         return int(args.handler(args))
-    except (CliError, SettingsError, TemplateError, ImportFileError, InvalidLeadDataError) as error:
+    except (CliError, SettingsError, TemplateError, ImportFileError, InvalidLeadDataError, KnowledgeBaseError) as error:
         message = str(error)
     except TransientError as error:
         message = f"AWS is throttling or unavailable, try again: {error}"

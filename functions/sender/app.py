@@ -8,13 +8,13 @@ from typing import Any
 
 from aws_lambda_powertools.metrics import MetricUnit
 
-from reengage.aws import lead_store, ses_mailer
+from reengage.aws import lead_store, message_writer, ses_mailer
 from reengage.observability import logger, metrics
 from reengage.sender import FollowUpSender, process_queue_event
 from reengage.settings import Settings
 
 settings = Settings.from_env(os.environ)
-sender = FollowUpSender(lead_store(settings), ses_mailer(settings), settings)
+sender = FollowUpSender(lead_store(settings), ses_mailer(settings), settings, writer=message_writer(settings))
 
 _METRIC_BY_OUTCOME = {
     "sent": "FollowUpsSent",
@@ -32,4 +32,11 @@ def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     for kind, name in _METRIC_BY_OUTCOME.items():
         metrics.add_metric(name=name, unit=MetricUnit.Count, value=counts.get(kind, 0))
     metrics.add_metric(name="RecordsRetried", unit=MetricUnit.Count, value=len(response["batchItemFailures"]))
+    written = [outcome for outcome in outcomes if outcome.generator]
+    metrics.add_metric(name="AIMessages", unit=MetricUnit.Count, value=sum(o.generator == "ai" for o in written))
+    metrics.add_metric(name="AIFallbacks", unit=MetricUnit.Count, value=sum(bool(o.fallback_reason) for o in written))
+    metrics.add_metric(name="AIPromptTokens", unit=MetricUnit.Count, value=sum(o.prompt_tokens for o in written))
+    metrics.add_metric(
+        name="AICompletionTokens", unit=MetricUnit.Count, value=sum(o.completion_tokens for o in written)
+    )
     return response

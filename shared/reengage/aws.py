@@ -7,6 +7,7 @@ to every cold start) and are created on first use, not at import.
 
 from __future__ import annotations
 
+import json
 import threading
 from functools import cache
 from typing import Any
@@ -15,7 +16,10 @@ import botocore.session
 from botocore.config import Config
 
 from reengage.follow_up_queue import SqsFollowUpQueue
+from reengage.knowledge import load_knowledge_base
 from reengage.lead_store import DynamoLeadStore
+from reengage.messages import TemplateWriter
+from reengage.ports import MessageWriter
 from reengage.settings import Settings
 
 _DEFAULT = Config(connect_timeout=5, read_timeout=15, retries={"mode": "standard", "max_attempts": 3})
@@ -58,6 +62,37 @@ def lead_store(settings: Settings) -> DynamoLeadStore:
 
 def follow_up_queue(settings: Settings) -> SqsFollowUpQueue:
     return SqsFollowUpQueue(LazyClient("sqs"), settings.queue_url)
+
+
+def openai_api_key(secret_name: str) -> str:
+    """The OpenAI key from Secrets Manager (a plain string, or JSON with `api_key`), cached 5 minutes."""
+    from aws_lambda_powertools.utilities import parameters  # only with AI configured: imports boto3
+
+    raw = parameters.get_secret(secret_name, max_age=300)
+    text = raw.decode() if isinstance(raw, bytes) else str(raw)
+    try:
+        data = json.loads(text)
+    except ValueError:
+        return text.strip()
+    if isinstance(data, dict) and isinstance(data.get("api_key"), str):
+        return str(data["api_key"]).strip()
+    return text.strip()
+
+
+def message_writer(settings: Settings) -> MessageWriter:
+    """The AI writer when a key is configured, else the template writer."""
+    knowledge = load_knowledge_base(settings.knowledge_base)
+    if not settings.openai_api_key_secret:
+        return TemplateWriter(knowledge)
+    from reengage.ai_writer import AiWriter
+
+    return AiWriter(
+        knowledge,
+        settings.openai_model,
+        api_key=lambda: openai_api_key(settings.openai_api_key_secret),
+        base_url=settings.openai_base_url,
+        timeout_seconds=settings.openai_timeout_seconds,
+    )
 
 
 def ses_mailer(settings: Settings) -> Any:

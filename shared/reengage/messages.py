@@ -11,12 +11,16 @@ from __future__ import annotations
 import hashlib
 import html
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
+from reengage.knowledge import KnowledgeBase
 from reengage.leads import FollowUpStage, Lead, days_since, first_name
 
 GENERATOR_TEMPLATE = "template"
+GENERATOR_AI = "ai"
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _FIELD_CAP = 80
 
@@ -27,6 +31,10 @@ class FollowUpMessage:
     text: str
     html: str
     generator: str
+    model: str = ""
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    fallback_reason: str = ""  # why the AI draft was not used (template messages only)
 
 
 @dataclass(frozen=True)
@@ -35,7 +43,8 @@ class _Template:
     paragraphs: tuple[str, ...]
 
 
-# Placeholders: {first_name}, {company}, {when}, {sender_name}. Every one is always filled.
+# Placeholders: {first_name}, {company}, {when}, {proof_point}, {call_to_action}, {our_company}.
+# Every one is always filled.
 _TEMPLATES: dict[FollowUpStage, tuple[_Template, ...]] = {
     FollowUpStage.FOLLOWUP_1: (
         _Template(
@@ -44,11 +53,9 @@ _TEMPLATES: dict[FollowUpStage, tuple[_Template, ...]] = {
                 "Hi {first_name},",
                 "I wanted to follow up on the note I sent {when}. I know inboxes fill up fast,"
                 " so here is the short version.",
-                "Since then we have helped teams like {company} cut the time they spend on"
-                " manual follow-up work by a third, and the first results usually show within"
-                " a month. It would be a shame for {company} to miss the window while"
-                " priorities for next quarter are still being set.",
-                "Would a 15-minute call next week be useful? If the timing is wrong, just say so.",
+                "{proof_point} It would be a shame for {company} to miss that while priorities"
+                " for next quarter are still being set.",
+                "Would {call_to_action} be useful? If the timing is wrong, just say so.",
             ),
         ),
         _Template(
@@ -56,11 +63,9 @@ _TEMPLATES: dict[FollowUpStage, tuple[_Template, ...]] = {
             paragraphs=(
                 "Hi {first_name},",
                 "Following up on my message from {when}, in case it slipped past.",
-                "One thing I did not mention: most teams we work with see the biggest gains"
-                " in the first few weeks, which is why the conversation tends to be worth"
-                " having early. I put together two or three ideas that fit {company} in"
-                " particular.",
-                "Is there a good time this week or next to walk you through them?",
+                "One thing I did not mention: {proof_point} That is why the conversation tends to"
+                " be worth having early, and I have two or three ideas that fit {company} in particular.",
+                "Is there a good time for {call_to_action} to walk you through them?",
             ),
         ),
     ),
@@ -72,9 +77,9 @@ _TEMPLATES: dict[FollowUpStage, tuple[_Template, ...]] = {
                 "This is my final outreach; I have written twice before, most recently {when},"
                 " and I do not want to crowd your inbox.",
                 "Teams competing with {company} are already moving on this, and every quarter"
-                " of waiting makes the gap harder to close. If it is a priority, I would be glad"
-                " to show you what they are doing differently.",
-                "If not, no reply is needed and I will not follow up again.",
+                " of waiting makes the gap harder to close. {proof_point}",
+                "If it is a priority, reply and we can set up {call_to_action}. If not, no reply"
+                " is needed and I will not follow up again.",
             ),
         ),
         _Template(
@@ -85,9 +90,9 @@ _TEMPLATES: dict[FollowUpStage, tuple[_Template, ...]] = {
                 " the last one I will send.",
                 "The cost of leaving this for later is real: the companies that act first set the"
                 " bar the rest of the market is measured against. I would rather {company} be"
-                " one of them.",
-                "If a short call makes sense, reply with a time. Otherwise, thank you for reading,"
-                " and I wish you and the team all the best.",
+                " one of them than catch up later.",
+                "If {call_to_action} makes sense, reply with a time. Otherwise, thank you for"
+                " reading, and I wish you and the team all the best.",
             ),
         ),
     ),
@@ -100,7 +105,16 @@ def clean_field(value: str, cap: int = _FIELD_CAP) -> str:
     return folded[:cap].strip()
 
 
-def _when(days: int | None) -> str:
+_LINKISH = re.compile(r"@|://|\bwww\.", re.IGNORECASE)
+
+
+def safe_mention(value: str, fallback: str) -> str:
+    """A lead field fit to appear in an email: cleaned, and never carrying a link or an address."""
+    cleaned = clean_field(value)
+    return fallback if not cleaned or _LINKISH.search(cleaned) else cleaned
+
+
+def describe_elapsed(days: int | None) -> str:
     if days is None:
         return "a little while ago"
     if days == 0:
@@ -112,28 +126,55 @@ def _when(days: int | None) -> str:
     return f"{days // 7} weeks ago"
 
 
-def _choose(stage: FollowUpStage, lead_id: str) -> _Template:
+def _stable_choice(stage: FollowUpStage, lead_id: str, count: int, salt: str = "") -> int:
     # Stable per lead, so a retried render gives the same message.
-    options = _TEMPLATES[stage]
-    digest = hashlib.sha256(f"{stage}:{lead_id}".encode()).digest()
-    return options[digest[0] % len(options)]
+    digest = hashlib.sha256(f"{stage}:{lead_id}:{salt}".encode()).digest()
+    return digest[0] % count
 
 
-def render_follow_up(lead: Lead, stage: FollowUpStage, sender_name: str, now: datetime) -> FollowUpMessage:
+def compose(
+    subject: str, paragraphs: list[str], knowledge: KnowledgeBase, generator: str, **usage: Any
+) -> FollowUpMessage:
+    """Text and HTML parts from paragraphs of plain text, with the signature and the postal address.
+
+    The HTML is built here from escaped text, never taken from a template or a model.
+    """
+    footer = knowledge.postal_address
+    text = "\n\n".join([*paragraphs, "Best regards,\n" + knowledge.signature]) + f"\n\n--\n{footer}\n"
+    html_paragraphs = "".join(f"<p>{html.escape(paragraph)}</p>" for paragraph in paragraphs)
+    signature = "<br>".join(html.escape(line) for line in knowledge.signature.splitlines())
+    html_body = (
+        f"<html><body>{html_paragraphs}<p>Best regards,<br>{signature}</p>"
+        f'<p style="color:#666;font-size:12px">{html.escape(footer)}</p></body></html>'
+    )
+    return FollowUpMessage(subject=subject, text=text, html=html_body, generator=generator, **usage)
+
+
+def render_follow_up(lead: Lead, stage: FollowUpStage, knowledge: KnowledgeBase, now: datetime) -> FollowUpMessage:
     """The template follow-up for one lead and stage, as plain text and HTML."""
+    points = knowledge.proof_points
     values = {
-        "first_name": clean_field(first_name(lead.name)) or "there",
-        "company": clean_field(lead.company) or "your team",
-        "when": _when(days_since(lead.last_contacted, now)),
-        "sender_name": clean_field(sender_name),
+        "first_name": safe_mention(first_name(lead.name), "there"),
+        "company": safe_mention(lead.company, "your team"),
+        "when": describe_elapsed(days_since(lead.last_contacted, now)),
+        "proof_point": points[_stable_choice(stage, lead.id, len(points), "proof")] if points else "",
+        "call_to_action": knowledge.call_to_action,
+        "our_company": knowledge.company,
     }
-    template = _choose(stage, lead.id)
-    subject = template.subject.format(**values)
-    paragraphs = [paragraph.format(**values) for paragraph in template.paragraphs]
-    signature = f"Best regards,\n{values['sender_name']}"
-    text = "\n\n".join([*paragraphs, signature]) + "\n"
-    escaped = {key: html.escape(value) for key, value in values.items()}
-    html_paragraphs = [f"<p>{paragraph.format(**escaped)}</p>" for paragraph in template.paragraphs]
-    html_signature = f"<p>Best regards,<br>{escaped['sender_name']}</p>"
-    html_body = "<html><body>" + "".join([*html_paragraphs, html_signature]) + "</body></html>"
-    return FollowUpMessage(subject=subject, text=text, html=html_body, generator=GENERATOR_TEMPLATE)
+    options = _TEMPLATES[stage]
+    template = options[_stable_choice(stage, lead.id, len(options))]
+    paragraphs = [" ".join(paragraph.format(**values).split()) for paragraph in template.paragraphs]
+    return compose(template.subject.format(**values), paragraphs, knowledge, GENERATOR_TEMPLATE)
+
+
+class TemplateWriter:
+    """Writes every follow-up from the templates (no AI configured)."""
+
+    def __init__(self, knowledge: KnowledgeBase) -> None:
+        self.knowledge = knowledge
+
+    def start_batch(self, time_left_ms: Callable[[], int] | None) -> None:
+        """Templates need no time budget."""
+
+    def write(self, lead: Lead, stage: FollowUpStage, now: datetime) -> FollowUpMessage:
+        return render_follow_up(lead, stage, self.knowledge, now)

@@ -5,11 +5,13 @@ Adapters (DynamoDB, SQS, SES) implement these; tests pass in-memory fakes.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, Protocol
 
 from reengage.leads import FollowUpStage, Lead, ScheduleState
+from reengage.messages import FollowUpMessage
 
 
 class TransientError(Exception):
@@ -117,3 +119,11 @@ class Mailer(Protocol):
     def send(self, email: OutgoingEmail) -> str:
         """Send one email; returns the provider's message id."""
         ...
+
+
+class MessageWriter(Protocol):
+    def start_batch(self, time_left_ms: Callable[[], int] | None) -> None:
+        """A new batch begins; `time_left_ms` tells how long the invocation may still run."""
+        ...
+
+    def write(self, lead: Lead, stage: FollowUpStage, now: datetime) -> FollowUpMessage: ...

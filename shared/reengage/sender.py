@@ -20,12 +20,14 @@ from aws_lambda_powertools.utilities.parser.models import SqsRecordModel
 from pydantic import BaseModel, Field, Json
 
 from reengage.clock import format_time, utc_now
+from reengage.knowledge import load_knowledge_base
 from reengage.leads import STAGE_ORDER, FollowUpStage, Lead, ScheduleState, SkipReason, due_schedule, standing_verdict
-from reengage.messages import FollowUpMessage, render_follow_up
+from reengage.messages import FollowUpMessage, TemplateWriter
 from reengage.ports import (
     FollowUpRequest,
     LeadStore,
     Mailer,
+    MessageWriter,
     OutgoingEmail,
     SendInDoubtError,
     SendRejectedError,
@@ -40,8 +42,6 @@ SKIPPED = "skipped"
 FAILED = "failed"
 IN_DOUBT = "in_doubt"
 
-MessageWriter = Callable[[Lead, FollowUpStage, datetime], FollowUpMessage]
-
 
 @dataclass(frozen=True)
 class SendOutcome:
@@ -52,6 +52,25 @@ class SendOutcome:
     message_id: str = ""
     generator: str = ""
     subject: str = ""
+    model: str = ""
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    fallback_reason: str = ""
+
+    @classmethod
+    def of(cls, lead_id: str, stage: str, kind: str, message: FollowUpMessage, **details: str) -> SendOutcome:
+        return cls(
+            lead_id,
+            stage,
+            kind,
+            generator=message.generator,
+            subject=message.subject,
+            model=message.model,
+            prompt_tokens=message.prompt_tokens,
+            completion_tokens=message.completion_tokens,
+            fallback_reason=message.fallback_reason,
+            **details,
+        )
 
 
 def _stage_index(stage: str | None) -> int:
@@ -70,7 +89,7 @@ class FollowUpSender:
         self.store = store
         self.mailer = mailer
         self.settings = settings
-        self.writer = writer or (lambda lead, stage, now: render_follow_up(lead, stage, settings.sender_name, now))
+        self.writer: MessageWriter = writer or TemplateWriter(load_knowledge_base(settings.knowledge_base))
         self.clock = clock
 
     def _skip(self, request: FollowUpRequest, reason: SkipReason, detail: str = "") -> SendOutcome:
@@ -97,11 +116,11 @@ class FollowUpSender:
             return self._skip(request, verdict.reason or SkipReason.NOT_CLAIMED, verdict.detail)
 
         now = self.clock()
-        message = self.writer(lead, request.stage, now)
+        message = self.writer.write(lead, request.stage, now)
         if self.settings.dry_run:
             schedule = due_schedule(lead, self.settings.max_followups)
             self.store.release_claim(lead.id, request.stage, schedule[1] if schedule else None)
-            return SendOutcome(lead.id, request.stage.value, SKIPPED, SkipReason.DRY_RUN, subject=message.subject)
+            return SendOutcome.of(lead.id, request.stage.value, SKIPPED, message, reason=SkipReason.DRY_RUN)
 
         if not self.store.lock_for_send(lead.id, request.stage, format_time(now)):
             return self._skip(request, SkipReason.DUPLICATE_DELIVERY)
@@ -123,6 +142,14 @@ class FollowUpSender:
             "campaign_id": request.campaign_id,
             "subject": message.subject,
         }
+        if message.model:
+            entry |= {
+                "model": message.model,
+                "prompt_tokens": message.prompt_tokens,
+                "completion_tokens": message.completion_tokens,
+            }
+        if message.fallback_reason:
+            entry["fallback_reason"] = message.fallback_reason
         try:
             message_id = self.mailer.send(email)
         except TransientError:
@@ -133,13 +160,13 @@ class FollowUpSender:
             logger.warning(
                 "follow-up rejected", extra={"lead_id": lead.id, "stage": request.stage, "error": str(error)}
             )
-            return SendOutcome(lead.id, request.stage.value, FAILED, str(error), generator=message.generator)
+            return SendOutcome.of(lead.id, request.stage.value, FAILED, message, reason=str(error))
         except SendInDoubtError as error:
             # Keep the lock: a second email is worse than a missing one.
             logger.error(
                 "follow-up possibly sent", extra={"lead_id": lead.id, "stage": request.stage, "error": str(error)}
             )
-            return SendOutcome(lead.id, request.stage.value, IN_DOUBT, str(error), generator=message.generator)
+            return SendOutcome.of(lead.id, request.stage.value, IN_DOUBT, message, reason=str(error))
 
         sent_at = format_time(self.clock())
         next_due = _stage_index(request.stage) + 1 < min(self.settings.max_followups, len(STAGE_ORDER))
@@ -151,14 +178,7 @@ class FollowUpSender:
         if not recorded:
             logger.error("follow-up sent but not recorded", extra={"lead_id": lead.id, "stage": request.stage})
         logger.info("follow-up sent", extra={"lead_id": lead.id, "stage": request.stage, "message_id": message_id})
-        return SendOutcome(
-            lead.id,
-            request.stage.value,
-            SENT,
-            message_id=message_id,
-            generator=message.generator,
-            subject=message.subject,
-        )
+        return SendOutcome.of(lead.id, request.stage.value, SENT, message, message_id=message_id)
 
 
 class FollowUpBody(BaseModel):
@@ -185,6 +205,7 @@ def process_queue_event(
         outcomes.append(outcome)
         return outcome.kind
 
+    sender.writer.start_batch(context.get_remaining_time_in_millis if context is not None else None)
     processor = BatchProcessor(event_type=EventType.SQS, model=FollowUpRecord, raise_on_entire_batch_failure=False)
     response = process_partial_response(event=event, record_handler=handle, processor=processor, context=context)
     return dict(response), outcomes

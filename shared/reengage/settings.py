@@ -30,7 +30,12 @@ class Settings:
     # A claim older than this is taken to be abandoned and is claimed again.
     claim_timeout_minutes: int = 720
     openai_model: str = "gpt-4o-mini"
+    # Name or ARN of the Secrets Manager secret holding the OpenAI key; empty = templates only.
     openai_api_key_secret: str = ""
+    openai_base_url: str = ""
+    openai_timeout_seconds: int = 10
+    # Empty = the bundled sample; a file path; or ssm:/parameter/name.
+    knowledge_base: str = ""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Settings:
@@ -50,10 +55,31 @@ class Settings:
             claim_timeout_minutes=read.integer("CLAIM_TIMEOUT_MINUTES", 720, 5, 10080),
             openai_model=read.text("OPENAI_MODEL", "gpt-4o-mini"),
             openai_api_key_secret=read.text("OPENAI_API_KEY_SECRET", ""),
+            openai_base_url=read.text("OPENAI_BASE_URL", ""),
+            openai_timeout_seconds=read.integer("OPENAI_TIMEOUT_SECONDS", 10, 1, 60),
+            knowledge_base=read.text("KNOWLEDGE_BASE", ""),
         )
         if read.problems:
             raise SettingsError("; ".join(read.problems))
         return settings
+
+    def to_env(self) -> dict[str, str]:
+        """The environment variables that produce these settings (for `reengage env`)."""
+        return {
+            "LEADS_TABLE_NAME": self.leads_table_name,
+            "QUEUE_URL": self.queue_url,
+            "SENDER_EMAIL": self.sender_email,
+            "SENDER_NAME": self.sender_name,
+            "DAYS_BETWEEN_FOLLOWUPS": str(self.days_between_followups),
+            "MAX_FOLLOWUPS": str(self.max_followups),
+            "DRY_RUN": str(self.dry_run).lower(),
+            "CLAIM_TIMEOUT_MINUTES": str(self.claim_timeout_minutes),
+            "OPENAI_MODEL": self.openai_model,
+            "OPENAI_API_KEY_SECRET": self.openai_api_key_secret,
+            "OPENAI_BASE_URL": self.openai_base_url,
+            "OPENAI_TIMEOUT_SECONDS": str(self.openai_timeout_seconds),
+            "KNOWLEDGE_BASE": self.knowledge_base,
+        }
 
 
 class _EnvReader:

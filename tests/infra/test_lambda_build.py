@@ -8,6 +8,7 @@ import json
 import os
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -66,3 +67,23 @@ def test_built_sender_runs_with_only_the_runtime_and_the_layer(aws: Emulator) ->
     # The sample event's leads do not exist in an empty table: skipped, not failed.
     assert output["result"] == {"batchItemFailures": []}
     assert output["openai"] is False
+
+
+def test_built_sender_writes_with_ai_when_a_key_is_configured(aws: Emulator, openai_stub: Any, tmp_path: Path) -> None:
+    import boto3
+
+    from tests.integration.test_ai_writer import GOOD_1
+    from tests.integration.test_pipeline import as_sqs_event, lead_row, receive_all, seed
+
+    boto3.client("secretsmanager").create_secret(Name="openai-key", SecretString="sk-built")
+    seed(aws, tmp_path, [lead_row(1, company="Acme Robotics", name="Person 1")])
+    run_built("SchedulerFunction", EVENTS / "scheduled.json", lambda_env(aws))
+    event_file = tmp_path / "batch.json"
+    event_file.write_text(json.dumps(as_sqs_event(receive_all(aws.settings.queue_url))))
+    openai_stub.draft("A thought for Acme Robotics", GOOD_1)
+    env = {**lambda_env(aws), "OPENAI_API_KEY_SECRET": "openai-key", "OPENAI_BASE_URL": openai_stub.base_url}
+    output = run_built("SenderFunction", event_file, env)
+    # openai, httpx2 and the Secrets Manager client all come from the layer
+    assert output["result"] == {"batchItemFailures": []} and output["openai"] is True
+    assert openai_stub.headers[0]["authorization"] == "Bearer sk-built"
+    assert [mail.subject for mail in aws.outbox()] == ["A thought for Acme Robotics"]

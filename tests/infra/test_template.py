@@ -89,10 +89,22 @@ def test_scheduler_runs_daily_at_nine_in_a_time_zone_and_never_scans():
     assert "dynamodb:Scan" not in actions and "dynamodb:Query" in actions
 
 
+def statements(function: str) -> list[dict[str, Any]]:
+    """A function's policy statements, conditional ones (Fn::If) included."""
+    found = []
+    for statement in RESOURCES[function]["Properties"]["Policies"][0]["Statement"]:
+        if "Fn::If" in statement:
+            _, statement, _ = statement["Fn::If"]
+        found.append(statement)
+    return found
+
+
 def test_policies_are_scoped_to_the_stack_resources():
     for function in ("SchedulerFunction", "SenderFunction"):
-        for statement in RESOURCES[function]["Properties"]["Policies"][0]["Statement"]:
+        for statement in statements(function):
             assert statement["Resource"] != "*", f"{function}: {statement['Action']} on every resource"
+    sender = {str(statement["Action"]): statement["Resource"] for statement in statements("SenderFunction")}
+    assert sender["secretsmanager:GetSecretValue"] == {"Ref": "OpenAIApiKeySecretArn"}
     ses = RESOURCES["SenderFunction"]["Properties"]["Policies"][0]["Statement"][1]
     assert ses["Condition"]["StringEquals"]["ses:FromAddress"] == {"Ref": "SenderEmail"}
 

@@ -60,3 +60,8 @@ def test_statistics_match_the_seed_shape():
     assert stats["recent_reengagements"] == 1
     assert stats["reengagement_success_rate"] == round(2 / 3, 4)
     assert stats["scheduled_waiting"] == 1
+
+
+def test_to_env_round_trips():
+    settings = Settings.from_env({**BASE, "DRY_RUN": "true", "MAX_FOLLOWUPS": "1", "KNOWLEDGE_BASE": "ssm:/kb"})
+    assert Settings.from_env(settings.to_env()) == settings
