@@ -104,3 +104,18 @@ def test_demo_runs_on_its_own(restore_environ: None) -> None:
     assert "RE-ENGAGEMENT CAMPAIGN COMPLETE" in demo.stdout
     assert "skipped - responded: Converted" in demo.stdout
     assert "nothing is sent twice" in demo.stdout
+
+
+def test_preview_shows_the_message_generator_and_verdict_without_sending(aws: Emulator) -> None:
+    sample = ROOT / "cli" / "reengage_cli" / "data" / "sample_leads.jsonl"
+    assert reengage("import", str(sample)).returncode == 0
+    preview = reengage("preview", "lead-011")
+    assert preview.returncode == 0, preview.stderr
+    assert "Stage:     Followup_2" in preview.stdout
+    assert "Generator: template" in preview.stdout and "Quality:   passed" in preview.stdout
+    assert "Hi Daniel," in preview.stdout
+    first = reengage("preview", "lead-011", "--stage", "Followup_1")
+    assert "Stage:     Followup_1" in first.stdout
+    assert json.loads(reengage("outbox", "--json").stdout) == []
+    missing = reengage("preview", "nobody")
+    assert missing.returncode == 2 and "no lead with id 'nobody'" in missing.stderr
