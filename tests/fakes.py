@@ -12,6 +12,9 @@ from typing import Any, TypeVar
 from reengage.leads import FollowUpStage, Lead, ScheduleState
 from reengage.ports import (
     FollowUpRequest,
+    LedgerRecord,
+    LedgerState,
+    LockResult,
     OutgoingEmail,
     QueryStats,
     ScheduleEntry,
@@ -38,6 +41,8 @@ class InMemoryLeadStore:
         self.leads: dict[str, Lead] = {lead.id: copy.deepcopy(lead) for lead in leads}
         self.query_stats = QueryStats()
         self.lock = threading.RLock()
+        self.ledger: dict[tuple[str, str], LedgerRecord] = {}
+        self.daily_sends: dict[str, int] = {}
 
     def get(self, lead_id: str) -> Lead | None:
         lead = self.leads.get(lead_id)
@@ -55,7 +60,7 @@ class InMemoryLeadStore:
         )
         self.query_stats.items_examined += len(rows)
         for lead in rows:
-            yield ScheduleEntry(lead.id, state, lead.schedule_at or "", lead.follow_up_stage)
+            yield ScheduleEntry(lead.id, state, lead.schedule_at or "", lead.follow_up_stage, lead.email)
 
     def _matches(
         self, lead_id: str, state: ScheduleState, at: str | None = None, stage: str | None = None
@@ -98,18 +103,45 @@ class InMemoryLeadStore:
         return True
 
     @_atomic
-    def lock_for_send(self, lead_id: str, stage: FollowUpStage, locked_at: str) -> bool:
+    def lock_for_send(self, lead_id: str, stage: FollowUpStage, locked_at: str, campaign_id: str) -> LockResult:
+        if (lead_id, stage.value) in self.ledger:
+            return LockResult.ALREADY_RECORDED
         lead = self._matches(lead_id, ScheduleState.CLAIMED, stage=stage.value)
         if lead is None:
-            return False
+            return LockResult.LEAD_CHANGED
+        self.ledger[(lead_id, stage.value)] = LedgerRecord(lead_id, stage.value, LedgerState.SENDING, locked_at)
         lead.schedule_state, lead.schedule_at = ScheduleState.SENDING, locked_at
-        return True
+        return LockResult.LOCKED
 
     @_atomic
     def unlock_send(self, lead_id: str, stage: FollowUpStage) -> None:
         lead = self._matches(lead_id, ScheduleState.SENDING, stage=stage.value)
-        if lead is not None:
+        record = self.ledger.get((lead_id, stage.value))
+        if lead is not None and record is not None and record.state == LedgerState.SENDING:
+            del self.ledger[(lead_id, stage.value)]
             lead.schedule_state = ScheduleState.CLAIMED
+
+    def ledger_record(self, lead_id: str, stage: FollowUpStage) -> LedgerRecord | None:
+        return self.ledger.get((lead_id, stage.value))
+
+    @_atomic
+    def reserve_daily_slot(self, day: str, cap: int) -> bool:
+        if self.daily_sends.get(day, 0) >= cap:
+            return False
+        self.daily_sends[day] = self.daily_sends.get(day, 0) + 1
+        return True
+
+    def sends_on(self, day: str) -> int:
+        return self.daily_sends.get(day, 0)
+
+    def _advance(self, stored: Lead, lead: Lead, stage: FollowUpStage, at: str, entry: dict[str, Any], next_due: bool):
+        stored.schedule_state, stored.schedule_at = (ScheduleState.DUE, at) if next_due else (None, None)
+        stored.follow_up_stage = stage.value
+        stored.last_contacted = at
+        stored.eligible_for_reengagement = False
+        stored.engagement_history = [*lead.engagement_history, entry]
+        stored.updated_at = at
+        stored.claim_stage = None
 
     @_atomic
     def record_sent(
@@ -118,13 +150,13 @@ class InMemoryLeadStore:
         stored = self._matches(lead.id, ScheduleState.SENDING, stage=stage.value)
         if stored is None:
             return False
-        stored.schedule_state, stored.schedule_at = (ScheduleState.DUE, sent_at) if next_due else (None, None)
-        stored.follow_up_stage = stage.value
-        stored.last_contacted = sent_at
-        stored.eligible_for_reengagement = False
-        stored.engagement_history = [*lead.engagement_history, entry]
-        stored.updated_at = sent_at
-        stored.claim_stage = None
+        self._advance(stored, lead, stage, sent_at, entry, next_due)
+        self.ledger[(lead.id, stage.value)] = replace(
+            self.ledger[(lead.id, stage.value)],
+            state=LedgerState.SENT,
+            sent_at=sent_at,
+            message_id=str(entry.get("message_id", "")),
+        )
         return True
 
     @_atomic
@@ -134,6 +166,36 @@ class InMemoryLeadStore:
             stored.schedule_state = stored.schedule_at = stored.claim_stage = None
             stored.eligible_for_reengagement = False
             stored.engagement_history = [*lead.engagement_history, entry]
+            self.ledger[(lead.id, stage.value)] = replace(
+                self.ledger[(lead.id, stage.value)], state=LedgerState.REJECTED
+            )
+
+    @_atomic
+    def settle_in_doubt(
+        self, lead: Lead, stage: FollowUpStage, locked_at: str, entry: dict[str, Any], next_due: bool
+    ) -> bool:
+        stored = self._matches(lead.id, ScheduleState.SENDING, at=locked_at, stage=stage.value)
+        if stored is None:
+            return False
+        self._advance(stored, lead, stage, locked_at, entry, next_due)
+        self.ledger[(lead.id, stage.value)] = replace(
+            self.ledger[(lead.id, stage.value)], state=LedgerState.POSSIBLY_SENT
+        )
+        return True
+
+    @_atomic
+    def repair_from_ledger(
+        self, lead: Lead, stage: FollowUpStage, record: LedgerRecord, entry: dict[str, Any], next_due: bool
+    ) -> bool:
+        stored = self._matches(lead.id, ScheduleState.CLAIMED, stage=stage.value)
+        if stored is None:
+            return False
+        if record.state in (LedgerState.SENT, LedgerState.POSSIBLY_SENT):
+            self._advance(stored, lead, stage, record.sent_at or record.locked_at, entry, next_due)
+        else:
+            stored.schedule_state = stored.schedule_at = stored.claim_stage = None
+            stored.eligible_for_reengagement = False
+        return True
 
     @_atomic
     def put(self, lead: Lead, previous: Lead | None = None) -> bool:

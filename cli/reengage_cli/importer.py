@@ -15,7 +15,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from reengage.lead_store import DynamoLeadStore, InvalidLeadDataError
+from reengage.lead_store import DynamoLeadStore
+from reengage.ports import InvalidLeadDataError
 from reengage.validation import ImportedLead, RowError, merge_import, validate_row
 
 _WRITE_ATTEMPTS = 3

@@ -28,10 +28,10 @@ from pynamodb.exceptions import PynamoDBException
 from reengage import aws
 from reengage.clock import format_time, parse_time, utc_now
 from reengage.knowledge import KnowledgeBase, KnowledgeBaseError, load_knowledge_base
-from reengage.lead_store import DynamoLeadStore, InvalidLeadDataError
+from reengage.lead_store import DynamoLeadStore
 from reengage.leads import FollowUpStage, Lead, ScheduleState, next_stage
 from reengage.messages import GENERATOR_AI, FollowUpMessage
-from reengage.ports import TransientError
+from reengage.ports import InvalidLeadDataError, TransientError
 from reengage.quality import check_follow_up
 from reengage.scheduler import CampaignRequest, CampaignSummary, InvalidCampaignRequestError, run_scheduler
 from reengage.sender import SKIPPED, FollowUpSender, SendOutcome

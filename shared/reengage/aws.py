@@ -57,7 +57,7 @@ class LazyClient:
 
 
 def lead_store(settings: Settings) -> DynamoLeadStore:
-    return DynamoLeadStore(settings.leads_table_name)
+    return DynamoLeadStore(settings.leads_table_name, settings.send_ledger_table_name)
 
 
 def follow_up_queue(settings: Settings) -> SqsFollowUpQueue:

@@ -44,3 +44,12 @@ class SqsFollowUpQueue:
                 continue
             failed.extend(batch[int(entry["Id"])] for entry in response.get("Failed", []))
         return failed
+
+    def retry_later(self, receipt_handle: str, delay_seconds: int) -> None:
+        """Make a received message visible again only after `delay_seconds` (best effort)."""
+        try:
+            self.client.change_message_visibility(
+                QueueUrl=self.queue_url, ReceiptHandle=receipt_handle, VisibilityTimeout=min(delay_seconds, 43_200)
+            )
+        except (ClientError, BotoCoreError):
+            pass  # the queue's own visibility timeout applies instead

@@ -8,38 +8,28 @@ conditional write: two schedulers or two senders racing for a lead cannot both w
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Callable, Iterator
 from decimal import Decimal
 from typing import Any
 
 from pynamodb.attributes import Attribute, BooleanAttribute, UnicodeAttribute
+from pynamodb.connection import Connection
 from pynamodb.constants import LIST
 from pynamodb.exceptions import AttributeDeserializationError, PynamoDBException
 from pynamodb.expressions.condition import Condition
 from pynamodb.indexes import GlobalSecondaryIndex, IncludeProjection
 from pynamodb.models import Model
+from pynamodb.transactions import TransactWrite
 
 from reengage.clock import format_time, utc_now
+from reengage.dynamo_errors import conditionally, raise_if_transient
 from reengage.leads import FollowUpStage, Lead, ScheduleState
-from reengage.ports import QueryStats, ScheduleEntry, TransientError
+from reengage.ports import InvalidLeadDataError, LedgerRecord, LedgerState, LockResult, QueryStats, ScheduleEntry
+from reengage.send_ledger import DynamoSendLedger, LedgerModel
 
 SCHEDULE_INDEX_NAME = "ScheduleIndex"
-_THROTTLING_CODES = frozenset(
-    {
-        "ProvisionedThroughputExceededException",
-        "ThrottlingException",
-        "RequestLimitExceeded",
-        "InternalServerError",
-        "ServiceUnavailable",
-        "TransactionConflictException",
-    }
-)
-_CONDITION_FAILED = "ConditionalCheckFailedException"
-
-
-class InvalidLeadDataError(ValueError):
-    """A stored item that cannot be read as a lead (wrong attribute type, say)."""
 
 
 def _to_attribute_value(value: Any) -> dict[str, Any]:
@@ -101,7 +91,7 @@ class HistoryAttribute(Attribute[list[dict[str, Any]]]):
 class ScheduleIndex(GlobalSecondaryIndex["LeadModel"]):
     class Meta:
         index_name = SCHEDULE_INDEX_NAME
-        projection = IncludeProjection(["follow_up_stage"])
+        projection = IncludeProjection(["follow_up_stage", "email"])
 
     schedule_state = UnicodeAttribute(hash_key=True)
     schedule_at = UnicodeAttribute(range_key=True)
@@ -185,21 +175,8 @@ def _to_model(lead: Lead) -> LeadModel:
     )
 
 
-def _raise_if_transient(error: PynamoDBException) -> None:
-    if error.cause_response_code in _THROTTLING_CODES:
-        raise TransientError(f"DynamoDB is throttling or unavailable: {error.cause_response_code}") from error
-
-
-def _conditionally(write: Callable[[], object]) -> bool:
-    """Run a conditional write: False when its condition failed, TransientError when throttled."""
-    try:
-        write()
-    except PynamoDBException as error:
-        if error.cause_response_code == _CONDITION_FAILED:
-            return False
-        _raise_if_transient(error)
-        raise
-    return True
+def _token(*parts: str) -> str:
+    return hashlib.sha256("|".join(parts).encode()).hexdigest()[:36]
 
 
 def _unchanged_since(updated_at: str | None) -> Condition:
@@ -210,11 +187,13 @@ def _unchanged_since(updated_at: str | None) -> Condition:
 class DynamoLeadStore:
     """The leads table. Satisfies `reengage.ports.LeadStore`."""
 
-    def __init__(self, table_name: str, page_size: int = 500) -> None:
+    def __init__(self, table_name: str, ledger_table_name: str, page_size: int = 500) -> None:
         # pynamodb reads the table name and builds its client lazily, per class:
         # bind both here so a process can point at another table or endpoint.
         LeadModel.Meta.table_name = table_name
         LeadModel._connection = None
+        self.ledger = DynamoSendLedger(ledger_table_name)
+        self._connection: Connection | None = None  # for transactions, built on first use
         self.page_size = page_size
         self.query_stats = QueryStats()
 
@@ -227,7 +206,7 @@ class DynamoLeadStore:
         except AttributeDeserializationError as error:
             raise InvalidLeadDataError(f"lead {lead_id!r}: {error}") from error
         except PynamoDBException as error:
-            _raise_if_transient(error)
+            raise_if_transient(error)
             raise
 
     def schedule(self, state: ScheduleState, until: str, page_size: int | None = None) -> Iterator[ScheduleEntry]:
@@ -244,12 +223,12 @@ class DynamoLeadStore:
             try:
                 rows = list(page)
             except PynamoDBException as error:
-                _raise_if_transient(error)
+                raise_if_transient(error)
                 raise
             self.query_stats.calls += 1
             self.query_stats.items_examined += page.page_iter.total_scanned_count
             for row in rows:
-                yield ScheduleEntry(row.id, state, row.schedule_at or "", row.follow_up_stage)
+                yield ScheduleEntry(row.id, state, row.schedule_at or "", row.follow_up_stage, row.email or "")
             last_key = page.last_evaluated_key
             if not last_key:
                 return
@@ -283,7 +262,7 @@ class DynamoLeadStore:
 
     # -- conditional writes ------------------------------------------------
     def _update(self, lead_id: str, actions: list[Any], condition: Condition) -> bool:
-        return _conditionally(lambda: LeadModel(lead_id).update(actions=actions, condition=condition))
+        return conditionally(lambda: LeadModel(lead_id).update(actions=actions, condition=condition))
 
     def claim(self, entry: ScheduleEntry, stage: FollowUpStage, claimed_at: str, campaign_id: str) -> bool:
         return self._update(
@@ -324,64 +303,171 @@ class DynamoLeadStore:
             (LeadModel.schedule_state == ScheduleState.CLAIMED.value) & (LeadModel.claim_stage == stage.value),
         )
 
-    def lock_for_send(self, lead_id: str, stage: FollowUpStage, locked_at: str) -> bool:
-        return self._update(
-            lead_id,
-            [LeadModel.schedule_state.set(ScheduleState.SENDING.value), LeadModel.schedule_at.set(locked_at)],
-            (LeadModel.schedule_state == ScheduleState.CLAIMED.value) & (LeadModel.claim_stage == stage.value),
-        )
+    def _transaction(self, build: Callable[[TransactWrite], None], token: str | None = None) -> bool:
+        """All-or-nothing writes across the leads table and the send ledger; False when a condition failed."""
+
+        if self._connection is None:
+            self._connection = Connection()
+
+        def commit() -> None:
+            with TransactWrite(connection=self._connection, client_request_token=token) as transaction:
+                build(transaction)
+
+        return conditionally(commit)
+
+    def lock_for_send(self, lead_id: str, stage: FollowUpStage, locked_at: str, campaign_id: str) -> LockResult:
+        def build(transaction: TransactWrite) -> None:
+            transaction.save(
+                LedgerModel(
+                    lead_id, stage.value, state=LedgerState.SENDING, locked_at=locked_at, campaign_id=campaign_id
+                ),
+                condition=LedgerModel.lead_id.does_not_exist(),
+            )
+            transaction.update(
+                LeadModel(lead_id),
+                [LeadModel.schedule_state.set(ScheduleState.SENDING.value), LeadModel.schedule_at.set(locked_at)],
+                (LeadModel.schedule_state == ScheduleState.CLAIMED.value) & (LeadModel.claim_stage == stage.value),
+            )
+
+        if self._transaction(build):
+            return LockResult.LOCKED
+        if self.ledger.get(lead_id, stage.value) is not None:
+            return LockResult.ALREADY_RECORDED
+        return LockResult.LEAD_CHANGED
 
     def unlock_send(self, lead_id: str, stage: FollowUpStage) -> None:
-        self._update(
-            lead_id,
-            [LeadModel.schedule_state.set(ScheduleState.CLAIMED.value)],
-            (LeadModel.schedule_state == ScheduleState.SENDING.value) & (LeadModel.claim_stage == stage.value),
+        def build(transaction: TransactWrite) -> None:
+            transaction.delete(LedgerModel(lead_id, stage.value), condition=LedgerModel.state == LedgerState.SENDING)
+            transaction.update(
+                LeadModel(lead_id),
+                [LeadModel.schedule_state.set(ScheduleState.CLAIMED.value)],
+                (LeadModel.schedule_state == ScheduleState.SENDING.value) & (LeadModel.claim_stage == stage.value),
+            )
+
+        self._transaction(build)
+
+    def ledger_record(self, lead_id: str, stage: FollowUpStage) -> LedgerRecord | None:
+        return self.ledger.get(lead_id, stage.value)
+
+    def reserve_daily_slot(self, day: str, cap: int) -> bool:
+        return self.ledger.reserve_daily_slot(day, cap)
+
+    def sends_on(self, day: str) -> int:
+        return self.ledger.sends_on(day)
+
+    @staticmethod
+    def _advance(lead: Lead, stage: FollowUpStage, at: str, entry: dict[str, Any], next_due: bool) -> list[Any]:
+        """The lead after a stage went out (or may have): next stage due from `at`, or done."""
+        schedule = (
+            [LeadModel.schedule_state.set(ScheduleState.DUE.value), LeadModel.schedule_at.set(at)]
+            if next_due
+            else [LeadModel.schedule_state.remove(), LeadModel.schedule_at.remove()]
         )
+        return [
+            *schedule,
+            LeadModel.follow_up_stage.set(stage.value),
+            LeadModel.last_contacted.set(at),
+            LeadModel.eligible_for_reengagement.set(False),
+            # Rewritten whole: foreign items may hold the history as a string.
+            LeadModel.engagement_history.set([*lead.engagement_history, entry]),
+            LeadModel.updated_at.set(format_time(utc_now())),
+            LeadModel.claim_stage.remove(),
+            LeadModel.claim_campaign.remove(),
+        ]
 
     def record_sent(
         self, lead: Lead, stage: FollowUpStage, sent_at: str, entry: dict[str, Any], next_due: bool
     ) -> bool:
-        schedule = (
-            [LeadModel.schedule_state.set(ScheduleState.DUE.value), LeadModel.schedule_at.set(sent_at)]
-            if next_due
-            else [LeadModel.schedule_state.remove(), LeadModel.schedule_at.remove()]
-        )
-        return self._update(
-            lead.id,
-            [
-                *schedule,
-                LeadModel.follow_up_stage.set(stage.value),
-                LeadModel.last_contacted.set(sent_at),
-                LeadModel.eligible_for_reengagement.set(False),
-                # Rewritten whole: foreign items may hold the history as a string.
-                LeadModel.engagement_history.set([*lead.engagement_history, entry]),
-                LeadModel.updated_at.set(sent_at),
-                LeadModel.claim_stage.remove(),
-                LeadModel.claim_campaign.remove(),
-            ],
-            (LeadModel.schedule_state == ScheduleState.SENDING.value) & (LeadModel.claim_stage == stage.value),
-        )
+        message_id = str(entry.get("message_id", ""))
+
+        def build(transaction: TransactWrite) -> None:
+            transaction.update(
+                LeadModel(lead.id),
+                self._advance(lead, stage, sent_at, entry, next_due),
+                (LeadModel.schedule_state == ScheduleState.SENDING.value) & (LeadModel.claim_stage == stage.value),
+            )
+            transaction.update(
+                LedgerModel(lead.id, stage.value),
+                [
+                    LedgerModel.state.set(LedgerState.SENT),
+                    LedgerModel.sent_at.set(sent_at),
+                    LedgerModel.message_id.set(message_id),
+                ],
+                LedgerModel.state == LedgerState.SENDING,
+            )
+
+        # The token makes a retried commit of the same record a no-op instead of a failure.
+        return self._transaction(build, token=_token(lead.id, stage.value, message_id))
 
     def record_failed(self, lead: Lead, stage: FollowUpStage, entry: dict[str, Any]) -> None:
-        now = format_time(utc_now())
-        self._update(
-            lead.id,
-            [
+        def build(transaction: TransactWrite) -> None:
+            transaction.update(
+                LeadModel(lead.id),
+                [
+                    LeadModel.schedule_state.remove(),
+                    LeadModel.schedule_at.remove(),
+                    LeadModel.claim_stage.remove(),
+                    LeadModel.claim_campaign.remove(),
+                    LeadModel.eligible_for_reengagement.set(False),
+                    LeadModel.engagement_history.set([*lead.engagement_history, entry]),
+                    LeadModel.updated_at.set(format_time(utc_now())),
+                ],
+                (LeadModel.schedule_state == ScheduleState.SENDING.value) & (LeadModel.claim_stage == stage.value),
+            )
+            transaction.update(
+                LedgerModel(lead.id, stage.value),
+                [LedgerModel.state.set(LedgerState.REJECTED)],
+                LedgerModel.state == LedgerState.SENDING,
+            )
+
+        self._transaction(build)
+
+    def settle_in_doubt(
+        self, lead: Lead, stage: FollowUpStage, locked_at: str, entry: dict[str, Any], next_due: bool
+    ) -> bool:
+        """A send lock nobody released: record the stage as possibly sent, so it is never sent again."""
+
+        def build(transaction: TransactWrite) -> None:
+            transaction.update(
+                LeadModel(lead.id),
+                self._advance(lead, stage, locked_at, entry, next_due),
+                (LeadModel.schedule_state == ScheduleState.SENDING.value)
+                & (LeadModel.claim_stage == stage.value)
+                & (LeadModel.schedule_at == locked_at),
+            )
+            transaction.update(
+                LedgerModel(lead.id, stage.value),
+                [LedgerModel.state.set(LedgerState.POSSIBLY_SENT)],
+                LedgerModel.state == LedgerState.SENDING,
+            )
+
+        return self._transaction(build)
+
+    def repair_from_ledger(
+        self, lead: Lead, stage: FollowUpStage, record: LedgerRecord, entry: dict[str, Any], next_due: bool
+    ) -> bool:
+        """A lead claimed for a stage the ledger already holds (its stage was reset elsewhere): put it back."""
+        at = record.sent_at or record.locked_at or format_time(utc_now())
+        actions = (
+            self._advance(lead, stage, at, entry, next_due)
+            if record.state in (LedgerState.SENT, LedgerState.POSSIBLY_SENT)
+            else [
                 LeadModel.schedule_state.remove(),
                 LeadModel.schedule_at.remove(),
                 LeadModel.claim_stage.remove(),
-                LeadModel.claim_campaign.remove(),
                 LeadModel.eligible_for_reengagement.set(False),
-                LeadModel.engagement_history.set([*lead.engagement_history, entry]),
-                LeadModel.updated_at.set(now),
-            ],
-            (LeadModel.schedule_state == ScheduleState.SENDING.value) & (LeadModel.claim_stage == stage.value),
+            ]
+        )
+        return self._update(
+            lead.id,
+            actions,
+            (LeadModel.schedule_state == ScheduleState.CLAIMED.value) & (LeadModel.claim_stage == stage.value),
         )
 
     def put(self, lead: Lead, previous: Lead | None = None) -> bool:
         """Write a whole lead, only if nobody changed it since `previous` was read."""
         condition = LeadModel.id.does_not_exist() if previous is None else _unchanged_since(previous.updated_at)
-        return _conditionally(lambda: _to_model(lead).save(condition=condition))
+        return conditionally(lambda: _to_model(lead).save(condition=condition))
 
     def set_attributes(self, lead_id: str, values: dict[str, Any], previous_updated_at: str | None) -> bool:
         """Set plain attributes on one item, only if it is unchanged (used by migrate)."""

@@ -68,6 +68,9 @@ class SkipReason(StrEnum):
     SEND_IN_DOUBT = "send_in_doubt"
     DUPLICATE_DELIVERY = "duplicate_delivery"
     DRY_RUN = "dry_run"
+    INVALID_DATA = "invalid_lead_data"
+    DAILY_CAP = "daily_send_cap_reached"
+    DUPLICATE_EMAIL = "duplicate_email_in_campaign"
 
 
 @dataclass
@@ -167,6 +170,11 @@ def next_stage(follow_up_stage: str | None, max_followups: int) -> Verdict:
     if index >= min(max_followups, len(STAGE_ORDER)):
         return Verdict(None, SkipReason.SEQUENCE_COMPLETE, current)
     return Verdict(STAGE_ORDER[index])
+
+
+def has_next_stage(stage: FollowUpStage, max_followups: int) -> bool:
+    """Whether another follow-up comes after `stage`."""
+    return STAGE_ORDER.index(stage) + 1 < min(max_followups, len(STAGE_ORDER))
 
 
 def standing_verdict(lead: Lead, max_followups: int) -> Verdict:

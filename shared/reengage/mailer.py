@@ -35,11 +35,14 @@ _RETRYABLE = frozenset(
     }
 )
 _TAG_UNSAFE = re.compile(r"[^A-Za-z0-9_-]")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f\u2028\u2029]")
 
 
 def _mailbox(display_name: str, address: str) -> Address:
     local, domain = address.split("@")
-    return Address(display_name=display_name, username=local, domain=ascii_domain(domain) or domain)
+    # Display names come from lead data: no line breaks or control characters reach a header.
+    safe_name = " ".join(_CONTROL.sub(" ", display_name).split())[:120]
+    return Address(display_name=safe_name, username=local, domain=ascii_domain(domain) or domain)
 
 
 def build_mime(email: OutgoingEmail, sender_name: str, sender_email: str) -> bytes:
@@ -47,7 +50,7 @@ def build_mime(email: OutgoingEmail, sender_name: str, sender_email: str) -> byt
     message = EmailMessage()
     message["From"] = _mailbox(sender_name, sender_email)
     message["To"] = _mailbox(email.to_name, email.to)
-    message["Subject"] = email.subject
+    message["Subject"] = " ".join(_CONTROL.sub(" ", email.subject).split())
     message["Date"] = formatdate(usegmt=True)
     message["Message-ID"] = make_msgid(domain=sender_email.split("@")[1])
     message.set_content(email.text)

@@ -8,10 +8,42 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from enum import StrEnum
 from typing import Any, Protocol
 
 from reengage.leads import FollowUpStage, Lead, ScheduleState
 from reengage.messages import FollowUpMessage
+
+
+class LedgerState:
+    SENDING = "sending"  # the send lock is held: the email may be on its way
+    SENT = "sent"  # SES accepted it
+    POSSIBLY_SENT = "possibly_sent"  # the sender died holding the lock: never re-sent, shown for review
+    REJECTED = "rejected"  # SES refused it for good
+
+
+@dataclass(frozen=True)
+class LedgerRecord:
+    lead_id: str
+    stage: str
+    state: str
+    locked_at: str = ""
+    sent_at: str = ""
+    message_id: str = ""
+
+
+class LockResult(StrEnum):
+    LOCKED = "locked"
+    ALREADY_RECORDED = "already_recorded"  # the ledger holds this lead and stage already
+    LEAD_CHANGED = "lead_changed"  # no longer claimed for this stage
+
+
+class InvalidLeadDataError(ValueError):
+    """A stored item that cannot be read as a lead (wrong attribute type, say)."""
+
+
+class PoisonMessageError(Exception):
+    """A queue message that can never succeed (unknown lead): retried, then dead-lettered."""
 
 
 class TransientError(Exception):
@@ -34,6 +66,7 @@ class ScheduleEntry:
     state: ScheduleState
     at: str
     follow_up_stage: str | None
+    email: str = ""
 
 
 @dataclass
@@ -84,22 +117,44 @@ class LeadStore(Protocol):
         """Put a claimed lead back to due (or out of the index when `due_at` is None)."""
         ...
 
-    def lock_for_send(self, lead_id: str, stage: FollowUpStage, locked_at: str) -> bool:
-        """Take the send lock: succeeds once per lead and stage, whoever asks."""
+    def lock_for_send(self, lead_id: str, stage: FollowUpStage, locked_at: str, campaign_id: str) -> LockResult:
+        """Create the ledger record for (lead, stage) and take the lead's send lock, atomically."""
         ...
 
     def unlock_send(self, lead_id: str, stage: FollowUpStage) -> None:
-        """Give the lock back after a send that certainly did not happen."""
+        """Give the lock back (and drop the ledger record) after a send that certainly did not happen."""
+        ...
+
+    def ledger_record(self, lead_id: str, stage: FollowUpStage) -> LedgerRecord | None: ...
+
+    def reserve_daily_slot(self, day: str, cap: int) -> bool:
+        """Count one send against `day`; False once `cap` are counted."""
+        ...
+
+    def sends_on(self, day: str) -> int:
+        """Sends counted against `day` so far."""
         ...
 
     def record_sent(
         self, lead: Lead, stage: FollowUpStage, sent_at: str, entry: dict[str, Any], next_due: bool
     ) -> bool:
-        """Record a successful send, guarded by the send lock; False when the lock was lost."""
+        """Record a successful send (lead and ledger), guarded by the send lock; False when the lock was lost."""
         ...
 
     def record_failed(self, lead: Lead, stage: FollowUpStage, entry: dict[str, Any]) -> None:
         """Record a send the mail service refused for good; the lead leaves the schedule."""
+        ...
+
+    def settle_in_doubt(
+        self, lead: Lead, stage: FollowUpStage, locked_at: str, entry: dict[str, Any], next_due: bool
+    ) -> bool:
+        """Record an abandoned send lock as possibly sent: the stage is never sent again."""
+        ...
+
+    def repair_from_ledger(
+        self, lead: Lead, stage: FollowUpStage, record: LedgerRecord, entry: dict[str, Any], next_due: bool
+    ) -> bool:
+        """Bring back in line a lead claimed for a stage the ledger already holds."""
         ...
 
     def put(self, lead: Lead, previous: Lead | None = None) -> bool:

@@ -18,8 +18,8 @@ from itertools import chain
 from typing import Any
 
 from reengage.clock import format_time
-from reengage.leads import FollowUpStage, ScheduleState, next_stage
-from reengage.ports import FollowUpQueue, FollowUpRequest, LeadStore, ScheduleEntry
+from reengage.leads import STAGE_ORDER, FollowUpStage, ScheduleState, has_next_stage, next_stage
+from reengage.ports import FollowUpQueue, FollowUpRequest, InvalidLeadDataError, LeadStore, ScheduleEntry
 from reengage.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -28,6 +28,8 @@ logger = logging.getLogger(__name__)
 DEADLINE_MARGIN_MS = 15_000
 # SendMessageBatch takes at most 10 messages.
 ENQUEUE_BATCH = 10
+# A send lock older than this outlived any sender invocation (timeout 120 s).
+SEND_LOCK_TIMEOUT = timedelta(minutes=15)
 
 
 class InvalidCampaignRequestError(ValueError):
@@ -72,6 +74,8 @@ class CampaignSummary:
     lost_race: int = 0  # another run claimed the lead first
     enqueue_failed: int = 0  # claims released because SQS refused the message
     left_for_next_run: int = 0  # due but not claimed (limit or deadline)
+    duplicate_email: int = 0  # another lead with the same address is in this campaign
+    settled_in_doubt: int = 0  # abandoned send locks recorded as possibly sent (never re-sent)
     stopped_at_deadline: bool = False
     would_send: list[tuple[str, FollowUpStage]] = field(default_factory=list)  # dry run only
 
@@ -85,6 +89,8 @@ class CampaignSummary:
             "lost_race": self.lost_race,
             "enqueue_failed": self.enqueue_failed,
             "left_for_next_run": self.left_for_next_run,
+            "duplicate_email": self.duplicate_email,
+            "settled_in_doubt": self.settled_in_doubt,
             "stopped_at_deadline": self.stopped_at_deadline,
         }
 
@@ -102,6 +108,7 @@ class _Campaign:
         self.request = request
         self.summary = summary
         self.pending: list[tuple[FollowUpRequest, ScheduleEntry]] = []
+        self.addresses: set[str] = set()
 
     def at_limit(self) -> bool:
         taken = self.summary.marked + len(self.pending) + len(self.summary.would_send)
@@ -109,6 +116,13 @@ class _Campaign:
 
     def consider(self, entry: ScheduleEntry, stage: FollowUpStage, claimed_at: str) -> None:
         self.summary.eligible += 1
+        address = entry.email.strip().lower()
+        if address and address in self.addresses:
+            # One lead per address per campaign: the other stays due for a later run.
+            self.summary.duplicate_email += 1
+            return
+        if address:
+            self.addresses.add(address)
         if self.at_limit():
             self.summary.left_for_next_run += 1
         elif self.request.dry_run:
@@ -136,6 +150,34 @@ class _Campaign:
         self.pending.clear()
 
 
+def settle_abandoned_sends(store: LeadStore, settings: Settings, now: datetime) -> list[str]:
+    """Send locks held longer than any sender runs: the sender died between the lock and the record.
+
+    The email may or may not have gone out; it is recorded as possibly sent, so it is
+    never sent twice, the lead moves on to its next stage, and the log line and
+    `reengage status` show it for review.
+    """
+    settled = []
+    for entry in list(store.schedule(ScheduleState.SENDING, format_time(now - SEND_LOCK_TIMEOUT))):
+        try:
+            lead = store.get(entry.lead_id)
+        except InvalidLeadDataError:
+            continue
+        if lead is None or lead.claim_stage not in STAGE_ORDER:
+            continue
+        stage = FollowUpStage(lead.claim_stage)
+        record = {
+            "stage": stage.value,
+            "at": entry.at,
+            "outcome": "possibly_sent",
+            "note": "the sender stopped after taking the send lock; not re-sent",
+        }
+        if store.settle_in_doubt(lead, stage, entry.at, record, has_next_stage(stage, settings.max_followups)):
+            logger.warning("send in doubt recorded as possibly sent", extra={"lead_id": lead.id, "stage": stage})
+            settled.append(lead.id)
+    return settled
+
+
 def run_scheduler(
     store: LeadStore,
     queue: FollowUpQueue,
@@ -150,6 +192,8 @@ def run_scheduler(
     Abandoned claims (older than the claim timeout) come first: they have waited longest.
     """
     summary = CampaignSummary(campaign_id=campaign_id or new_campaign_id(now), dry_run=request.dry_run)
+    if not request.dry_run:
+        summary.settled_in_doubt = len(settle_abandoned_sends(store, settings, now))
     campaign = _Campaign(store, queue, request, summary)
     claimed_at = format_time(now)
     abandoned_before = format_time(now - timedelta(minutes=settings.claim_timeout_minutes))

@@ -10,6 +10,7 @@ lock that is never released (a crash after the send) is treated as possibly sent
 from __future__ import annotations
 
 import logging
+import random
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -21,14 +22,27 @@ from pydantic import BaseModel, Field, Json
 
 from reengage.clock import format_time, utc_now
 from reengage.knowledge import load_knowledge_base
-from reengage.leads import STAGE_ORDER, FollowUpStage, Lead, ScheduleState, SkipReason, due_schedule, standing_verdict
+from reengage.leads import (
+    STAGE_ORDER,
+    FollowUpStage,
+    Lead,
+    ScheduleState,
+    SkipReason,
+    due_schedule,
+    has_next_stage,
+    standing_verdict,
+)
 from reengage.messages import FollowUpMessage, TemplateWriter
 from reengage.ports import (
     FollowUpRequest,
+    InvalidLeadDataError,
     LeadStore,
+    LedgerState,
+    LockResult,
     Mailer,
     MessageWriter,
     OutgoingEmail,
+    PoisonMessageError,
     SendInDoubtError,
     SendRejectedError,
     TransientError,
@@ -39,6 +53,7 @@ logger = logging.getLogger(__name__)
 
 SENT = "sent"
 SKIPPED = "skipped"
+DEFERRED = "deferred"  # over the daily send cap: due again for the next run
 FAILED = "failed"
 IN_DOUBT = "in_doubt"
 
@@ -96,35 +111,77 @@ class FollowUpSender:
         logger.info("follow-up skipped", extra={"lead_id": request.lead_id, "stage": request.stage, "reason": reason})
         return SendOutcome(request.lead_id, request.stage.value, SKIPPED, f"{reason}{': ' + detail if detail else ''}")
 
-    def send(self, request: FollowUpRequest) -> SendOutcome:
-        """Handle one request. Raises TransientError when it should be retried later."""
-        lead = self.store.get(request.lead_id)
+    def _release(self, lead: Lead, stage: FollowUpStage) -> None:
+        """Give the claim back: due again when the lead can still get a follow-up, out of the index if not."""
+        schedule = due_schedule(lead, self.settings.max_followups)
+        self.store.release_claim(lead.id, stage, schedule[1] if schedule else None)
+
+    def _next_due(self, stage: FollowUpStage) -> bool:
+        return has_next_stage(stage, self.settings.max_followups)
+
+    def _claimed_lead(self, request: FollowUpRequest) -> Lead | SendOutcome:
+        """The lead, still claimed for this stage and still eligible, or the outcome that ends the request."""
+        try:
+            lead = self.store.get(request.lead_id)
+        except InvalidLeadDataError as error:
+            self.store.release_claim(request.lead_id, request.stage, None)
+            return self._skip(request, SkipReason.INVALID_DATA, str(error))
         if lead is None:
-            return self._skip(request, SkipReason.LEAD_NOT_FOUND)
+            # Retried, then dead-lettered: a message for a lead nobody has is for an operator to see.
+            raise PoisonMessageError(f"lead {request.lead_id!r} does not exist")
         if _stage_index(lead.follow_up_stage) >= _stage_index(request.stage):
             return self._skip(request, SkipReason.ALREADY_SENT, lead.follow_up_stage or "")
         if lead.schedule_state == ScheduleState.SENDING and lead.claim_stage == request.stage:
             return self._skip(request, SkipReason.SEND_IN_DOUBT)
         if lead.schedule_state != ScheduleState.CLAIMED or lead.claim_stage != request.stage:
             return self._skip(request, SkipReason.NOT_CLAIMED, lead.schedule_state or "not scheduled")
-
         verdict = standing_verdict(lead, self.settings.max_followups)
         if verdict.stage != request.stage:
             # Its state changed since it was claimed (replied, converted, opted out...).
-            schedule = due_schedule(lead, self.settings.max_followups)
-            self.store.release_claim(lead.id, request.stage, schedule[1] if schedule else None)
+            self._release(lead, request.stage)
             return self._skip(request, verdict.reason or SkipReason.NOT_CLAIMED, verdict.detail)
+        return lead
 
+    def send(self, request: FollowUpRequest) -> SendOutcome:
+        """Handle one request. Raises TransientError when it should be retried later."""
+        lead = self._claimed_lead(request)
+        if isinstance(lead, SendOutcome):
+            return lead
         now = self.clock()
+        day, cap = now.date().isoformat(), self.settings.max_sends_per_day
+        if cap and self.store.sends_on(day) >= cap:
+            self._release(lead, request.stage)  # due again: tomorrow's run takes it
+            return SendOutcome(lead.id, request.stage.value, DEFERRED, SkipReason.DAILY_CAP)
         message = self.writer.write(lead, request.stage, now)
         if self.settings.dry_run:
-            schedule = due_schedule(lead, self.settings.max_followups)
-            self.store.release_claim(lead.id, request.stage, schedule[1] if schedule else None)
+            self._release(lead, request.stage)
             return SendOutcome.of(lead.id, request.stage.value, SKIPPED, message, reason=SkipReason.DRY_RUN)
 
-        if not self.store.lock_for_send(lead.id, request.stage, format_time(now)):
+        lock = self.store.lock_for_send(lead.id, request.stage, format_time(now), request.campaign_id)
+        if lock is LockResult.ALREADY_RECORDED:
+            return self._already_recorded(lead, request)
+        if lock is LockResult.LEAD_CHANGED:
             return self._skip(request, SkipReason.DUPLICATE_DELIVERY)
+        if cap and not self.store.reserve_daily_slot(day, cap):
+            self.store.unlock_send(lead.id, request.stage)
+            self._release(lead, request.stage)
+            return SendOutcome(lead.id, request.stage.value, DEFERRED, SkipReason.DAILY_CAP)
         return self._deliver(lead, request, message, now)
+
+    def _already_recorded(self, lead: Lead, request: FollowUpRequest) -> SendOutcome:
+        """The ledger already holds this stage for this lead: never send; repair the lead if it forgot."""
+        record = self.store.ledger_record(lead.id, request.stage)
+        if record is None or record.state == LedgerState.SENDING:
+            return self._skip(request, SkipReason.SEND_IN_DOUBT)
+        entry = {
+            "stage": request.stage.value,
+            "at": record.sent_at or record.locked_at,
+            "outcome": "restored_from_ledger",
+            "ledger_state": record.state,
+        }
+        self.store.repair_from_ledger(lead, request.stage, record, entry, self._next_due(request.stage))
+        logger.warning("stage already in the send ledger", extra={"lead_id": lead.id, "stage": request.stage})
+        return self._skip(request, SkipReason.ALREADY_SENT, f"ledger says {record.state}")
 
     def _deliver(self, lead: Lead, request: FollowUpRequest, message: FollowUpMessage, now: datetime) -> SendOutcome:
         email = OutgoingEmail(
@@ -169,10 +226,9 @@ class FollowUpSender:
             return SendOutcome.of(lead.id, request.stage.value, IN_DOUBT, message, reason=str(error))
 
         sent_at = format_time(self.clock())
-        next_due = _stage_index(request.stage) + 1 < min(self.settings.max_followups, len(STAGE_ORDER))
         entry = {**entry, "at": sent_at, "outcome": "sent", "message_id": message_id}
         try:
-            recorded = self.store.record_sent(lead, request.stage, sent_at, entry, next_due)
+            recorded = self.store.record_sent(lead, request.stage, sent_at, entry, self._next_due(request.stage))
         except TransientError:
             recorded = False
         if not recorded:
@@ -193,19 +249,41 @@ class FollowUpRecord(SqsRecordModel):
     body: Json[FollowUpBody]
 
 
+def retry_delay_seconds(receive_count: int, jitter: float) -> int:
+    """Exponential backoff for a throttled record: 30 s, 60 s, 120 s ... capped at 15 minutes, +/-20%."""
+    base = min(900, 30 * 2 ** max(0, receive_count - 1))
+    return max(1, int(base * (0.8 + 0.4 * jitter)))
+
+
 def process_queue_event(
-    event: dict[str, Any], context: Any, sender: FollowUpSender
+    event: dict[str, Any],
+    context: Any,
+    sender: FollowUpSender,
+    retry_later: Callable[[str, int], None] | None = None,
 ) -> tuple[dict[str, Any], list[SendOutcome]]:
-    """Handle an SQS batch with partial-batch failures: only failed records come back."""
+    """Handle an SQS batch with partial-batch failures: only failed records come back.
+
+    A record that failed on throttling or an outage comes back after an exponential
+    backoff (its visibility timeout is changed); any other failure waits out the queue's
+    visibility timeout and goes to the dead-letter queue after the redrive count.
+    """
     outcomes: list[SendOutcome] = []
+    throttled: list[tuple[str, int]] = []
 
     def handle(record: FollowUpRecord) -> str:
         body = record.body
-        outcome = sender.send(FollowUpRequest(body.lead_id, body.stage, body.campaign_id))
+        try:
+            outcome = sender.send(FollowUpRequest(body.lead_id, body.stage, body.campaign_id))
+        except TransientError:
+            throttled.append((record.receiptHandle, int(record.attributes.ApproximateReceiveCount)))
+            raise
         outcomes.append(outcome)
         return outcome.kind
 
     sender.writer.start_batch(context.get_remaining_time_in_millis if context is not None else None)
     processor = BatchProcessor(event_type=EventType.SQS, model=FollowUpRecord, raise_on_entire_batch_failure=False)
     response = process_partial_response(event=event, record_handler=handle, processor=processor, context=context)
+    if retry_later is not None:
+        for receipt_handle, receive_count in throttled:
+            retry_later(receipt_handle, retry_delay_seconds(receive_count, random.random()))
     return dict(response), outcomes

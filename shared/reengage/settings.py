@@ -21,6 +21,7 @@ class SettingsError(ValueError):
 @dataclass(frozen=True)
 class Settings:
     leads_table_name: str
+    send_ledger_table_name: str
     queue_url: str
     sender_email: str
     sender_name: str = "reengage"
@@ -29,6 +30,8 @@ class Settings:
     dry_run: bool = False
     # A claim older than this is taken to be abandoned and is claimed again.
     claim_timeout_minutes: int = 720
+    # Sends per UTC day across all senders (0 = no cap); keep it under the SES quota.
+    max_sends_per_day: int = 200
     openai_model: str = "gpt-4o-mini"
     # Name or ARN of the Secrets Manager secret holding the OpenAI key; empty = templates only.
     openai_api_key_secret: str = ""
@@ -46,6 +49,7 @@ class Settings:
             read.problems.append(f"SENDER_EMAIL={sender_email!r} is not a valid address: {problem}")
         settings = cls(
             leads_table_name=read.text("LEADS_TABLE_NAME"),
+            send_ledger_table_name=read.text("SEND_LEDGER_TABLE_NAME"),
             queue_url=read.text("QUEUE_URL"),
             sender_email=sender_email,
             sender_name=read.text("SENDER_NAME", "reengage"),
@@ -53,6 +57,7 @@ class Settings:
             max_followups=read.integer("MAX_FOLLOWUPS", 2, 1, 2),
             dry_run=read.boolean("DRY_RUN", False),
             claim_timeout_minutes=read.integer("CLAIM_TIMEOUT_MINUTES", 720, 5, 10080),
+            max_sends_per_day=read.integer("MAX_SENDS_PER_DAY", 200, 0, 10_000_000),
             openai_model=read.text("OPENAI_MODEL", "gpt-4o-mini"),
             openai_api_key_secret=read.text("OPENAI_API_KEY_SECRET", ""),
             openai_base_url=read.text("OPENAI_BASE_URL", ""),
@@ -67,6 +72,7 @@ class Settings:
         """The environment variables that produce these settings (for `reengage env`)."""
         return {
             "LEADS_TABLE_NAME": self.leads_table_name,
+            "SEND_LEDGER_TABLE_NAME": self.send_ledger_table_name,
             "QUEUE_URL": self.queue_url,
             "SENDER_EMAIL": self.sender_email,
             "SENDER_NAME": self.sender_name,
@@ -74,6 +80,7 @@ class Settings:
             "MAX_FOLLOWUPS": str(self.max_followups),
             "DRY_RUN": str(self.dry_run).lower(),
             "CLAIM_TIMEOUT_MINUTES": str(self.claim_timeout_minutes),
+            "MAX_SENDS_PER_DAY": str(self.max_sends_per_day),
             "OPENAI_MODEL": self.openai_model,
             "OPENAI_API_KEY_SECRET": self.openai_api_key_secret,
             "OPENAI_BASE_URL": self.openai_base_url,

@@ -8,8 +8,9 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from reengage.clock import InvalidTimeError, canonical, format_time
-from reengage.lead_store import DynamoLeadStore, InvalidLeadDataError
+from reengage.lead_store import DynamoLeadStore
 from reengage.leads import DEFAULT_ENGAGEMENT_STAGE, FollowUpStage, Lead, ResponseStatus, ScheduleState, due_schedule
+from reengage.ports import InvalidLeadDataError
 
 _IN_FLIGHT = (ScheduleState.CLAIMED.value, ScheduleState.SENDING.value)
 

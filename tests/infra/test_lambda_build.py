@@ -64,8 +64,9 @@ def test_built_scheduler_runs_with_only_the_runtime_and_the_layer(aws: Emulator)
 
 def test_built_sender_runs_with_only_the_runtime_and_the_layer(aws: Emulator) -> None:
     output = run_built("SenderFunction", EVENTS / "sqs-follow-ups.json", lambda_env(aws))
-    # The sample event's leads do not exist in an empty table: skipped, not failed.
-    assert output["result"] == {"batchItemFailures": []}
+    # The sample event's leads do not exist in an empty table: poison, reported for retry then the DLQ.
+    records = json.loads((EVENTS / "sqs-follow-ups.json").read_text())["Records"]
+    assert output["result"] == {"batchItemFailures": [{"itemIdentifier": r["messageId"]} for r in records]}
     assert output["openai"] is False
 
 

@@ -14,7 +14,7 @@ from reengage.settings import Settings
 from tests.conftest import NOW, ago
 from tests.fakes import InMemoryLeadStore, RecordingQueue
 
-SETTINGS = Settings(leads_table_name="t", queue_url="q", sender_email="sales@example.com")
+SETTINGS = Settings(leads_table_name="t", send_ledger_table_name="l", queue_url="q", sender_email="sales@example.com")
 
 
 def lead(number: int, days: float = 8, **changes) -> Lead:
@@ -172,3 +172,32 @@ def test_eventbridge_rule_events_use_the_defaults():
     request = CampaignRequest.from_event(load_event("scheduled-rule"), SETTINGS)
     assert request == CampaignRequest(days_since_contact=7, limit=None, dry_run=False)
     assert CampaignRequest.from_event(load_event("scheduled-dry-run"), SETTINGS) == CampaignRequest(7, 5, True)
+
+
+def test_one_lead_per_address_per_campaign():
+    store = InMemoryLeadStore([lead(1), lead(2, email="PERSON1@example.com"), lead(3)])
+    summary, queue = run(store)
+    assert summary.duplicate_email == 1 and summary.marked == 2
+    assert store.leads["lead-002"].schedule_state == ScheduleState.DUE
+
+
+def test_abandoned_send_locks_are_settled_as_possibly_sent_and_never_resent():
+    from reengage.ports import SendInDoubtError
+    from reengage.sender import FollowUpSender
+    from tests.fakes import RecordingMailer
+
+    store = InMemoryLeadStore([lead(1)])
+    queue = RecordingQueue()
+    run_scheduler(store, queue, CampaignRequest(7), SETTINGS, NOW)
+    mailer = RecordingMailer()
+    mailer.fail_with = SendInDoubtError("read timeout")  # the sender loses the answer and dies
+    FollowUpSender(store, mailer, SETTINGS, clock=lambda: NOW).send(queue.messages[0])
+    assert store.leads["lead-001"].schedule_state == ScheduleState.SENDING
+    # A run soon after leaves the lock alone; a run after the lock timeout settles it
+    assert run_scheduler(store, RecordingQueue(), CampaignRequest(7), SETTINGS, NOW).settled_in_doubt == 0
+    later = run_scheduler(store, RecordingQueue(), CampaignRequest(7), SETTINGS, NOW + timedelta(minutes=16))
+    assert later.settled_in_doubt == 1 and later.marked == 0
+    settled = store.leads["lead-001"]
+    assert settled.follow_up_stage == "Followup_1" and settled.schedule_state == ScheduleState.DUE
+    assert settled.engagement_history[-1]["outcome"] == "possibly_sent"
+    assert store.ledger[("lead-001", "Followup_1")].state == "possibly_sent"

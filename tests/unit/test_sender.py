@@ -8,9 +8,25 @@ from dataclasses import replace
 import pytest
 
 from reengage.leads import FollowUpStage, ScheduleState
-from reengage.ports import FollowUpRequest, SendInDoubtError, SendRejectedError, TransientError
+from reengage.ports import (
+    FollowUpRequest,
+    InvalidLeadDataError,
+    PoisonMessageError,
+    SendInDoubtError,
+    SendRejectedError,
+    TransientError,
+)
 from reengage.scheduler import CampaignRequest, run_scheduler
-from reengage.sender import FAILED, IN_DOUBT, SENT, SKIPPED, FollowUpSender, process_queue_event
+from reengage.sender import (
+    DEFERRED,
+    FAILED,
+    IN_DOUBT,
+    SENT,
+    SKIPPED,
+    FollowUpSender,
+    process_queue_event,
+    retry_delay_seconds,
+)
 from tests.conftest import NOW, FakeLambdaContext, load_event
 from tests.fakes import InMemoryLeadStore, RecordingMailer, RecordingQueue
 from tests.unit.test_scheduler import SETTINGS, lead
@@ -106,12 +122,12 @@ def test_a_lead_that_changed_after_its_claim_is_skipped_not_sent(change, reason)
     assert stored.schedule_state is None and not stored.eligible_for_reengagement
 
 
-def test_unknown_lead_and_unclaimed_lead_are_skipped():
+def test_unknown_lead_is_poison_and_unclaimed_lead_is_skipped():
     store = InMemoryLeadStore([lead(1)])
     mailer = RecordingMailer()
-    unknown = sender(store, mailer).send(FollowUpRequest("nobody", FollowUpStage.FOLLOWUP_1, "c"))
+    with pytest.raises(PoisonMessageError, match="'nobody' does not exist"):
+        sender(store, mailer).send(FollowUpRequest("nobody", FollowUpStage.FOLLOWUP_1, "c"))
     unclaimed = sender(store, mailer).send(FollowUpRequest("lead-001", FollowUpStage.FOLLOWUP_1, "c"))
-    assert unknown.reason == "lead_not_found"
     assert unclaimed.reason.startswith("not_claimed")
     assert mailer.sent == []
 
@@ -184,3 +200,62 @@ def test_malformed_body_fails_only_its_record():
     response, outcomes = process_queue_event(event, FakeLambdaContext(), sender(store))
     assert response["batchItemFailures"] == [{"itemIdentifier": event["Records"][1]["messageId"]}]
     assert [outcome.kind for outcome in outcomes] == [SENT]
+
+
+def test_the_ledger_stops_a_second_email_after_another_system_resets_the_stage():
+    # Given a lead that got Followup_1
+    store, requests = claimed_store(lead(1))
+    mailer = RecordingMailer()
+    assert sender(store, mailer).send(requests[0]).kind == SENT
+    # When a CRM import puts its stage back to empty and a later run claims it again
+    store.leads["lead-001"] = replace(
+        store.leads["lead-001"], follow_up_stage=None, schedule_state="due", schedule_at="2026-11-01T00:00:00.000000Z"
+    )
+    queue = RecordingQueue()
+    run_scheduler(store, queue, CampaignRequest(7), SETTINGS, NOW)
+    outcome = sender(store, mailer).send(queue.messages[0])
+    # Then no second email; the lead is put back on its real stage
+    assert outcome.kind == SKIPPED and outcome.reason == "stage_already_sent: ledger says sent"
+    assert len(mailer.sent) == 1
+    repaired = store.leads["lead-001"]
+    assert repaired.follow_up_stage == "Followup_1" and repaired.schedule_state == ScheduleState.DUE
+
+
+def test_daily_cap_defers_the_rest_to_the_next_run():
+    store, requests = claimed_store(*(lead(n) for n in range(5)))
+    mailer = RecordingMailer()
+    capped = sender(store, mailer, replace(SETTINGS, max_sends_per_day=3))
+    kinds = [capped.send(request).kind for request in requests]
+    assert kinds == [SENT, SENT, SENT, DEFERRED, DEFERRED]
+    assert len(mailer.sent) == 3
+    waiting = [item for item in store.leads.values() if item.follow_up_stage is None]
+    assert len(waiting) == 2 and all(item.schedule_state == ScheduleState.DUE for item in waiting)
+    assert not any(item.eligible_for_reengagement for item in waiting)
+
+
+def test_invalid_stored_data_is_skipped_with_a_reason():
+    store, requests = claimed_store(lead(1))
+
+    def broken(lead_id):
+        raise InvalidLeadDataError("lead 'lead-001': attribute last_contacted has type N")
+
+    store.get = broken
+    outcome = sender(store).send(requests[0])
+    assert outcome.kind == SKIPPED and outcome.reason.startswith("invalid_lead_data")
+
+
+def test_throttled_records_come_back_after_an_exponential_backoff():
+    store, _ = claimed_store(lead(1), lead(11, follow_up_stage="Followup_1"))
+    event = load_event("sqs-follow-ups")
+    event["Records"][1]["attributes"]["ApproximateReceiveCount"] = "3"
+    mailer = RecordingMailer()
+    mailer.fail_with = TransientError("SES Throttling")
+    delays: list[tuple[str, int]] = []
+    response, _ = process_queue_event(
+        event, FakeLambdaContext(), sender(store, mailer), lambda handle, delay: delays.append((handle, delay))
+    )
+    assert len(response["batchItemFailures"]) == 2
+    first, third = delays
+    assert 24 <= first[1] <= 36 and 96 <= third[1] <= 144  # 30 s then 120 s, +/-20%
+    assert retry_delay_seconds(30, 0.5) == 900  # capped at 15 minutes
+    assert retry_delay_seconds(1, 0.0) == 24

@@ -9,7 +9,12 @@ from reengage.settings import Settings, SettingsError
 from reengage.stats import compute_statistics
 from tests.conftest import NOW, ago
 
-BASE = {"LEADS_TABLE_NAME": "leads", "QUEUE_URL": "https://sqs/q", "SENDER_EMAIL": "sales@example.com"}
+BASE = {
+    "LEADS_TABLE_NAME": "leads",
+    "SEND_LEDGER_TABLE_NAME": "ledger",
+    "QUEUE_URL": "https://sqs/q",
+    "SENDER_EMAIL": "sales@example.com",
+}
 
 
 def test_defaults():

@@ -1,0 +1,68 @@
+"""The send ledger (DynamoDB through pynamodb): one record per lead and stage, written before the send.
+
+The record's key is (lead_id, stage) and it is created with `attribute_not_exists`,
+in the same transaction that takes the send lock on the lead (see lead_store.py). It
+outlives any change to the lead itself, so even a lead whose stage another system
+resets can never get a second email for a stage it already had. The same table keeps
+the daily send counter behind MAX_SENDS_PER_DAY.
+"""
+
+from __future__ import annotations
+
+from pynamodb.attributes import NumberAttribute, UnicodeAttribute
+from pynamodb.models import Model
+
+from reengage.dynamo_errors import conditionally
+from reengage.ports import LedgerRecord
+
+DAILY_COUNTER_KEY = "#daily-sends"
+
+
+class LedgerModel(Model):
+    class Meta:
+        table_name = "unbound"  # set by DynamoSendLedger from settings
+
+    lead_id = UnicodeAttribute(hash_key=True)
+    stage = UnicodeAttribute(range_key=True)
+    state = UnicodeAttribute(null=True)
+    locked_at = UnicodeAttribute(null=True)
+    sent_at = UnicodeAttribute(null=True)
+    message_id = UnicodeAttribute(null=True)
+    campaign_id = UnicodeAttribute(null=True)
+    sent_count = NumberAttribute(null=True)  # daily counter items only
+
+
+def bind_ledger(table_name: str) -> None:
+    LedgerModel.Meta.table_name = table_name
+    LedgerModel._connection = None
+
+
+class DynamoSendLedger:
+    """Reads of the ledger and the daily counter; the lead store writes records inside its transactions."""
+
+    def __init__(self, table_name: str) -> None:
+        bind_ledger(table_name)
+
+    def get(self, lead_id: str, stage: str) -> LedgerRecord | None:
+        try:
+            item = LedgerModel.get(lead_id, stage, consistent_read=True)
+        except LedgerModel.DoesNotExist:
+            return None
+        return LedgerRecord(
+            item.lead_id, item.stage, item.state or "", item.locked_at or "", item.sent_at or "", item.message_id or ""
+        )
+
+    def reserve_daily_slot(self, day: str, cap: int) -> bool:
+        """Count one send against `day`; False (and nothing counted) once `cap` sends are counted."""
+        return conditionally(
+            lambda: LedgerModel(DAILY_COUNTER_KEY, day).update(
+                actions=[LedgerModel.sent_count.add(1)],
+                condition=LedgerModel.sent_count.does_not_exist() | (LedgerModel.sent_count < cap),
+            )
+        )
+
+    def sends_on(self, day: str) -> int:
+        try:
+            return int(LedgerModel.get(DAILY_COUNTER_KEY, day, consistent_read=True).sent_count or 0)
+        except LedgerModel.DoesNotExist:
+            return 0
