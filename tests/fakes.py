@@ -103,11 +103,17 @@ class InMemoryLeadStore:
         return True
 
     @_atomic
-    def lock_for_send(self, lead_id: str, stage: FollowUpStage, locked_at: str, campaign_id: str) -> LockResult:
+    def lock_for_send(self, read: Lead, stage: FollowUpStage, locked_at: str, campaign_id: str) -> LockResult:
+        lead_id = read.id
         if (lead_id, stage.value) in self.ledger:
             return LockResult.ALREADY_RECORDED
         lead = self._matches(lead_id, ScheduleState.CLAIMED, stage=stage.value)
-        if lead is None:
+        unchanged = lead is not None and (lead.response_status, lead.email, lead.suppressed) == (
+            read.response_status,
+            read.email,
+            read.suppressed,
+        )
+        if lead is None or not unchanged:
             return LockResult.LEAD_CHANGED
         self.ledger[(lead_id, stage.value)] = LedgerRecord(lead_id, stage.value, LedgerState.SENDING, locked_at)
         lead.schedule_state, lead.schedule_at = ScheduleState.SENDING, locked_at

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from reengage.follow_up_queue import SqsFollowUpQueue
 from reengage.sender import FollowUpSender, SendOutcome, process_queue_event
 
 # How long a received message stays hidden locally before a retry may see it.
@@ -70,7 +71,9 @@ def drain_queue(
         ).get("Messages", [])
         if not messages:
             return report
-        response, outcomes = process_queue_event(_as_sqs_event(messages, queue_arn, region), None, sender)
+        response, outcomes = process_queue_event(
+            _as_sqs_event(messages, queue_arn, region), None, sender, SqsFollowUpQueue(sqs, queue_url).retry_later
+        )
         report.outcomes.extend(outcomes)
         failed = {failure["itemIdentifier"] for failure in response["batchItemFailures"]}
         report.failed_records += len(failed)

@@ -40,6 +40,7 @@ from reengage.stats import compute_statistics
 from reengage.upkeep import cleanup, migrate
 from reengage_cli import emulator
 from reengage_cli.cfn import TemplateError
+from reengage_cli.dlq import list_dead_letters, redrive
 from reengage_cli.drain import DrainReport, drain_queue, queue_depth
 from reengage_cli.importer import ImportFileError, import_leads
 
@@ -339,7 +340,8 @@ def print_statistics(stats: dict[str, Any]) -> None:
     say(f"  Waiting for their next follow-up: {stats['scheduled_waiting']}")
     say(f"  Recent re-engagements (7 days): {stats['recent_reengagements']}")
     say(f"  Re-engagement success rate:     {stats['reengagement_success_rate']:.1%}")
-    say(f"  Sends in doubt (never re-sent):  {stats['sends_in_doubt']}")
+    say(f"  Sends in progress:              {stats['sends_in_progress']}")
+    say(f"  Possibly sent (review, never re-sent): {stats['sends_possibly_sent']}")
     say("  By follow-up stage:   " + (", ".join(f"{k}: {v}" for k, v in stats["by_followup_stage"].items()) or "none"))
     say("  By response status:   " + (", ".join(f"{k}: {v}" for k, v in stats["by_response_status"].items()) or "none"))
 
@@ -433,6 +435,30 @@ def cmd_cleanup(args: argparse.Namespace) -> int:
         say(f"{len(report.sends_in_doubt)} sends in doubt need a review (never re-sent automatically):")
         for lead_id in report.sends_in_doubt:
             say(f"  {lead_id}")
+    return EXIT_OK
+
+
+def _dead_letter_queue(settings: Settings) -> str:
+    url = emulator.dead_letter_queue_url(settings.queue_url)
+    if url is None:
+        raise CliError(f"{settings.queue_url} has no dead-letter queue (redrive policy)")
+    return url
+
+
+def cmd_dlq(args: argparse.Namespace) -> int:
+    settings = load_settings(dict(os.environ))
+    sqs, dlq_url = aws.client("sqs"), _dead_letter_queue(settings)
+    if args.action == "redrive":
+        moved = redrive(sqs, dlq_url, settings.queue_url, args.max)
+        say(f"Moved {moved} follow-up requests back to the queue; `reengage run` (locally) or the sender takes them.")
+        return EXIT_OK
+    letters = list_dead_letters(sqs, dlq_url, args.max)
+    if args.json:
+        say(json.dumps([letter.__dict__ for letter in letters], indent=2))
+        return EXIT_OK
+    say(f"{len(letters)} follow-up requests in the dead-letter queue" + (" (showing the first)" if letters else ""))
+    for letter in letters:
+        say(f"  {letter.message_id}  lead {letter.lead_id}  {letter.stage}  received {letter.receive_count} times")
     return EXIT_OK
 
 
@@ -566,6 +592,10 @@ def build_parser() -> argparse.ArgumentParser:
     command("migrate", cmd_migrate, "backfill derived attributes on leads written by other systems")
     clean = command("cleanup", cmd_cleanup, "clear eligibility flags left set for more than N days")
     clean.add_argument("--days", type=int, default=30)
+    dlq = command("dlq", cmd_dlq, "list the dead-letter queue, or move its messages back to the queue")
+    dlq.add_argument("action", choices=["list", "redrive"])
+    dlq.add_argument("--max", type=int, default=100, help="at most this many messages")
+    dlq.add_argument("--json", action="store_true")
     out = command("outbox", cmd_outbox, "the emails the local emulator captured")
     out.add_argument("--json", action="store_true")
     return parser

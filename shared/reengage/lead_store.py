@@ -315,7 +315,19 @@ class DynamoLeadStore:
 
         return conditionally(commit)
 
-    def lock_for_send(self, lead_id: str, stage: FollowUpStage, locked_at: str, campaign_id: str) -> LockResult:
+    def lock_for_send(self, lead: Lead, stage: FollowUpStage, locked_at: str, campaign_id: str) -> LockResult:
+        lead_id = lead.id
+        # Unchanged since the sender read it: a reply or an opt-out recorded meanwhile wins.
+        unchanged = (
+            LeadModel.response_status == lead.response_status
+            if lead.response_status
+            else LeadModel.response_status.does_not_exist()
+        ) & (LeadModel.email == lead.email)
+        if lead.suppressed:
+            unchanged &= LeadModel.suppressed == True  # noqa: E712 - a pynamodb condition, not a comparison
+        else:
+            unchanged &= LeadModel.suppressed.does_not_exist() | (LeadModel.suppressed == False)  # noqa: E712
+
         def build(transaction: TransactWrite) -> None:
             transaction.save(
                 LedgerModel(
@@ -326,7 +338,9 @@ class DynamoLeadStore:
             transaction.update(
                 LeadModel(lead_id),
                 [LeadModel.schedule_state.set(ScheduleState.SENDING.value), LeadModel.schedule_at.set(locked_at)],
-                (LeadModel.schedule_state == ScheduleState.CLAIMED.value) & (LeadModel.claim_stage == stage.value),
+                (LeadModel.schedule_state == ScheduleState.CLAIMED.value)
+                & (LeadModel.claim_stage == stage.value)
+                & unchanged,
             )
 
         if self._transaction(build):

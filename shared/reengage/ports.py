@@ -35,7 +35,7 @@ class LedgerRecord:
 class LockResult(StrEnum):
     LOCKED = "locked"
     ALREADY_RECORDED = "already_recorded"  # the ledger holds this lead and stage already
-    LEAD_CHANGED = "lead_changed"  # no longer claimed for this stage
+    LEAD_CHANGED = "lead_changed"  # no longer claimed for this stage, or changed since it was read
 
 
 class InvalidLeadDataError(ValueError):
@@ -117,8 +117,9 @@ class LeadStore(Protocol):
         """Put a claimed lead back to due (or out of the index when `due_at` is None)."""
         ...
 
-    def lock_for_send(self, lead_id: str, stage: FollowUpStage, locked_at: str, campaign_id: str) -> LockResult:
-        """Create the ledger record for (lead, stage) and take the lead's send lock, atomically."""
+    def lock_for_send(self, lead: Lead, stage: FollowUpStage, locked_at: str, campaign_id: str) -> LockResult:
+        """Create the ledger record for (lead, stage) and take the lead's send lock, atomically,
+        only if the lead is still claimed for the stage and unchanged since `lead` was read."""
         ...
 
     def unlock_send(self, lead_id: str, stage: FollowUpStage) -> None:

@@ -157,11 +157,16 @@ class FollowUpSender:
             self._release(lead, request.stage)
             return SendOutcome.of(lead.id, request.stage.value, SKIPPED, message, reason=SkipReason.DRY_RUN)
 
-        lock = self.store.lock_for_send(lead.id, request.stage, format_time(now), request.campaign_id)
+        lock = self.store.lock_for_send(lead, request.stage, format_time(now), request.campaign_id)
         if lock is LockResult.ALREADY_RECORDED:
             return self._already_recorded(lead, request)
         if lock is LockResult.LEAD_CHANGED:
-            return self._skip(request, SkipReason.DUPLICATE_DELIVERY)
+            # Changed between our read and the lock (another sender, a reply, an import):
+            # start over with what is stored now.
+            latest = self._claimed_lead(request)
+            if isinstance(latest, SendOutcome):
+                return latest
+            raise TransientError(f"lead {lead.id} changed while being locked; retrying")
         if cap and not self.store.reserve_daily_slot(day, cap):
             self.store.unlock_send(lead.id, request.stage)
             self._release(lead, request.stage)

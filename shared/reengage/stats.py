@@ -33,7 +33,7 @@ def compute_statistics(leads: Iterable[Lead], now: datetime) -> dict[str, Any]:
     since = now - timedelta(days=RECENT_DAYS)
     by_stage: Counter[str] = Counter()
     by_response: Counter[str] = Counter()
-    eligible = recent = followed_up = successes = due_waiting = in_doubt = total = 0
+    eligible = recent = followed_up = successes = due_waiting = in_doubt = possibly_sent = total = 0
     for lead in leads:
         total += 1
         eligible += lead.eligible_for_reengagement
@@ -45,6 +45,7 @@ def compute_statistics(leads: Iterable[Lead], now: datetime) -> dict[str, Any]:
             followed_up += 1
             successes += (lead.response_status or "") in SUCCESS_STATUSES
         recent += _sent_since(lead, since)
+        possibly_sent += sum(entry.get("outcome") == "possibly_sent" for entry in lead.engagement_history)
     return {
         "total_leads": total,
         "eligible_for_reengagement": eligible,
@@ -53,5 +54,7 @@ def compute_statistics(leads: Iterable[Lead], now: datetime) -> dict[str, Any]:
         "recent_reengagements": recent,
         "reengagement_success_rate": round(successes / followed_up, 4) if followed_up else 0.0,
         "scheduled_waiting": due_waiting,
-        "sends_in_doubt": in_doubt,
+        "sends_in_progress": in_doubt,
+        # Senders that died between the send lock and the record: never re-sent, worth a look.
+        "sends_possibly_sent": possibly_sent,
     }
