@@ -296,7 +296,8 @@ def _parts(message: Message) -> tuple[str, str]:
 
 def outbox(endpoint: str) -> list[CapturedEmail]:
     """The emails the emulator accepted, oldest first (moto's /moto-api/data.json)."""
-    with urllib.request.urlopen(f"{endpoint}/moto-api/data.json", timeout=10) as response:  # noqa: S310 - loopback
+    # Generous timeout: the dump holds every backend's state, large after a load test.
+    with urllib.request.urlopen(f"{endpoint}/moto-api/data.json", timeout=600) as response:  # noqa: S310 - loopback
         data = json.load(response)
     captured: list[CapturedEmail] = []
     for raw in data.get("ses", {}).get("RawMessage", []):

@@ -342,6 +342,8 @@ def print_statistics(stats: dict[str, Any]) -> None:
     say(f"  Re-engagement success rate:     {stats['reengagement_success_rate']:.1%}")
     say(f"  Sends in progress:              {stats['sends_in_progress']}")
     say(f"  Possibly sent (review, never re-sent): {stats['sends_possibly_sent']}")
+    for lead_id in stats["possibly_sent_leads"]:
+        say(f"    {lead_id}")
     say("  By follow-up stage:   " + (", ".join(f"{k}: {v}" for k, v in stats["by_followup_stage"].items()) or "none"))
     say("  By response status:   " + (", ".join(f"{k}: {v}" for k, v in stats["by_response_status"].items()) or "none"))
 

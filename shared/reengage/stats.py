@@ -33,7 +33,8 @@ def compute_statistics(leads: Iterable[Lead], now: datetime) -> dict[str, Any]:
     since = now - timedelta(days=RECENT_DAYS)
     by_stage: Counter[str] = Counter()
     by_response: Counter[str] = Counter()
-    eligible = recent = followed_up = successes = due_waiting = in_doubt = possibly_sent = total = 0
+    eligible = recent = followed_up = successes = due_waiting = in_doubt = total = 0
+    possibly_sent: list[str] = []
     for lead in leads:
         total += 1
         eligible += lead.eligible_for_reengagement
@@ -45,7 +46,8 @@ def compute_statistics(leads: Iterable[Lead], now: datetime) -> dict[str, Any]:
             followed_up += 1
             successes += (lead.response_status or "") in SUCCESS_STATUSES
         recent += _sent_since(lead, since)
-        possibly_sent += sum(entry.get("outcome") == "possibly_sent" for entry in lead.engagement_history)
+        if any(entry.get("outcome") == "possibly_sent" for entry in lead.engagement_history):
+            possibly_sent.append(lead.id)
     return {
         "total_leads": total,
         "eligible_for_reengagement": eligible,
@@ -56,5 +58,6 @@ def compute_statistics(leads: Iterable[Lead], now: datetime) -> dict[str, Any]:
         "scheduled_waiting": due_waiting,
         "sends_in_progress": in_doubt,
         # Senders that died between the send lock and the record: never re-sent, worth a look.
-        "sends_possibly_sent": possibly_sent,
+        "sends_possibly_sent": len(possibly_sent),
+        "possibly_sent_leads": sorted(possibly_sent)[:50],
     }

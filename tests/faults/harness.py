@@ -26,7 +26,6 @@ from reengage.ports import LockResult
 from reengage.scheduler import CampaignRequest, CampaignSummary, run_scheduler
 from reengage.sender import FollowUpSender, SendOutcome, process_queue_event
 from reengage.settings import Settings
-from reengage_cli import emulator
 
 Hook = Callable[..., None]
 
@@ -226,7 +225,17 @@ class Pipeline:
 
     # -- what happened ----------------------------------------------------------
     def emails_by_recipient(self) -> Counter[str]:
-        return Counter(email.utils.parseaddr(mail.to)[1].lower() for mail in emulator.outbox(self.endpoint))
+        """Recipients of every email SES accepted. The emulator runs in this process, so its SES
+        backend is read directly: the HTTP dump (`reengage outbox`) grows with every table item."""
+        from moto.core import DEFAULT_ACCOUNT_ID
+        from moto.ses.models import ses_backends
+
+        messages = ses_backends[DEFAULT_ACCOUNT_ID]["us-east-1"].sent_messages
+        return Counter(
+            email.utils.parseaddr(str(email.message_from_string(message.raw_data)["To"]))[1].lower()
+            for message in messages
+            if hasattr(message, "raw_data")
+        )
 
     def leads(self) -> list[Lead]:
         return list(self.store.real.scan())
