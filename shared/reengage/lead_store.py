@@ -262,7 +262,11 @@ class DynamoLeadStore:
 
     # -- conditional writes ------------------------------------------------
     def _update(self, lead_id: str, actions: list[Any], condition: Condition) -> bool:
-        return conditionally(lambda: LeadModel(lead_id).update(actions=actions, condition=condition))
+        # The low-level call asks for no item back: a foreign item with a badly typed
+        # attribute must not turn a successful write into an error.
+        return conditionally(
+            lambda: LeadModel._get_connection().update_item(lead_id, actions=actions, condition=condition)
+        )
 
     def claim(self, entry: ScheduleEntry, stage: FollowUpStage, claimed_at: str, campaign_id: str) -> bool:
         return self._update(
