@@ -22,6 +22,7 @@ from typing import Any
 import boto3
 from botocore.exceptions import ClientError
 
+from reengage_cli import moto_transactions
 from reengage_cli.cfn import Resolver, TemplateError, json_parameter, load_template
 
 LOCAL_STACK = "reengage-local"
@@ -77,6 +78,7 @@ class LocalEmulator:
         from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
         from werkzeug.serving import make_server
 
+        moto_transactions.install()
         app = _Serialized(DomainDispatcherApplication(create_backend_app))
         self._server = make_server(self.host, self.port, app, threaded=True, request_handler=MotoRequestHandler)
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)

@@ -36,9 +36,12 @@ from reengage.quality import check_follow_up
 from reengage.scheduler import CampaignRequest, CampaignSummary, InvalidCampaignRequestError, run_scheduler
 from reengage.sender import SKIPPED, FollowUpSender, SendOutcome
 from reengage.settings import Settings, SettingsError
-from reengage.stats import compute_statistics
+from reengage.stats import statistics as stats_from_counters
+from reengage.stats import tally
+from reengage.stats_store import DynamoStatsStore
+from reengage.stats_stream import catch_up
 from reengage.upkeep import cleanup, migrate
-from reengage_cli import emulator
+from reengage_cli import emulator, report
 from reengage_cli.cfn import TemplateError
 from reengage_cli.dlq import list_dead_letters, redrive
 from reengage_cli.drain import DrainReport, drain_queue, queue_depth
@@ -320,12 +323,36 @@ def cmd_run(args: argparse.Namespace) -> int:
     return EXIT_REJECTED if failed else EXIT_OK
 
 
+def _counters(settings: Settings) -> DynamoStatsStore:
+    """The statistics counters, brought up to date first when running against an emulator."""
+    stats = aws.stats_store(settings)
+    if emulator.endpoint_override(os.environ):
+        # No CountersFunction runs locally: read the leads table's stream here instead.
+        table = aws.client("dynamodb").describe_table(TableName=settings.leads_table_name)["Table"]
+        if table.get("LatestStreamArn"):
+            catch_up(aws.client("dynamodbstreams"), table["LatestStreamArn"], stats, aws.lead_store(settings).read_raw)
+    return stats
+
+
 def statistics(settings: Settings) -> dict[str, Any]:
-    return compute_statistics(aws.lead_store(settings).scan(), utc_now())
+    """The statistics from the counters: one GetItem and one Query, whatever the table's size."""
+    now = utc_now()
+    return stats_from_counters(*_counters(settings).read(now), now)
+
+
+def rebuild_statistics(settings: Settings) -> None:
+    """Recompute every counter from the table once (after a bulk load by another system)."""
+    stats = _counters(settings)
+    stats.replace(*tally(aws.lead_store(settings).scan()))
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    stats = statistics(load_settings(dict(os.environ)))
+    settings = load_settings(dict(os.environ))
+    if args.rebuild:
+        rebuild_statistics(settings)
+        if not args.json:
+            say("Counters rebuilt from the table.")
+    stats = statistics(settings)
     if args.json:
         say(json.dumps(stats, indent=2))
         return EXIT_OK
@@ -342,10 +369,22 @@ def print_statistics(stats: dict[str, Any]) -> None:
     say(f"  Re-engagement success rate:     {stats['reengagement_success_rate']:.1%}")
     say(f"  Sends in progress:              {stats['sends_in_progress']}")
     say(f"  Possibly sent (review, never re-sent): {stats['sends_possibly_sent']}")
-    for lead_id in stats["possibly_sent_leads"]:
-        say(f"    {lead_id}")
     say("  By follow-up stage:   " + (", ".join(f"{k}: {v}" for k, v in stats["by_followup_stage"].items()) or "none"))
     say("  By response status:   " + (", ".join(f"{k}: {v}" for k, v in stats["by_response_status"].items()) or "none"))
+
+
+def cmd_stats(args: argparse.Namespace) -> int:
+    settings = load_settings(dict(os.environ))
+    now = utc_now()
+    totals, days = _counters(settings).read(now, days_back=30)
+    figures = stats_from_counters(totals, days, now)
+    svg = report.render_svg(figures, totals, days, now)
+    path = Path(args.plot)
+    if path.suffix.lower() not in {".svg", ".html"}:
+        raise CliError(f"--plot {path}: use a .svg or .html file")
+    path.write_text(report.render_html(svg, figures) if path.suffix.lower() == ".html" else svg, encoding="utf-8")
+    say(f"Wrote {path}")
+    return EXIT_OK
 
 
 def cmd_health(args: argparse.Namespace) -> int:
@@ -585,8 +624,11 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--limit", type=int, default=None)
     run.add_argument("--dry-run", action="store_true", help="claim nothing, send nothing; show what would be sent")
     run.add_argument("--no-drain", action="store_true", help="only enqueue; leave sending to SenderFunction")
-    status = command("status", cmd_status, "re-engagement statistics")
+    status = command("status", cmd_status, "re-engagement statistics (from counters, no table scan)")
     status.add_argument("--json", action="store_true")
+    status.add_argument("--rebuild", action="store_true", help="recompute the counters from the table once")
+    plot = command("stats", cmd_stats, "draw the funnel and the sends per day (what the dashboard shows)")
+    plot.add_argument("--plot", required=True, metavar="FILE", help="an .svg or .html file to write")
     preview = command("preview", cmd_preview, "print the follow-up a lead would get, without sending anything")
     preview.add_argument("lead_id")
     preview.add_argument("--stage", choices=[stage.value for stage in FollowUpStage])

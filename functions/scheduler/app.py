@@ -5,12 +5,10 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from aws_lambda_powertools.metrics import MetricUnit
-
 from reengage.aws import follow_up_queue, lead_store
 from reengage.clock import utc_now
-from reengage.observability import logger, metrics
-from reengage.scheduler import CampaignRequest, InvalidCampaignRequestError, run_scheduler
+from reengage.observability import count, logger, metrics
+from reengage.scheduler import CampaignRequest, InvalidCampaignRequestError, new_campaign_id, run_scheduler
 from reengage.settings import Settings
 
 settings = Settings.from_env(os.environ)
@@ -26,14 +24,19 @@ def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     except InvalidCampaignRequestError as error:
         # Retrying cannot fix a malformed schedule input: report it and stop.
         logger.error("invalid scheduled event", extra={"error": str(error)})
-        metrics.add_metric(name="InvalidEvents", unit=MetricUnit.Count, value=1)
+        count("InvalidEvents", 1)
         return {"ok": False, "error": str(error)}
 
-    summary = run_scheduler(store, queue, request, settings, utc_now(), context.get_remaining_time_in_millis)
-    logger.append_keys(campaign_id=summary.campaign_id)
-    metrics.add_metric(name="LeadsDue", unit=MetricUnit.Count, value=summary.eligible)
-    metrics.add_metric(name="LeadsClaimed", unit=MetricUnit.Count, value=summary.marked)
-    metrics.add_metric(name="ClaimsReclaimed", unit=MetricUnit.Count, value=summary.reclaimed)
-    metrics.add_metric(name="EnqueueFailed", unit=MetricUnit.Count, value=summary.enqueue_failed)
-    metrics.add_metric(name="LeadsLeftForNextRun", unit=MetricUnit.Count, value=summary.left_for_next_run)
+    now = utc_now()
+    campaign_id = new_campaign_id(now)
+    logger.append_keys(campaign_id=campaign_id)
+    summary = run_scheduler(store, queue, request, settings, now, context.get_remaining_time_in_millis, campaign_id)
+    count("SchedulerRuns", 1)
+    count("LeadsDue", summary.eligible)
+    count("LeadsClaimed", summary.marked)
+    count("ClaimsReclaimed", summary.reclaimed)
+    count("EnqueueFailed", summary.enqueue_failed)
+    count("LeadsLeftForNextRun", summary.left_for_next_run)
+    count("DuplicateAddresses", summary.duplicate_email)
+    count("SendsSettledInDoubt", summary.settled_in_doubt)
     return {"ok": True, **summary.as_dict()}

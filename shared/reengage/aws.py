@@ -21,6 +21,7 @@ from reengage.lead_store import DynamoLeadStore
 from reengage.messages import TemplateWriter
 from reengage.ports import MessageWriter
 from reengage.settings import Settings
+from reengage.stats_store import DynamoStatsStore
 
 _DEFAULT = Config(connect_timeout=5, read_timeout=15, retries={"mode": "standard", "max_attempts": 3})
 # No automatic retries for SES: a retried SendEmail after a lost answer could send twice.
@@ -58,6 +59,10 @@ class LazyClient:
 
 def lead_store(settings: Settings) -> DynamoLeadStore:
     return DynamoLeadStore(settings.leads_table_name, settings.send_ledger_table_name)
+
+
+def stats_store(settings: Settings) -> DynamoStatsStore:
+    return DynamoStatsStore(LazyClient("dynamodb"), settings.send_ledger_table_name)
 
 
 def follow_up_queue(settings: Settings) -> SqsFollowUpQueue:

@@ -1,20 +1,119 @@
-"""Logger and metrics for the handlers, built once per cold start.
+"""Logger and metrics for the handlers, built once per cold start, and the catalogue of metrics.
 
-The layer's own modules log through the standard `reengage` logger; its handlers get
-the Powertools JSON formatter here, so every line is structured and carries the
-Lambda context (request id, cold start) and the correlation keys the handler adds.
+The layer's own modules log through the standard `reengage` logger; the handlers give it
+the Powertools JSON formatter, so every line is structured and carries the Lambda
+context and the correlation keys (lead id, campaign id). Email addresses are masked in
+every log line. `METRICS` lists every metric the code emits with its dimensions; the
+dashboard test checks the dashboard against it.
 """
 
 from __future__ import annotations
 
 import logging
+import re
+from collections import Counter
+from collections.abc import Iterable
+from typing import Any
 
 from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools.logging.formatter import LambdaPowertoolsFormatter
 from aws_lambda_powertools.logging.utils import copy_config_to_registered_loggers
+from aws_lambda_powertools.metrics import MetricUnit, single_metric
 
 METRICS_NAMESPACE = "Reengage"
+# Fixed, not read from POWERTOOLS_SERVICE_NAME: the dashboard and alarms name this dimension.
+SERVICE = "reengage"
+
+# name -> extra dimension (besides `service`), or None
+METRICS: dict[str, str | None] = {
+    # scheduler
+    "SchedulerRuns": None,
+    "LeadsDue": None,
+    "LeadsClaimed": None,
+    "ClaimsReclaimed": None,
+    "EnqueueFailed": None,
+    "LeadsLeftForNextRun": None,
+    "DuplicateAddresses": None,
+    "SendsSettledInDoubt": None,
+    "InvalidEvents": None,
+    # sender
+    "FollowUpsSent": "Stage",
+    "FollowUpsSkipped": "Reason",
+    "FollowUpsFailed": None,
+    "FollowUpsInDoubt": None,
+    "SendsDeferredByCap": None,
+    "RecordsRetried": None,
+    "AIMessages": None,
+    "AIFallbacks": None,
+    "AIPromptTokens": None,
+    "AICompletionTokens": None,
+    # statistics gauges
+    "LeadsTotal": None,
+    "LeadsEligible": None,
+    "LeadsWaiting": None,
+    "LeadsByStage": "Stage",
+    "LeadsByResponse": "ResponseStatus",
+    "RecentReengagements": None,
+    "ReengagementSuccessRate": None,
+    "SendsPossiblySent": None,
+    # upkeep
+    "StaleClaimsCleared": None,
+}
+
+_EMAIL = re.compile(r"([A-Za-z0-9._%+-])[A-Za-z0-9._%+-]*@([A-Za-z0-9.-]+\.[A-Za-z]{2,})")
+
+
+def mask_emails(text: str) -> str:
+    """`ana.lima@example.com` -> `a***@example.com`: enough to tell leads apart, not to mail them."""
+    return _EMAIL.sub(r"\1***@\2", text)
+
+
+class MaskingFormatter(LambdaPowertoolsFormatter):
+    def format(self, record: logging.LogRecord) -> str:
+        return mask_emails(super().format(record))
+
 
 logging.getLogger("reengage")
-logger = Logger()
-metrics = Metrics(namespace=METRICS_NAMESPACE)
+logger = Logger(service=SERVICE, logger_formatter=MaskingFormatter())
+metrics = Metrics(namespace=METRICS_NAMESPACE, service=SERVICE)
 copy_config_to_registered_loggers(source_logger=logger, include={"reengage"})
+
+
+def count(name: str, value: float, unit: MetricUnit = MetricUnit.Count) -> None:
+    """A metric without an extra dimension (flushed with the invocation's other metrics)."""
+    assert METRICS[name] is None, f"{name} needs its {METRICS[name]} dimension"
+    metrics.add_metric(name=name, unit=unit, value=value)
+
+
+def count_by(name: str, values: Counter[str] | dict[str, float], unit: MetricUnit = MetricUnit.Count) -> None:
+    """One metric per value of its dimension (Stage, Reason...), each published on its own."""
+    dimension = METRICS[name]
+    assert dimension is not None, f"{name} has no dimension"
+    for key, value in values.items():
+        with single_metric(
+            name=name,
+            unit=unit,
+            value=value,
+            namespace=METRICS_NAMESPACE,
+            default_dimensions=metrics.default_dimensions,
+        ) as metric:
+            metric.add_dimension(name=dimension, value=str(key) or "none")
+
+
+def send_outcome_metrics(outcomes: Iterable[Any], retried: int) -> None:
+    """The sender's metrics for one batch of outcomes (reengage.sender.SendOutcome)."""
+    outcomes = list(outcomes)
+    sent = Counter(o.stage for o in outcomes if o.kind == "sent")
+    skipped = Counter(o.reason.split(":")[0] for o in outcomes if o.kind == "skipped")
+    count_by("FollowUpsSent", sent)
+    count_by("FollowUpsSkipped", skipped)
+    kinds = Counter(o.kind for o in outcomes)
+    count("FollowUpsFailed", kinds["failed"])
+    count("FollowUpsInDoubt", kinds["in_doubt"])
+    count("SendsDeferredByCap", kinds["deferred"])
+    count("RecordsRetried", retried)
+    written = [o for o in outcomes if o.generator]
+    count("AIMessages", sum(o.generator == "ai" for o in written))
+    count("AIFallbacks", sum(bool(o.fallback_reason) for o in written))
+    count("AIPromptTokens", sum(o.prompt_tokens for o in written))
+    count("AICompletionTokens", sum(o.completion_tokens for o in written))

@@ -88,3 +88,22 @@ def test_built_sender_writes_with_ai_when_a_key_is_configured(aws: Emulator, ope
     assert output["result"] == {"batchItemFailures": []} and output["openai"] is True
     assert openai_stub.headers[0]["authorization"] == "Bearer sk-built"
     assert [mail.subject for mail in aws.outbox()] == ["A thought for Acme Robotics"]
+
+
+@pytest.mark.parametrize(
+    ("function", "event", "expected"),
+    [
+        ("CountersFunction", "stream-lead-changes.json", {"records": 2}),
+        ("StatsFunction", "hourly-stats.json", {"total_leads": 1}),
+        ("CleanupFunction", "weekly-cleanup.json", {"ok": True, "released": 0}),
+    ],
+)
+def test_built_upkeep_functions_run_with_only_the_runtime_and_the_layer(
+    aws: Emulator, function: str, event: str, expected: dict[str, object]
+) -> None:
+    if function == "StatsFunction":
+        run_built("CountersFunction", EVENTS / "stream-lead-changes.json", lambda_env(aws))
+    output = run_built(function, EVENTS / event, lambda_env(aws))
+    result = output["result"]
+    assert isinstance(result, dict) and result | expected == result
+    assert output["openai"] is False

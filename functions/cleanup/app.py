@@ -1,0 +1,31 @@
+"""CleanupFunction: weekly, releases eligibility flags left set for too long (claims nobody finished)."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from reengage.aws import lead_store
+from reengage.clock import utc_now
+from reengage.observability import count, logger, metrics
+from reengage.settings import Settings
+from reengage.upkeep import cleanup
+
+settings = Settings.from_env(os.environ)
+store = lead_store(settings)
+DEFAULT_DAYS = 30
+
+
+@logger.inject_lambda_context(clear_state=True)
+@metrics.log_metrics
+def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    days = event.get("days", DEFAULT_DAYS) if isinstance(event, dict) else DEFAULT_DAYS
+    if isinstance(days, bool) or not isinstance(days, int) or days < 1:
+        logger.error("invalid cleanup event", extra={"days": repr(days)})
+        count("InvalidEvents", 1)
+        return {"ok": False, "error": f"days must be a whole number of at least 1, got {days!r}"}
+    report = cleanup(store, settings.max_followups, days, utc_now())
+    count("StaleClaimsCleared", report.released)
+    if report.sends_in_doubt:
+        logger.warning("sends in doubt need a review", extra={"lead_ids": report.sends_in_doubt})
+    return {"ok": True, "released": report.released, "sends_in_doubt": report.sends_in_doubt}

@@ -1,0 +1,49 @@
+"""The send lock and its ledger record are one DynamoDB transaction: all or nothing, on the emulator too."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from reengage.aws import follow_up_queue, lead_store
+from reengage.clock import format_time, utc_now
+from reengage.leads import FollowUpStage, ScheduleState
+from reengage.ports import LockResult
+from reengage.scheduler import CampaignRequest, run_scheduler
+from tests.conftest import Emulator
+from tests.integration.test_pipeline import lead_row, seed
+
+
+def test_a_cancelled_lock_leaves_the_lead_and_the_stream_as_they_were(aws: Emulator, tmp_path: Path) -> None:
+    seed(aws, tmp_path, [lead_row(1)])
+    store = lead_store(aws.settings)
+    run_scheduler(store, follow_up_queue(aws.settings), CampaignRequest(7), aws.settings, utc_now())
+    claimed = store.get("lead-001")
+    assert claimed is not None and claimed.schedule_state == ScheduleState.CLAIMED
+    now = format_time(utc_now())
+    assert store.lock_for_send(claimed, FollowUpStage.FOLLOWUP_1, now, "c") is LockResult.LOCKED
+    store.unlock_send("lead-001", FollowUpStage.FOLLOWUP_1)
+    assert store.ledger_record("lead-001", FollowUpStage.FOLLOWUP_1) is None
+    # Given a ledger record that already exists (another system reset the lead's stage, say)
+    assert store.lock_for_send(claimed, FollowUpStage.FOLLOWUP_1, now, "c") is LockResult.LOCKED
+    store.settle_in_doubt(store.get("lead-001"), FollowUpStage.FOLLOWUP_1, now, {"outcome": "possibly_sent"}, True)  # type: ignore[arg-type]
+    import boto3
+
+    boto3.client("dynamodb").update_item(
+        TableName=aws.settings.leads_table_name,
+        Key={"id": {"S": "lead-001"}},
+        UpdateExpression="SET schedule_state = :c, claim_stage = :s REMOVE follow_up_stage",
+        ExpressionAttributeValues={":c": {"S": "claimed"}, ":s": {"S": "Followup_1"}},
+    )
+    before = store.get("lead-001")
+    assert before is not None
+    # When the lock transaction is cancelled by the ledger's condition
+    result = store.lock_for_send(before, FollowUpStage.FOLLOWUP_1, format_time(utc_now()), "c2")
+    # Then nothing of it was applied: the lead is still claimed, not sending
+    assert result is LockResult.ALREADY_RECORDED
+    after = store.get("lead-001")
+    assert after is not None and (after.schedule_state, after.schedule_at) == (
+        before.schedule_state,
+        before.schedule_at,
+    )
+    record = store.ledger_record("lead-001", FollowUpStage.FOLLOWUP_1)
+    assert record is not None and record.state == "possibly_sent"
