@@ -41,7 +41,7 @@ from reengage.stats import tally
 from reengage.stats_store import DynamoStatsStore
 from reengage.stats_stream import catch_up
 from reengage.upkeep import cleanup, migrate
-from reengage_cli import emulator, report
+from reengage_cli import emulator, health, report
 from reengage_cli.cfn import TemplateError
 from reengage_cli.dlq import list_dead_letters, redrive
 from reengage_cli.drain import DrainReport, drain_queue, queue_depth
@@ -396,63 +396,12 @@ def cmd_health(args: argparse.Namespace) -> int:
         checks.append(("configuration", False, str(error)))
         settings = None
     if settings is not None:
-        checks.extend(_resource_checks(settings))
+        checks.extend(health.resource_checks(settings))
     healthy = all(ok for _, ok, _ in checks)
     for name, ok, detail in checks:
         say(f"  [{'ok' if ok else 'FAIL'}] {name}: {detail}")
     say("healthy" if healthy else "UNHEALTHY")
     return EXIT_OK if healthy else EXIT_REJECTED
-
-
-def _check(name: str, probe: Callable[[], tuple[bool, str]]) -> tuple[str, bool, str]:
-    try:
-        ok, detail = probe()
-    except (ClientError, BotoCoreError, PynamoDBException) as error:
-        return name, False, str(error).splitlines()[0]
-    return name, ok, detail
-
-
-def _resource_checks(settings: Settings) -> list[tuple[str, bool, str]]:
-    dynamodb, sqs, ses = aws.client("dynamodb"), aws.client("sqs"), aws.client("ses")
-
-    def table() -> tuple[bool, str]:
-        description = dynamodb.describe_table(TableName=settings.leads_table_name)["Table"]
-        indexes = {index["IndexName"] for index in description.get("GlobalSecondaryIndexes", [])}
-        if "ScheduleIndex" not in indexes:
-            return False, "ScheduleIndex is missing (the template creates it)"
-        return description["TableStatus"] == "ACTIVE", f"{description['TableStatus']}, {description['ItemCount']} items"
-
-    def queue() -> tuple[bool, str]:
-        return True, f"{queue_depth(sqs, settings.queue_url)} messages waiting"
-
-    def dead_letters() -> tuple[bool, str]:
-        url = emulator.dead_letter_queue_url(settings.queue_url)
-        if url is None:
-            return False, "the queue has no dead-letter queue (redrive policy)"
-        depth = queue_depth(sqs, url)
-        return depth == 0, f"{depth} failed follow-up requests" + (" (inspect them)" if depth else "")
-
-    def identity() -> tuple[bool, str]:
-        domain = settings.sender_email.split("@")[1]
-        attributes = ses.get_identity_verification_attributes(Identities=[settings.sender_email, domain])
-        statuses = {key: value["VerificationStatus"] for key, value in attributes["VerificationAttributes"].items()}
-        verified = [key for key, status in statuses.items() if status == "Success"]
-        if verified:
-            return True, f"{verified[0]} verified"
-        return False, f"{settings.sender_email} is not verified in SES ({statuses or 'no identity'})"
-
-    def ai() -> tuple[bool, str]:
-        if settings.openai_api_key_secret:
-            return True, f"model {settings.openai_model}, key from {settings.openai_api_key_secret}"
-        return True, "no OpenAI key configured: follow-ups are written from templates"
-
-    return [
-        _check("leads table", table),
-        _check("follow-up queue", queue),
-        _check("dead-letter queue", dead_letters),
-        _check("SES sender identity", identity),
-        _check("AI writer", ai),
-    ]
 
 
 def cmd_migrate(args: argparse.Namespace) -> int:

@@ -108,7 +108,15 @@ class FollowUpSender:
         self.clock = clock
 
     def _skip(self, request: FollowUpRequest, reason: SkipReason, detail: str = "") -> SendOutcome:
-        logger.info("follow-up skipped", extra={"lead_id": request.lead_id, "stage": request.stage, "reason": reason})
+        logger.info(
+            "follow-up skipped",
+            extra={
+                "lead_id": request.lead_id,
+                "campaign_id": request.campaign_id,
+                "stage": request.stage,
+                "reason": reason,
+            },
+        )
         return SendOutcome(request.lead_id, request.stage.value, SKIPPED, f"{reason}{': ' + detail if detail else ''}")
 
     def _release(self, lead: Lead, stage: FollowUpStage) -> None:
@@ -238,7 +246,17 @@ class FollowUpSender:
             recorded = False
         if not recorded:
             logger.error("follow-up sent but not recorded", extra={"lead_id": lead.id, "stage": request.stage})
-        logger.info("follow-up sent", extra={"lead_id": lead.id, "stage": request.stage, "message_id": message_id})
+        logger.info(
+            "follow-up sent",
+            extra={
+                "lead_id": lead.id,
+                "campaign_id": request.campaign_id,
+                "stage": request.stage,
+                "message_id": message_id,
+                "to": lead.email,  # masked by the log formatter
+                "generator": message.generator,
+            },
+        )
         return SendOutcome.of(lead.id, request.stage.value, SENT, message, message_id=message_id)
 
 

@@ -1,0 +1,93 @@
+"""`reengage health`: configuration, table, queues, SES identity and sending, AI secret, knowledge base."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from botocore.exceptions import BotoCoreError, ClientError
+from pynamodb.exceptions import PynamoDBException
+
+from reengage import aws
+from reengage.knowledge import KnowledgeBaseError, load_knowledge_base
+from reengage.settings import Settings
+from reengage_cli import emulator
+from reengage_cli.drain import queue_depth
+
+Check = tuple[str, bool, str]
+
+
+def _check(name: str, probe: Callable[[], tuple[bool, str]]) -> Check:
+    try:
+        ok, detail = probe()
+    except (ClientError, BotoCoreError, PynamoDBException) as error:
+        return name, False, str(error).splitlines()[0]
+    return name, ok, detail
+
+
+def _table(dynamodb: Any, settings: Settings) -> tuple[bool, str]:
+    description = dynamodb.describe_table(TableName=settings.leads_table_name)["Table"]
+    indexes = {index["IndexName"] for index in description.get("GlobalSecondaryIndexes", [])}
+    if "ScheduleIndex" not in indexes:
+        return False, "ScheduleIndex is missing (the template creates it)"
+    backups = dynamodb.describe_continuous_backups(TableName=settings.leads_table_name)
+    recovery = backups["ContinuousBackupsDescription"].get("PointInTimeRecoveryDescription", {})
+    pitr = recovery.get("PointInTimeRecoveryStatus", "DISABLED")
+    detail = f"{description['TableStatus']}, {description['ItemCount']} items, point-in-time recovery {pitr}"
+    return description["TableStatus"] == "ACTIVE" and pitr == "ENABLED", detail
+
+
+def _dead_letters(sqs: Any, settings: Settings) -> tuple[bool, str]:
+    url = emulator.dead_letter_queue_url(settings.queue_url)
+    if url is None:
+        return False, "the queue has no dead-letter queue (redrive policy)"
+    depth = queue_depth(sqs, url)
+    return depth == 0, f"{depth} failed follow-up requests" + (" (reengage dlq list)" if depth else "")
+
+
+def _identity(ses: Any, settings: Settings) -> tuple[bool, str]:
+    domain = settings.sender_email.split("@")[1]
+    attributes = ses.get_identity_verification_attributes(Identities=[settings.sender_email, domain])
+    statuses = {key: value["VerificationStatus"] for key, value in attributes["VerificationAttributes"].items()}
+    verified = [key for key, status in statuses.items() if status == "Success"]
+    if verified:
+        return True, f"{verified[0]} verified"
+    return False, f"{settings.sender_email} is not verified in SES ({statuses or 'no identity'})"
+
+
+def _sending(ses: Any, sesv2: Any) -> tuple[bool, str]:
+    quota = ses.get_send_quota()
+    detail = f"{quota['SentLast24Hours']:.0f} of {quota['Max24HourSend']:.0f} sent in 24 h"
+    try:
+        enabled = bool(sesv2.get_account().get("SendingEnabled", True))
+    except (ClientError, BotoCoreError):
+        return True, detail + " (this endpoint does not report whether sending is paused)"
+    return enabled, ("sending enabled, " if enabled else "sending PAUSED by SES, ") + detail
+
+
+def _ai(secrets: Any, settings: Settings) -> tuple[bool, str]:
+    if not settings.openai_api_key_secret:
+        return True, "no OpenAI key configured: follow-ups are written from templates"
+    secrets.describe_secret(SecretId=settings.openai_api_key_secret)
+    return True, f"model {settings.openai_model}, key secret {settings.openai_api_key_secret} present"
+
+
+def _knowledge(settings: Settings) -> tuple[bool, str]:
+    try:
+        base = load_knowledge_base(settings.knowledge_base)
+    except KnowledgeBaseError as error:
+        return False, str(error)
+    return True, f"{base.company}, {len(base.proof_points)} proof points"
+
+
+def resource_checks(settings: Settings) -> list[Check]:
+    dynamodb, sqs, ses = aws.client("dynamodb"), aws.client("sqs"), aws.client("ses")
+    return [
+        _check("leads table", lambda: _table(dynamodb, settings)),
+        _check("follow-up queue", lambda: (True, f"{queue_depth(sqs, settings.queue_url)} messages waiting")),
+        _check("dead-letter queue", lambda: _dead_letters(sqs, settings)),
+        _check("SES sender identity", lambda: _identity(ses, settings)),
+        _check("SES sending", lambda: _sending(ses, aws.client("sesv2"))),
+        _check("AI writer", lambda: _ai(aws.client("secretsmanager"), settings)),
+        _check("knowledge base", lambda: _knowledge(settings)),
+    ]
