@@ -20,6 +20,7 @@ BUILD = ROOT / ".aws-sam" / "build"
 PYTHON = ROOT / ".venv-lambda" / "bin" / "python"
 ENV = {
     "LEADS_TABLE_NAME": "leads",
+    "SEND_LEDGER_TABLE_NAME": "ledger",
     "QUEUE_URL": "https://sqs.us-east-1.amazonaws.com/123456789012/q",
     "SENDER_EMAIL": "sales@example.com",
     "AWS_DEFAULT_REGION": "us-east-1",
@@ -58,7 +59,7 @@ def main() -> None:
         raise SystemExit("run `make build` and `make .venv-lambda/.installed` first (make test does both)")
     baseline, _ = measure("import boto3", None, args.runs)
     print(f"import boto3 (runtime baseline):  {baseline * 1000:6.1f} ms")
-    for function in ("SchedulerFunction", "SenderFunction"):
+    for function in ("SchedulerFunction", "SenderFunction", "CountersFunction", "StatsFunction", "CleanupFunction"):
         seconds, openai = measure("import app", function, args.runs)
         print(
             f"{function:<33} {seconds * 1000:6.1f} ms  = {seconds / baseline:.2f}x boto3"
