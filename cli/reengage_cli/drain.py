@@ -44,9 +44,11 @@ def _as_sqs_event(messages: list[dict[str, Any]], queue_arn: str, region: str) -
     }
 
 
-def queue_depth(sqs: Any, queue_url: str) -> int:
-    attributes = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["ApproximateNumberOfMessages"])
-    return int(attributes["Attributes"]["ApproximateNumberOfMessages"])
+def queue_depth(sqs: Any, queue_url: str, in_flight: bool = False) -> int:
+    """Messages waiting (and, with `in_flight`, those received but not yet deleted)."""
+    names = ["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"]
+    attributes = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=names)["Attributes"]
+    return int(attributes[names[0]]) + (int(attributes.get(names[1], 0)) if in_flight else 0)
 
 
 def drain_queue(

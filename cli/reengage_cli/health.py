@@ -41,7 +41,7 @@ def _dead_letters(sqs: Any, settings: Settings) -> tuple[bool, str]:
     url = emulator.dead_letter_queue_url(settings.queue_url)
     if url is None:
         return False, "the queue has no dead-letter queue (redrive policy)"
-    depth = queue_depth(sqs, url)
+    depth = queue_depth(sqs, url, in_flight=True)
     return depth == 0, f"{depth} failed follow-up requests" + (" (reengage dlq list)" if depth else "")
 
 

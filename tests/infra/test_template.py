@@ -140,3 +140,31 @@ def test_samconfig_has_dev_and_prod():
     assert config["default"]["global"]["parameters"]["stack_name"] == "reengage-dev"
     assert config["prod"]["global"]["parameters"]["stack_name"] == "reengage-prod"
     assert "Environment=prod" in config["prod"]["deploy"]["parameters"]["parameter_overrides"]
+
+
+@pytest.mark.parametrize(
+    ("alarm", "metric", "threshold"),
+    [
+        ("BounceRateAlarm", "Reputation.BounceRate", 0.05),
+        ("BounceRateWarningAlarm", "Reputation.BounceRate", 0.02),
+        ("ComplaintRateAlarm", "Reputation.ComplaintRate", 0.001),
+        ("ComplaintRateWarningAlarm", "Reputation.ComplaintRate", 0.0005),
+        ("DeadLetterQueueNotEmptyAlarm", "ApproximateNumberOfMessagesVisible", 0),
+        ("SchedulerDidNotRunAlarm", "SchedulerRuns", 1),
+    ],
+)
+def test_alarms_guard_the_failure_modes(alarm: str, metric: str, threshold: float) -> None:
+    props = RESOURCES[alarm]["Properties"]
+    assert props["MetricName"] == metric and props["Threshold"] == threshold
+    assert props["AlarmActions"] == [{"Ref": "AlarmTopic"}]
+    if alarm == "SchedulerDidNotRunAlarm":
+        assert props["Period"] * props["EvaluationPeriods"] == 25 * 3600
+        assert props["TreatMissingData"] == "breaching"
+
+
+def test_rate_alarms_use_metric_math():
+    sender = RESOURCES["SenderErrorRateAlarm"]["Properties"]
+    assert any("errors / invocations" in query.get("Expression", "") for query in sender["Metrics"])
+    assert sender["Threshold"] == 5
+    stopped = RESOURCES["SendsStoppedWhileDueAlarm"]["Properties"]
+    assert any(query.get("Id") == "stopped" and query["ReturnData"] for query in stopped["Metrics"])

@@ -119,3 +119,24 @@ def test_preview_shows_the_message_generator_and_verdict_without_sending(aws: Em
     assert json.loads(reengage("outbox", "--json").stdout) == []
     missing = reengage("preview", "nobody")
     assert missing.returncode == 2 and "no lead with id 'nobody'" in missing.stderr
+
+
+def test_dlq_list_and_redrive(aws: Emulator) -> None:
+    import boto3
+
+    sqs = boto3.client("sqs")
+    dlq = sqs.get_queue_url(QueueName="reengage-local-DeadLetterQueue")["QueueUrl"]
+    for number in (1, 2, 3):
+        sqs.send_message(QueueUrl=dlq, MessageBody=json.dumps({"lead_id": f"lead-{number}", "stage": "Followup_1"}))
+    sqs.send_message(QueueUrl=dlq, MessageBody="{broken")
+    health = reengage("health")
+    assert health.returncode == 1 and "[FAIL] dead-letter queue: 4 failed follow-up requests" in health.stdout
+
+    moved = reengage("dlq", "redrive", "--max", "2")
+    assert moved.returncode == 0 and moved.stdout.startswith("Moved 2 follow-up requests")
+    waiting = sqs.receive_message(QueueUrl=aws.settings.queue_url, MaxNumberOfMessages=10)["Messages"]
+    assert len(waiting) == 2
+    listed = json.loads(reengage("dlq", "list", "--json").stdout)
+    assert len(listed) == 2
+    bodies = {message["Body"] for message in waiting} | {letter["body"] for letter in listed}
+    assert "{broken" in bodies and len(bodies) == 4  # nothing lost, nothing doubled
