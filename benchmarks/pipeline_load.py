@@ -18,7 +18,6 @@ import time
 from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "shared"), str(ROOT / "cli")]
@@ -38,8 +37,8 @@ FAULTS = {
 }
 
 
-def build_leads(count: int, pipeline: Pipeline, rng: random.Random) -> tuple[list[dict[str, Any]], set[str], set[str]]:
-    items: list[dict[str, Any]] = []
+def build_leads(count: int, pipeline: Pipeline, rng: random.Random) -> tuple[list[Lead], set[str], set[str]]:
+    leads: list[Lead] = []
     due: set[str] = set()
     other: set[str] = set()
     for number in range(count):
@@ -59,23 +58,11 @@ def build_leads(count: int, pipeline: Pipeline, rng: random.Random) -> tuple[lis
             response_status="Interested" if kind == "answered" else "No Response",
         )
         (due if kind in ("due1", "due2") else other).add(lead.email)
-        item: dict[str, Any] = {
-            "id": {"S": lead.id},
-            "email": {"S": lead.email},
-            "name": {"S": lead.name},
-            "company": {"S": lead.company},
-            "engagement_status": {"S": lead.engagement_status},
-            "email_confidence_level": {"S": lead.email_confidence_level},
-            "last_contacted": {"S": lead.last_contacted or ""},
-            "response_status": {"S": lead.response_status or ""},
-        }
-        if lead.follow_up_stage:
-            item["follow_up_stage"] = {"S": lead.follow_up_stage}
         schedule = due_schedule(lead, 2)
         if schedule:
-            item["schedule_state"], item["schedule_at"] = {"S": schedule[0].value}, {"S": schedule[1]}
-        items.append(item)
-    return items, due, other
+            lead.schedule_state, lead.schedule_at = schedule[0].value, schedule[1]
+        leads.append(lead)
+    return leads, due, other
 
 
 def main() -> None:
@@ -94,13 +81,8 @@ def main() -> None:
             faults.sometimes(point, chance, hook)
         pipeline = Pipeline(server.endpoint, settings, faults)
 
-        import boto3
-
-        dynamodb: Any = boto3.client("dynamodb")
-        items, due, other = build_leads(args.leads, pipeline, rng)
-        for start in range(0, len(items), 25):
-            batch = [{"PutRequest": {"Item": item}} for item in items[start : start + 25]]
-            dynamodb.batch_write_item(RequestItems={settings.leads_table_name: batch})
+        leads, due, other = build_leads(args.leads, pipeline, rng)
+        pipeline.store.real.put_many(leads)
         print(f"leads: {args.leads} ({len(due)} due, {len(other)} not due or not eligible)")
 
         started = time.perf_counter()

@@ -15,19 +15,19 @@ import sys
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
 
 sys.path[:0] = [str(Path(__file__).resolve().parents[1] / "shared"), str(Path(__file__).resolve().parents[1] / "cli")]
 
 from reengage.aws import follow_up_queue, lead_store  # noqa: E402
 from reengage.clock import format_time  # noqa: E402
 from reengage.leads import Lead, due_schedule  # noqa: E402
+from reengage.ports import QueryStats  # noqa: E402
 from reengage.scheduler import CampaignRequest, run_scheduler  # noqa: E402
 from reengage.settings import Settings  # noqa: E402
 from reengage_cli import emulator  # noqa: E402
 
 
-def lead_item(number: int, due: bool, now: datetime, rng: random.Random) -> dict[str, dict[str, object]]:
+def make_lead(number: int, due: bool, now: datetime, rng: random.Random) -> Lead:
     if due:
         contacted, status, stage = now - timedelta(days=rng.uniform(7.01, 30)), "No Response", None
     else:
@@ -48,21 +48,10 @@ def lead_item(number: int, due: bool, now: datetime, rng: random.Random) -> dict
         follow_up_stage=stage,
         response_status=status,
     )
-    item: dict[str, dict[str, object]] = {
-        "id": {"S": lead.id},
-        "email": {"S": lead.email},
-        "name": {"S": lead.name},
-        "engagement_status": {"S": lead.engagement_status},
-        "email_confidence_level": {"S": lead.email_confidence_level},
-        "last_contacted": {"S": lead.last_contacted or ""},
-        "response_status": {"S": status},
-    }
-    if stage:
-        item["follow_up_stage"] = {"S": stage}
     schedule = due_schedule(lead, 2)
     if schedule:
-        item["schedule_state"], item["schedule_at"] = {"S": schedule[0].value}, {"S": schedule[1]}
-    return item
+        lead.schedule_state, lead.schedule_at = schedule[0].value, schedule[1]
+    return lead
 
 
 def main() -> None:
@@ -80,21 +69,12 @@ def main() -> None:
         provisioned = emulator.provision()
         os.environ.update(provisioned.environment)
         settings = Settings.from_env(os.environ)
-        import boto3
-
-        dynamodb: Any = boto3.client("dynamodb")
+        store, queue = lead_store(settings), follow_up_queue(settings)
         started = time.perf_counter()
-        batch: list[dict[str, object]] = []
-        for number in range(args.leads):
-            batch.append({"PutRequest": {"Item": lead_item(number, number in due_numbers, now, rng)}})
-            if len(batch) == 25:
-                dynamodb.batch_write_item(RequestItems={settings.leads_table_name: batch})
-                batch = []
-        if batch:
-            dynamodb.batch_write_item(RequestItems={settings.leads_table_name: batch})
+        store.put_many(make_lead(number, number in due_numbers, now, rng) for number in range(args.leads))
+        store.query_stats = QueryStats()
         print(f"loaded {args.leads} leads ({due_count} due) in {time.perf_counter() - started:.1f} s")
 
-        store, queue = lead_store(settings), follow_up_queue(settings)
         started = time.perf_counter()
         summary = run_scheduler(store, queue, CampaignRequest(7), settings, now)
         elapsed = time.perf_counter() - started

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from decimal import Decimal
 from typing import Any
 
@@ -486,6 +486,15 @@ class DynamoLeadStore:
         """Write a whole lead, only if nobody changed it since `previous` was read."""
         condition = LeadModel.id.does_not_exist() if previous is None else _unchanged_since(previous.updated_at)
         return conditionally(lambda: _to_model(lead).save(condition=condition))
+
+    def put_many(self, leads: Iterable[Lead]) -> int:
+        """Bulk-write new leads, 25 per BatchWriteItem, unconditionally (benchmarks and bulk loads only)."""
+        written = 0
+        with LeadModel.batch_write() as batch:
+            for lead in leads:
+                batch.save(_to_model(lead))
+                written += 1
+        return written
 
     def set_attributes(self, lead_id: str, values: dict[str, Any], previous_updated_at: str | None) -> bool:
         """Set plain attributes on one item, only if it is unchanged (used by migrate)."""
