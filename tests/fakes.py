@@ -43,6 +43,7 @@ class InMemoryLeadStore:
         self.lock = threading.RLock()
         self.ledger: dict[tuple[str, str], LedgerRecord] = {}
         self.daily_sends: dict[str, int] = {}
+        self.suppressed: dict[str, str] = {}
 
     def get(self, lead_id: str) -> Lead | None:
         lead = self.leads.get(lead_id)
@@ -139,6 +140,12 @@ class InMemoryLeadStore:
 
     def sends_on(self, day: str) -> int:
         return self.daily_sends.get(day, 0)
+
+    def suppress(self, email: str, reason: str, at: str) -> None:
+        self.suppressed[email.strip().lower()] = reason
+
+    def is_suppressed(self, email: str) -> bool:
+        return email.strip().lower() in self.suppressed
 
     def _advance(self, stored: Lead, lead: Lead, stage: FollowUpStage, at: str, entry: dict[str, Any], next_due: bool):
         stored.schedule_state, stored.schedule_at = (ScheduleState.DUE, at) if next_due else (None, None)

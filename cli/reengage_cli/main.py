@@ -27,9 +27,10 @@ from pynamodb.exceptions import PynamoDBException
 
 from reengage import aws
 from reengage.clock import format_time, parse_time, utc_now
+from reengage.feedback import UnknownLeadError, record_response
 from reengage.knowledge import KnowledgeBase, KnowledgeBaseError, load_knowledge_base
 from reengage.lead_store import DynamoLeadStore
-from reengage.leads import FollowUpStage, Lead, ScheduleState, next_stage
+from reengage.leads import FollowUpStage, Lead, ResponseStatus, ScheduleState, next_stage
 from reengage.messages import GENERATOR_AI, FollowUpMessage
 from reengage.ports import InvalidLeadDataError, TransientError
 from reengage.quality import check_follow_up
@@ -404,6 +405,24 @@ def cmd_health(args: argparse.Namespace) -> int:
     return EXIT_OK if healthy else EXIT_REJECTED
 
 
+def cmd_mark(args: argparse.Namespace) -> int:
+    settings = load_settings(dict(os.environ))
+    status = ResponseStatus(args.status)
+    try:
+        changed = record_response(
+            aws.lead_store(settings), args.lead_id, status, "cli", utc_now(), settings.max_followups
+        )
+    except (UnknownLeadError, TimeoutError) as error:
+        raise CliError(str(error)) from error
+    if not changed:
+        say(f"Lead {args.lead_id} already has response status {status.value}.")
+    elif status is ResponseStatus.NO_RESPONSE:
+        say(f"Lead {args.lead_id} is back to {status.value}: its sequence resumes where it stopped.")
+    else:
+        say(f"Lead {args.lead_id} marked {status.value}: no further follow-ups.")
+    return EXIT_OK
+
+
 def cmd_migrate(args: argparse.Namespace) -> int:
     settings = load_settings(dict(os.environ))
     report = migrate(aws.lead_store(settings), settings.max_followups, utc_now())
@@ -581,6 +600,9 @@ def build_parser() -> argparse.ArgumentParser:
     preview = command("preview", cmd_preview, "print the follow-up a lead would get, without sending anything")
     preview.add_argument("lead_id")
     preview.add_argument("--stage", choices=[stage.value for stage in FollowUpStage])
+    mark = command("mark", cmd_mark, "set a lead's response status (CRM-driven); any status but No Response stops it")
+    mark.add_argument("lead_id")
+    mark.add_argument("status", choices=[status.value for status in ResponseStatus], metavar="STATUS")
     command("health", cmd_health, "check configuration, table, queues, SES identity, AI")
     command("migrate", cmd_migrate, "backfill derived attributes on leads written by other systems")
     clean = command("cleanup", cmd_cleanup, "clear eligibility flags left set for more than N days")

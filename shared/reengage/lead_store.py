@@ -373,6 +373,12 @@ class DynamoLeadStore:
     def sends_on(self, day: str) -> int:
         return self.ledger.sends_on(day)
 
+    def suppress(self, email: str, reason: str, at: str) -> None:
+        self.ledger.suppress(email, reason, at)
+
+    def is_suppressed(self, email: str) -> bool:
+        return self.ledger.is_suppressed(email)
+
     @staticmethod
     def _advance(lead: Lead, stage: FollowUpStage, at: str, entry: dict[str, Any], next_due: bool) -> list[Any]:
         """The lead after a stage went out (or may have): next stage due from `at`, or done."""

@@ -164,6 +164,12 @@ class LeadStore(Protocol):
 
     def scan(self) -> Iterator[Lead]: ...
 
+    def suppress(self, email: str, reason: str, at: str) -> None:
+        """Put an address on the suppression list: no lead with it is ever mailed again."""
+        ...
+
+    def is_suppressed(self, email: str) -> bool: ...
+
 
 class FollowUpQueue(Protocol):
     def enqueue(self, requests: Sequence[FollowUpRequest]) -> list[FollowUpRequest]:

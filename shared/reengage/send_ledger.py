@@ -16,6 +16,7 @@ from reengage.dynamo_errors import conditionally
 from reengage.ports import LedgerRecord
 
 DAILY_COUNTER_KEY = "#daily-sends"
+SUPPRESSION_KEY = "#suppressed"  # sort key: the lowercased address
 
 
 class LedgerModel(Model):
@@ -66,3 +67,13 @@ class DynamoSendLedger:
             return int(LedgerModel.get(DAILY_COUNTER_KEY, day, consistent_read=True).sent_count or 0)
         except LedgerModel.DoesNotExist:
             return 0
+
+    def suppress(self, email: str, reason: str, at: str) -> None:
+        LedgerModel(SUPPRESSION_KEY, email.strip().lower(), state=reason, locked_at=at).save()
+
+    def is_suppressed(self, email: str) -> bool:
+        try:
+            LedgerModel.get(SUPPRESSION_KEY, email.strip().lower(), consistent_read=True)
+        except LedgerModel.DoesNotExist:
+            return False
+        return True

@@ -144,6 +144,10 @@ class FollowUpSender:
         if lead.schedule_state != ScheduleState.CLAIMED or lead.claim_stage != request.stage:
             return self._skip(request, SkipReason.NOT_CLAIMED, lead.schedule_state or "not scheduled")
         verdict = standing_verdict(lead, self.settings.max_followups)
+        if verdict.due and self.store.is_suppressed(lead.email):
+            # Another lead with this address unsubscribed, bounced or complained: out of the schedule for good.
+            self.store.release_claim(lead.id, request.stage, None)
+            return self._skip(request, SkipReason.SUPPRESSED, "address on the suppression list")
         if verdict.stage != request.stage:
             # Its state changed since it was claimed (replied, converted, opted out...).
             self._release(lead, request.stage)

@@ -140,3 +140,17 @@ def test_dlq_list_and_redrive(aws: Emulator) -> None:
     assert len(listed) == 2
     bodies = {message["Body"] for message in waiting} | {letter["body"] for letter in listed}
     assert "{broken" in bodies and len(bodies) == 4  # nothing lost, nothing doubled
+
+
+def test_mark_stops_a_sequence_from_the_crm(aws: Emulator) -> None:
+    sample = ROOT / "cli" / "reengage_cli" / "data" / "sample_leads.jsonl"
+    assert reengage("import", str(sample)).returncode == 0
+    marked = reengage("mark", "lead-003", "Converted")
+    assert marked.returncode == 0 and "marked Converted: no further follow-ups" in marked.stdout
+    again = reengage("mark", "lead-003", "Converted")
+    assert "already has response status Converted" in again.stdout
+    run = reengage("run")
+    recipients = [mail["to"] for mail in json.loads(reengage("outbox", "--json").stdout)]
+    assert run.returncode == 0 and not any("mike.johnson" in to for to in recipients)
+    bad = reengage("mark", "lead-003", "Maybe")
+    assert bad.returncode == 2 and "invalid choice" in bad.stderr
