@@ -11,6 +11,7 @@ import email.policy
 import json
 import logging
 import os
+import secrets
 import threading
 import urllib.request
 from collections.abc import Mapping, MutableMapping
@@ -49,16 +50,47 @@ def endpoint_override(env: Mapping[str, str]) -> str | None:
     return env.get("AWS_ENDPOINT_URL") or None
 
 
+LOCAL_UNSUBSCRIBE_PATH = "/reengage/unsubscribe"
+
+
+def _local_unsubscribe(environ: dict[str, Any], start_response: Any) -> list[bytes]:
+    """The UnsubscribeFunction's Function URL, served by the emulator on its own port."""
+    from urllib.parse import parse_qsl
+
+    from reengage.aws import lead_store, secret_text
+    from reengage.clock import utc_now
+    from reengage.settings import Settings
+    from reengage.unsubscribe import handle_request
+
+    settings = Settings.from_env(os.environ)
+    length = int(environ.get("CONTENT_LENGTH") or 0)
+    body = environ["wsgi.input"].read(length).decode("utf-8", errors="replace") if length else ""
+    page = handle_request(
+        environ["REQUEST_METHOD"].upper(),
+        dict(parse_qsl(environ.get("QUERY_STRING", ""))),
+        body,
+        secret_text(settings.unsubscribe_key_secret, "key").encode(),
+        lead_store(settings),
+        utc_now(),
+        settings.max_followups,
+    )
+    start_response(f"{page.status} {'OK' if page.status == 200 else 'Error'}", [("Content-Type", page.content_type)])
+    return [page.body.encode()]
+
+
 class _Serialized:
     """Runs one request at a time. DynamoDB applies a conditional write atomically; moto's
     backends check and write without a lock, so concurrent requests could both pass a
-    condition. Serializing gives the emulator DynamoDB's guarantee."""
+    condition. Serializing gives the emulator DynamoDB's guarantee. The local stand-in for
+    the unsubscribe Function URL runs outside the lock (it calls the emulator itself)."""
 
     def __init__(self, app: Any) -> None:
         self.app = app
         self.lock = threading.Lock()
 
     def __call__(self, environ: dict[str, Any], start_response: Any) -> list[bytes]:
+        if environ.get("PATH_INFO", "").startswith(LOCAL_UNSUBSCRIBE_PATH):
+            return _local_unsubscribe(environ, start_response)
         with self.lock:
             return [b"".join(self.app(environ, start_response))]
 
@@ -184,6 +216,7 @@ class _Provisioner:
         self.dynamodb: Any = boto3.client("dynamodb", region_name=region)
         self.sqs: Any = boto3.client("sqs", region_name=region)
         self.ses: Any = boto3.client("ses", region_name=region)
+        self.secrets: Any = boto3.client("secretsmanager", region_name=region)
 
     def table(self, logical: str, props: dict[str, Any]) -> None:
         name = props.get("TableName") or _physical_name(logical)
@@ -202,6 +235,16 @@ class _Provisioner:
         self.resolver.refs[logical] = url
         self.resolver.attributes[(logical, "Arn")] = arn
         self.resolver.attributes[(logical, "QueueName")] = name
+
+    def secret(self, logical: str, props: dict[str, Any]) -> None:
+        name = props.get("Name") or _physical_name(logical)
+        try:
+            arn = self.secrets.describe_secret(SecretId=name)["ARN"]
+        except self.secrets.exceptions.ResourceNotFoundException:
+            if not self.create:
+                raise
+            arn = self.secrets.create_secret(Name=name, SecretString=secrets.token_urlsafe(48))["ARN"]
+        self.resolver.refs[logical] = arn
 
     def identity(self, logical: str, props: dict[str, Any]) -> None:
         if self.create:
@@ -225,6 +268,7 @@ def provision(
         "AWS::DynamoDB::Table": provisioner.table,
         "AWS::SQS::Queue": provisioner.queue,
         "AWS::SES::EmailIdentity": provisioner.identity,
+        "AWS::SecretsManager::Secret": provisioner.secret,
     }
     pending = {
         logical: spec
@@ -243,7 +287,12 @@ def provision(
             progressed = True
         if not progressed:
             raise TemplateError(f"cannot resolve the properties of {', '.join(sorted(pending))}")
-    return Provisioned(dict(resolver.refs), _function_environment(template, resolver))
+    environment = _function_environment(template, resolver)
+    endpoint = endpoint_override(os.environ)
+    if endpoint:
+        # The Function URL has no local counterpart in moto: the emulator serves it itself.
+        environment["UNSUBSCRIBE_URL"] = endpoint + LOCAL_UNSUBSCRIBE_PATH
+    return Provisioned(dict(resolver.refs), environment)
 
 
 def _function_environment(template: dict[str, Any], resolver: Resolver) -> dict[str, str]:

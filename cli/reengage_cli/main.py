@@ -235,7 +235,13 @@ def cmd_import(args: argparse.Namespace) -> int:
 
 
 def _sender(settings: Settings, store: DynamoLeadStore) -> FollowUpSender:
-    return FollowUpSender(store, aws.ses_mailer(settings), settings, writer=aws.message_writer(settings))
+    return FollowUpSender(
+        store,
+        aws.ses_mailer(settings),
+        settings,
+        writer=aws.message_writer(settings),
+        unsubscribe=aws.unsubscribe_links(settings),
+    )
 
 
 def generator_label(message: FollowUpMessage) -> str:

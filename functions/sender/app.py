@@ -5,13 +5,19 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from reengage.aws import follow_up_queue, lead_store, message_writer, ses_mailer
+from reengage.aws import follow_up_queue, lead_store, message_writer, ses_mailer, unsubscribe_links
 from reengage.observability import logger, metrics, send_outcome_metrics
 from reengage.sender import FollowUpSender, process_queue_event
 from reengage.settings import Settings
 
 settings = Settings.from_env(os.environ)
-sender = FollowUpSender(lead_store(settings), ses_mailer(settings), settings, writer=message_writer(settings))
+sender = FollowUpSender(
+    lead_store(settings),
+    ses_mailer(settings),
+    settings,
+    writer=message_writer(settings),
+    unsubscribe=unsubscribe_links(settings),
+)
 queue = follow_up_queue(settings)
 
 

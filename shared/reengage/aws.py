@@ -22,6 +22,7 @@ from reengage.messages import TemplateWriter
 from reengage.ports import MessageWriter
 from reengage.settings import Settings
 from reengage.stats_store import DynamoStatsStore
+from reengage.unsubscribe import UnsubscribeLinks
 
 _DEFAULT = Config(connect_timeout=5, read_timeout=15, retries={"mode": "standard", "max_attempts": 3})
 # No automatic retries for SES: a retried SendEmail after a lost answer could send twice.
@@ -69,9 +70,9 @@ def follow_up_queue(settings: Settings) -> SqsFollowUpQueue:
     return SqsFollowUpQueue(LazyClient("sqs"), settings.queue_url)
 
 
-def openai_api_key(secret_name: str) -> str:
-    """The OpenAI key from Secrets Manager (a plain string, or JSON with `api_key`), cached 5 minutes."""
-    from aws_lambda_powertools.utilities import parameters  # only with AI configured: imports boto3
+def secret_text(secret_name: str, field: str) -> str:
+    """A secret from Secrets Manager (a plain string, or JSON with `field`), cached 5 minutes."""
+    from aws_lambda_powertools.utilities import parameters  # only when a secret is configured: imports boto3
 
     raw = parameters.get_secret(secret_name, max_age=300)
     text = raw.decode() if isinstance(raw, bytes) else str(raw)
@@ -79,9 +80,20 @@ def openai_api_key(secret_name: str) -> str:
         data = json.loads(text)
     except ValueError:
         return text.strip()
-    if isinstance(data, dict) and isinstance(data.get("api_key"), str):
-        return str(data["api_key"]).strip()
+    if isinstance(data, dict) and isinstance(data.get(field), str):
+        return str(data[field]).strip()
     return text.strip()
+
+
+def unsubscribe_links(settings: Settings) -> UnsubscribeLinks | None:
+    """Signed one-click links, when the deployment has an unsubscribe endpoint."""
+    if not settings.unsubscribe_url:
+        return None
+    return UnsubscribeLinks(
+        settings.unsubscribe_url,
+        key=lambda: secret_text(settings.unsubscribe_key_secret, "key").encode(),
+        mailto=settings.unsubscribe_mailto,
+    )
 
 
 def message_writer(settings: Settings) -> MessageWriter:
@@ -94,7 +106,7 @@ def message_writer(settings: Settings) -> MessageWriter:
     return AiWriter(
         knowledge,
         settings.openai_model,
-        api_key=lambda: openai_api_key(settings.openai_api_key_secret),
+        api_key=lambda: secret_text(settings.openai_api_key_secret, "api_key"),
         base_url=settings.openai_base_url,
         timeout_seconds=settings.openai_timeout_seconds,
     )

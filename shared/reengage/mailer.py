@@ -53,6 +53,8 @@ def build_mime(email: OutgoingEmail, sender_name: str, sender_email: str) -> byt
     message["Subject"] = " ".join(_CONTROL.sub(" ", email.subject).split())
     message["Date"] = formatdate(usegmt=True)
     message["Message-ID"] = make_msgid(domain=sender_email.split("@")[1])
+    for name, value in email.headers.items():
+        message[name] = " ".join(_CONTROL.sub(" ", value).split())
     message.set_content(email.text)
     message.add_alternative(email.html, subtype="html")
     return message.as_bytes()

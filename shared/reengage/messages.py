@@ -12,7 +12,7 @@ import hashlib
 import html
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
@@ -178,3 +178,10 @@ class TemplateWriter:
 
     def write(self, lead: Lead, stage: FollowUpStage, now: datetime) -> FollowUpMessage:
         return render_follow_up(lead, stage, self.knowledge, now)
+
+
+def with_unsubscribe_link(message: FollowUpMessage, url: str) -> FollowUpMessage:
+    """The visible unsubscribe link, at the end of both parts."""
+    text = message.text + f"\nTo stop receiving these emails: {url}\n"
+    link = f'<p style="color:#666;font-size:12px"><a href="{html.escape(url)}">Unsubscribe</a></p>'
+    return replace(message, text=text, html=message.html.replace("</body></html>", link + "</body></html>"))

@@ -94,6 +94,7 @@ class OutgoingEmail:
     text: str
     html: str
     tags: dict[str, str] = field(default_factory=dict)
+    headers: dict[str, str] = field(default_factory=dict)
 
 
 class LeadStore(Protocol):

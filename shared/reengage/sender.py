@@ -32,7 +32,7 @@ from reengage.leads import (
     has_next_stage,
     standing_verdict,
 )
-from reengage.messages import FollowUpMessage, TemplateWriter
+from reengage.messages import FollowUpMessage, TemplateWriter, with_unsubscribe_link
 from reengage.ports import (
     FollowUpRequest,
     InvalidLeadDataError,
@@ -48,6 +48,7 @@ from reengage.ports import (
     TransientError,
 )
 from reengage.settings import Settings
+from reengage.unsubscribe import UnsubscribeLinks
 
 logger = logging.getLogger(__name__)
 
@@ -100,12 +101,14 @@ class FollowUpSender:
         settings: Settings,
         writer: MessageWriter | None = None,
         clock: Callable[[], datetime] = utc_now,
+        unsubscribe: UnsubscribeLinks | None = None,
     ) -> None:
         self.store = store
         self.mailer = mailer
         self.settings = settings
         self.writer: MessageWriter = writer or TemplateWriter(load_knowledge_base(settings.knowledge_base))
         self.clock = clock
+        self.unsubscribe = unsubscribe
 
     def _skip(self, request: FollowUpRequest, reason: SkipReason, detail: str = "") -> SendOutcome:
         logger.info(
@@ -201,6 +204,11 @@ class FollowUpSender:
         return self._skip(request, SkipReason.ALREADY_SENT, f"ledger says {record.state}")
 
     def _deliver(self, lead: Lead, request: FollowUpRequest, message: FollowUpMessage, now: datetime) -> SendOutcome:
+        headers: dict[str, str] = {}
+        if self.unsubscribe is not None:
+            url = self.unsubscribe.url(lead.id, now)
+            message = with_unsubscribe_link(message, url)
+            headers = self.unsubscribe.headers(url)
         email = OutgoingEmail(
             to=lead.email,
             to_name=lead.name,
@@ -208,6 +216,7 @@ class FollowUpSender:
             text=message.text,
             html=message.html,
             tags={"lead_id": lead.id, "stage": request.stage.value, "campaign": request.campaign_id},
+            headers=headers,
         )
         entry: dict[str, Any] = {
             "stage": request.stage.value,

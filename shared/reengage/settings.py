@@ -39,6 +39,10 @@ class Settings:
     openai_timeout_seconds: int = 10
     # Empty = the bundled sample; a file path; or ssm:/parameter/name.
     knowledge_base: str = ""
+    # One-click unsubscribe: the endpoint's URL, the secret holding the link-signing key, an optional mailto.
+    unsubscribe_url: str = ""
+    unsubscribe_key_secret: str = ""
+    unsubscribe_mailto: str = ""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Settings:
@@ -63,7 +67,12 @@ class Settings:
             openai_base_url=read.text("OPENAI_BASE_URL", ""),
             openai_timeout_seconds=read.integer("OPENAI_TIMEOUT_SECONDS", 10, 1, 60),
             knowledge_base=read.text("KNOWLEDGE_BASE", ""),
+            unsubscribe_url=read.text("UNSUBSCRIBE_URL", ""),
+            unsubscribe_key_secret=read.text("UNSUBSCRIBE_KEY_SECRET", ""),
+            unsubscribe_mailto=read.text("UNSUBSCRIBE_MAILTO", ""),
         )
+        if settings.unsubscribe_url and not settings.unsubscribe_key_secret:
+            read.problems.append("UNSUBSCRIBE_URL is set but UNSUBSCRIBE_KEY_SECRET is not")
         if read.problems:
             raise SettingsError("; ".join(read.problems))
         return settings
@@ -86,6 +95,9 @@ class Settings:
             "OPENAI_BASE_URL": self.openai_base_url,
             "OPENAI_TIMEOUT_SECONDS": str(self.openai_timeout_seconds),
             "KNOWLEDGE_BASE": self.knowledge_base,
+            "UNSUBSCRIBE_URL": self.unsubscribe_url,
+            "UNSUBSCRIBE_KEY_SECRET": self.unsubscribe_key_secret,
+            "UNSUBSCRIBE_MAILTO": self.unsubscribe_mailto,
         }
 
 
