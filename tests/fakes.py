@@ -141,6 +141,22 @@ class InMemoryLeadStore:
     def sends_on(self, day: str) -> int:
         return self.daily_sends.get(day, 0)
 
+    @_atomic
+    def confirm_send(self, lead_id: str, stage: FollowUpStage, event: str, message_id: str) -> bool:
+        record = self.ledger.get((lead_id, stage.value))
+        if record is None:
+            return False
+        resolved = record.state == LedgerState.POSSIBLY_SENT
+        self.ledger[(lead_id, stage.value)] = replace(
+            record, confirmed=event, state=LedgerState.SENT if resolved else record.state
+        )
+        return resolved
+
+    def reject_after_send(self, lead_id: str, stage: FollowUpStage) -> None:
+        record = self.ledger.get((lead_id, stage.value))
+        if record is not None:
+            self.ledger[(lead_id, stage.value)] = replace(record, state=LedgerState.REJECTED)
+
     def suppress(self, email: str, reason: str, at: str) -> None:
         self.suppressed[email.strip().lower()] = reason
 
@@ -185,15 +201,13 @@ class InMemoryLeadStore:
 
     @_atomic
     def settle_in_doubt(
-        self, lead: Lead, stage: FollowUpStage, locked_at: str, entry: dict[str, Any], next_due: bool
+        self, lead: Lead, stage: FollowUpStage, locked_at: str, entry: dict[str, Any], next_due: bool, state: str
     ) -> bool:
         stored = self._matches(lead.id, ScheduleState.SENDING, at=locked_at, stage=stage.value)
         if stored is None:
             return False
         self._advance(stored, lead, stage, locked_at, entry, next_due)
-        self.ledger[(lead.id, stage.value)] = replace(
-            self.ledger[(lead.id, stage.value)], state=LedgerState.POSSIBLY_SENT
-        )
+        self.ledger[(lead.id, stage.value)] = replace(self.ledger[(lead.id, stage.value)], state=state)
         return True
 
     @_atomic

@@ -246,6 +246,15 @@ class _Provisioner:
             arn = self.secrets.create_secret(Name=name, SecretString=secrets.token_urlsafe(48))["ARN"]
         self.resolver.refs[logical] = arn
 
+    def configuration_set(self, logical: str, props: dict[str, Any]) -> None:
+        name = props.get("Name") or _physical_name(logical)
+        if self.create:
+            try:
+                self.ses.create_configuration_set(ConfigurationSet={"Name": name})
+            except self.ses.exceptions.ConfigurationSetAlreadyExistsException:
+                pass
+        self.resolver.refs[logical] = name
+
     def identity(self, logical: str, props: dict[str, Any]) -> None:
         if self.create:
             _verify_identity(self.ses, props["EmailIdentity"])
@@ -269,6 +278,7 @@ def provision(
         "AWS::SQS::Queue": provisioner.queue,
         "AWS::SES::EmailIdentity": provisioner.identity,
         "AWS::SecretsManager::Secret": provisioner.secret,
+        "AWS::SES::ConfigurationSet": provisioner.configuration_set,
     }
     pending = {
         logical: spec

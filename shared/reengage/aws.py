@@ -115,4 +115,6 @@ def message_writer(settings: Settings) -> MessageWriter:
 def ses_mailer(settings: Settings) -> Any:
     from reengage.mailer import SesMailer  # only the sender sends mail
 
-    return SesMailer(LazyClient("sesv2", _SES), settings.sender_email, settings.sender_name)
+    return SesMailer(
+        LazyClient("sesv2", _SES), settings.sender_email, settings.sender_name, settings.ses_configuration_set
+    )

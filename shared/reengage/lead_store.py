@@ -373,6 +373,12 @@ class DynamoLeadStore:
     def sends_on(self, day: str) -> int:
         return self.ledger.sends_on(day)
 
+    def confirm_send(self, lead_id: str, stage: FollowUpStage, event: str, message_id: str) -> bool:
+        return self.ledger.confirm_send(lead_id, stage.value, event, message_id)
+
+    def reject_after_send(self, lead_id: str, stage: FollowUpStage) -> None:
+        self.ledger.reject_after_send(lead_id, stage.value)
+
     def suppress(self, email: str, reason: str, at: str) -> None:
         self.ledger.suppress(email, reason, at)
 
@@ -447,9 +453,9 @@ class DynamoLeadStore:
         self._transaction(build)
 
     def settle_in_doubt(
-        self, lead: Lead, stage: FollowUpStage, locked_at: str, entry: dict[str, Any], next_due: bool
+        self, lead: Lead, stage: FollowUpStage, locked_at: str, entry: dict[str, Any], next_due: bool, state: str
     ) -> bool:
-        """A send lock nobody released: record the stage as possibly sent, so it is never sent again."""
+        """A send lock nobody released: record the stage as `state`, so it is never sent again."""
 
         def build(transaction: TransactWrite) -> None:
             transaction.update(
@@ -461,7 +467,7 @@ class DynamoLeadStore:
             )
             transaction.update(
                 LedgerModel(lead.id, stage.value),
-                [LedgerModel.state.set(LedgerState.POSSIBLY_SENT)],
+                [LedgerModel.state.set(state)],
                 LedgerModel.state == LedgerState.SENDING,
             )
 

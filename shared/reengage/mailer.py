@@ -18,6 +18,7 @@ from botocore.exceptions import (
 
 from reengage.leads import ascii_domain
 from reengage.ports import OutgoingEmail, SendInDoubtError, SendRejectedError, TransientError
+from reengage.ses_events import encode_tag
 
 # Errors that say nothing was sent and a later try may work (quota, throttling, paused account).
 _RETRYABLE = frozenset(
@@ -34,7 +35,6 @@ _RETRYABLE = frozenset(
         "ServiceUnavailable",
     }
 )
-_TAG_UNSAFE = re.compile(r"[^A-Za-z0-9_-]")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f\u2028\u2029]")
 
 
@@ -63,19 +63,19 @@ def build_mime(email: OutgoingEmail, sender_name: str, sender_email: str) -> byt
 class SesMailer:
     """Satisfies `reengage.ports.Mailer`."""
 
-    def __init__(self, client: Any, sender_email: str, sender_name: str) -> None:
+    def __init__(self, client: Any, sender_email: str, sender_name: str, configuration_set: str = "") -> None:
         self.client = client
         self.sender_email = sender_email
         self.sender_name = sender_name
+        self.configuration_set = configuration_set
 
     def send(self, email: OutgoingEmail) -> str:
         raw = build_mime(email, self.sender_name, self.sender_email)
-        tags = [{"Name": key, "Value": _TAG_UNSAFE.sub("_", value)[:256]} for key, value in email.tags.items()]
+        tags = [{"Name": key, "Value": encode_tag(value)[:256]} for key, value in email.tags.items()]
         try:
+            extra = {"ConfigurationSetName": self.configuration_set} if self.configuration_set else {}
             response = self.client.send_email(
-                FromEmailAddress=self.sender_email,
-                Content={"Raw": {"Data": raw}},
-                EmailTags=tags,
+                FromEmailAddress=self.sender_email, Content={"Raw": {"Data": raw}}, EmailTags=tags, **extra
             )
         except ClientError as error:
             code = error.response.get("Error", {}).get("Code", "")

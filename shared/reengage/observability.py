@@ -58,6 +58,8 @@ METRICS: dict[str, str | None] = {
     "SendsPossiblySent": None,
     # upkeep
     "StaleClaimsCleared": None,
+    # feedback
+    "SesEvents": "Outcome",
 }
 
 _EMAIL = re.compile(r"([A-Za-z0-9._%+-])[A-Za-z0-9._%+-]*@([A-Za-z0-9.-]+\.[A-Za-z]{2,})")

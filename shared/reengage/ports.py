@@ -30,6 +30,7 @@ class LedgerRecord:
     locked_at: str = ""
     sent_at: str = ""
     message_id: str = ""
+    confirmed: str = ""  # the SES event (Send/Delivery) that proved the email went out
 
 
 class LockResult(StrEnum):
@@ -148,9 +149,9 @@ class LeadStore(Protocol):
         ...
 
     def settle_in_doubt(
-        self, lead: Lead, stage: FollowUpStage, locked_at: str, entry: dict[str, Any], next_due: bool
+        self, lead: Lead, stage: FollowUpStage, locked_at: str, entry: dict[str, Any], next_due: bool, state: str
     ) -> bool:
-        """Record an abandoned send lock as possibly sent: the stage is never sent again."""
+        """Record an abandoned send lock as `state` (possibly sent, or sent when SES confirmed it)."""
         ...
 
     def repair_from_ledger(
@@ -164,6 +165,12 @@ class LeadStore(Protocol):
         ...
 
     def scan(self) -> Iterator[Lead]: ...
+
+    def confirm_send(self, lead_id: str, stage: FollowUpStage, event: str, message_id: str) -> bool:
+        """Note an SES Send/Delivery on the ledger; True when it turned a possible send into a sent one."""
+        ...
+
+    def reject_after_send(self, lead_id: str, stage: FollowUpStage) -> None: ...
 
     def suppress(self, email: str, reason: str, at: str) -> None:
         """Put an address on the suppression list: no lead with it is ever mailed again."""

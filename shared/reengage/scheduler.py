@@ -19,7 +19,7 @@ from typing import Any
 
 from reengage.clock import format_time
 from reengage.leads import STAGE_ORDER, FollowUpStage, ScheduleState, has_next_stage, next_stage
-from reengage.ports import FollowUpQueue, FollowUpRequest, InvalidLeadDataError, LeadStore, ScheduleEntry
+from reengage.ports import FollowUpQueue, FollowUpRequest, InvalidLeadDataError, LeadStore, LedgerState, ScheduleEntry
 from reengage.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -166,13 +166,18 @@ def settle_abandoned_sends(store: LeadStore, settings: Settings, now: datetime) 
         if lead is None or lead.claim_stage not in STAGE_ORDER:
             continue
         stage = FollowUpStage(lead.claim_stage)
+        ledger = store.ledger_record(lead.id, stage)
+        confirmed = ledger is not None and bool(ledger.confirmed)  # SES reported the send: not in doubt
         record = {
             "stage": stage.value,
             "at": entry.at,
-            "outcome": "possibly_sent",
-            "note": "the sender stopped after taking the send lock; not re-sent",
+            "outcome": "sent" if confirmed else "possibly_sent",
+            "note": "the sender stopped before recording the send; "
+            + ("SES confirmed it went out" if confirmed else "not re-sent"),
         }
-        if store.settle_in_doubt(lead, stage, entry.at, record, has_next_stage(stage, settings.max_followups)):
+        state = LedgerState.SENT if confirmed else LedgerState.POSSIBLY_SENT
+        next_due = has_next_stage(stage, settings.max_followups)
+        if store.settle_in_doubt(lead, stage, entry.at, record, next_due, state):
             logger.warning("send in doubt recorded as possibly sent", extra={"lead_id": lead.id, "stage": stage})
             settled.append(lead.id)
     return settled

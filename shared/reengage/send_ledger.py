@@ -13,7 +13,7 @@ from pynamodb.attributes import NumberAttribute, UnicodeAttribute
 from pynamodb.models import Model
 
 from reengage.dynamo_errors import conditionally
-from reengage.ports import LedgerRecord
+from reengage.ports import LedgerRecord, LedgerState
 
 DAILY_COUNTER_KEY = "#daily-sends"
 SUPPRESSION_KEY = "#suppressed"  # sort key: the lowercased address
@@ -30,6 +30,7 @@ class LedgerModel(Model):
     sent_at = UnicodeAttribute(null=True)
     message_id = UnicodeAttribute(null=True)
     campaign_id = UnicodeAttribute(null=True)
+    confirmed = UnicodeAttribute(null=True)
     sent_count = NumberAttribute(null=True)  # daily counter items only
 
 
@@ -50,7 +51,33 @@ class DynamoSendLedger:
         except LedgerModel.DoesNotExist:
             return None
         return LedgerRecord(
-            item.lead_id, item.stage, item.state or "", item.locked_at or "", item.sent_at or "", item.message_id or ""
+            item.lead_id,
+            item.stage,
+            item.state or "",
+            item.locked_at or "",
+            item.sent_at or "",
+            item.message_id or "",
+            item.confirmed or "",
+        )
+
+    def confirm_send(self, lead_id: str, stage: str, event: str, message_id: str) -> bool:
+        conditionally(
+            lambda: LedgerModel(lead_id, stage).update(
+                actions=[LedgerModel.confirmed.set(event)], condition=LedgerModel.lead_id.exists()
+            )
+        )
+        return conditionally(
+            lambda: LedgerModel(lead_id, stage).update(
+                actions=[LedgerModel.state.set(LedgerState.SENT), LedgerModel.message_id.set(message_id)],
+                condition=LedgerModel.state == LedgerState.POSSIBLY_SENT,
+            )
+        )
+
+    def reject_after_send(self, lead_id: str, stage: str) -> None:
+        conditionally(
+            lambda: LedgerModel(lead_id, stage).update(
+                actions=[LedgerModel.state.set(LedgerState.REJECTED)], condition=LedgerModel.lead_id.exists()
+            )
         )
 
     def reserve_daily_slot(self, day: str, cap: int) -> bool:

@@ -43,6 +43,8 @@ class Settings:
     unsubscribe_url: str = ""
     unsubscribe_key_secret: str = ""
     unsubscribe_mailto: str = ""
+    # SES configuration set publishing Send/Delivery/Bounce/Complaint/Reject events (empty = none).
+    ses_configuration_set: str = ""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Settings:
@@ -70,6 +72,7 @@ class Settings:
             unsubscribe_url=read.text("UNSUBSCRIBE_URL", ""),
             unsubscribe_key_secret=read.text("UNSUBSCRIBE_KEY_SECRET", ""),
             unsubscribe_mailto=read.text("UNSUBSCRIBE_MAILTO", ""),
+            ses_configuration_set=read.text("SES_CONFIGURATION_SET", ""),
         )
         if settings.unsubscribe_url and not settings.unsubscribe_key_secret:
             read.problems.append("UNSUBSCRIBE_URL is set but UNSUBSCRIBE_KEY_SECRET is not")
@@ -98,6 +101,7 @@ class Settings:
             "UNSUBSCRIBE_URL": self.unsubscribe_url,
             "UNSUBSCRIBE_KEY_SECRET": self.unsubscribe_key_secret,
             "UNSUBSCRIBE_MAILTO": self.unsubscribe_mailto,
+            "SES_CONFIGURATION_SET": self.ses_configuration_set,
         }
 
 

@@ -25,7 +25,9 @@ def test_a_cancelled_lock_leaves_the_lead_and_the_stream_as_they_were(aws: Emula
     assert store.ledger_record("lead-001", FollowUpStage.FOLLOWUP_1) is None
     # Given a ledger record that already exists (another system reset the lead's stage, say)
     assert store.lock_for_send(claimed, FollowUpStage.FOLLOWUP_1, now, "c") is LockResult.LOCKED
-    store.settle_in_doubt(store.get("lead-001"), FollowUpStage.FOLLOWUP_1, now, {"outcome": "possibly_sent"}, True)  # type: ignore[arg-type]
+    settling = store.get("lead-001")
+    assert settling is not None
+    store.settle_in_doubt(settling, FollowUpStage.FOLLOWUP_1, now, {"outcome": "possibly_sent"}, True, "possibly_sent")
     import boto3
 
     boto3.client("dynamodb").update_item(

@@ -201,3 +201,22 @@ def test_abandoned_send_locks_are_settled_as_possibly_sent_and_never_resent():
     assert settled.follow_up_stage == "Followup_1" and settled.schedule_state == ScheduleState.DUE
     assert settled.engagement_history[-1]["outcome"] == "possibly_sent"
     assert store.ledger[("lead-001", "Followup_1")].state == "possibly_sent"
+
+
+def test_a_lock_ses_confirmed_is_settled_as_sent_not_possibly_sent():
+    from reengage.ports import SendInDoubtError
+    from reengage.sender import FollowUpSender
+    from tests.fakes import RecordingMailer
+
+    store = InMemoryLeadStore([lead(1)])
+    queue = RecordingQueue()
+    run_scheduler(store, queue, CampaignRequest(7), SETTINGS, NOW)
+    mailer = RecordingMailer()
+    mailer.fail_with = SendInDoubtError("read timeout")
+    FollowUpSender(store, mailer, SETTINGS, clock=lambda: NOW).send(queue.messages[0])
+    # SES's Send event arrives while the lock is still held: noted, the state left alone
+    assert not store.confirm_send("lead-001", FollowUpStage.FOLLOWUP_1, "Send", "ses-1")
+    later = run_scheduler(store, RecordingQueue(), CampaignRequest(7), SETTINGS, NOW + timedelta(minutes=16))
+    assert later.settled_in_doubt == 1
+    assert store.leads["lead-001"].engagement_history[-1]["outcome"] == "sent"
+    assert store.ledger[("lead-001", "Followup_1")].state == "sent"
