@@ -163,6 +163,12 @@ class InMemoryLeadStore:
     def is_suppressed(self, email: str) -> bool:
         return email.strip().lower() in self.suppressed
 
+    def lead_for_message(self, message_id: str) -> str | None:
+        return next((r.lead_id for r in self.ledger.values() if r.message_id and r.message_id == message_id), None)
+
+    def lead_for_email(self, address: str) -> str | None:
+        return next((lead.id for lead in self.leads.values() if lead.email.lower() == address.lower()), None)
+
     def _advance(self, stored: Lead, lead: Lead, stage: FollowUpStage, at: str, entry: dict[str, Any], next_due: bool):
         stored.schedule_state, stored.schedule_at = (ScheduleState.DUE, at) if next_due else (None, None)
         stored.follow_up_stage = stage.value

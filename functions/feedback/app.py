@@ -8,7 +8,7 @@ from typing import Any
 
 from reengage.aws import lead_store
 from reengage.clock import utc_now
-from reengage.observability import count_by, logger, metrics
+from reengage.observability import count_by, logger
 from reengage.ses_events import MalformedEventError, apply_event, parse_notification
 from reengage.settings import Settings
 
@@ -17,7 +17,6 @@ store = lead_store(settings)
 
 
 @logger.inject_lambda_context(clear_state=True)
-@metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     results: Counter[str] = Counter()
     for record in event.get("Records", []):

@@ -116,5 +116,9 @@ def ses_mailer(settings: Settings) -> Any:
     from reengage.mailer import SesMailer  # only the sender sends mail
 
     return SesMailer(
-        LazyClient("sesv2", _SES), settings.sender_email, settings.sender_name, settings.ses_configuration_set
+        LazyClient("sesv2", _SES),
+        settings.sender_email,
+        settings.sender_name,
+        settings.ses_configuration_set,
+        settings.reply_to,
     )

@@ -19,7 +19,7 @@ from pynamodb.connection import Connection
 from pynamodb.constants import LIST
 from pynamodb.exceptions import AttributeDeserializationError, PynamoDBException
 from pynamodb.expressions.condition import Condition
-from pynamodb.indexes import GlobalSecondaryIndex, IncludeProjection
+from pynamodb.indexes import GlobalSecondaryIndex, IncludeProjection, KeysOnlyProjection
 from pynamodb.models import Model
 from pynamodb.transactions import TransactWrite
 
@@ -97,6 +97,16 @@ class ScheduleIndex(GlobalSecondaryIndex["LeadModel"]):
     schedule_at = UnicodeAttribute(range_key=True)
 
 
+class EmailIndex(GlobalSecondaryIndex["LeadModel"]):
+    """Leads by address, to match a reply that names no message reengage sent."""
+
+    class Meta:
+        index_name = "EmailIndex"
+        projection = KeysOnlyProjection()
+
+    email = UnicodeAttribute(hash_key=True)
+
+
 class LeadModel(Model):
     class Meta:
         table_name = "unbound"  # set by DynamoLeadStore from settings
@@ -122,6 +132,7 @@ class LeadModel(Model):
     claim_stage = UnicodeAttribute(null=True)
     claim_campaign = UnicodeAttribute(null=True)
     schedule_index = ScheduleIndex()
+    email_index = EmailIndex()
 
 
 def _to_lead(model: LeadModel) -> Lead:
@@ -154,7 +165,7 @@ def _to_model(lead: Lead) -> LeadModel:
 
     return LeadModel(
         lead.id,
-        email=lead.email,
+        email=optional(lead.email),  # a key of EmailIndex: absent, never empty
         name=lead.name,
         company=lead.company,
         company_website=lead.company_website,
@@ -384,6 +395,15 @@ class DynamoLeadStore:
 
     def is_suppressed(self, email: str) -> bool:
         return self.ledger.is_suppressed(email)
+
+    def lead_for_message(self, message_id: str) -> str | None:
+        return self.ledger.lead_for_message(message_id)
+
+    def lead_for_email(self, address: str) -> str | None:
+        for candidate in dict.fromkeys([address.strip(), address.strip().lower()]):
+            for row in LeadModel.email_index.query(candidate, limit=1):
+                return str(row.id)
+        return None
 
     @staticmethod
     def _advance(lead: Lead, stage: FollowUpStage, at: str, entry: dict[str, Any], next_due: bool) -> list[Any]:

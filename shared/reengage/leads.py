@@ -28,6 +28,7 @@ class ResponseStatus(StrEnum):
     INTERESTED = "Interested"
     REJECTED = "Rejected"
     CONVERTED = "Converted"
+    REPLIED = "Replied"  # answered, neither clearly interested nor clearly not
     # Stop states the feedback loop sets; any of them ends the sequence.
     UNSUBSCRIBED = "Unsubscribed"
     BOUNCED = "Bounced"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 from email.headerregistry import Address
 from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
@@ -63,13 +64,18 @@ def build_mime(email: OutgoingEmail, sender_name: str, sender_email: str) -> byt
 class SesMailer:
     """Satisfies `reengage.ports.Mailer`."""
 
-    def __init__(self, client: Any, sender_email: str, sender_name: str, configuration_set: str = "") -> None:
+    def __init__(
+        self, client: Any, sender_email: str, sender_name: str, configuration_set: str = "", reply_to: str = ""
+    ) -> None:
         self.client = client
         self.sender_email = sender_email
         self.sender_name = sender_name
         self.configuration_set = configuration_set
+        self.reply_to = reply_to
 
     def send(self, email: OutgoingEmail) -> str:
+        if self.reply_to:
+            email = replace(email, headers={**email.headers, "Reply-To": self.reply_to})
         raw = build_mime(email, self.sender_name, self.sender_email)
         tags = [{"Name": key, "Value": encode_tag(value)[:256]} for key, value in email.tags.items()]
         try:

@@ -60,6 +60,7 @@ METRICS: dict[str, str | None] = {
     "StaleClaimsCleared": None,
     # feedback
     "SesEvents": "Outcome",
+    "InboundReplies": "Outcome",
 }
 
 _EMAIL = re.compile(r"([A-Za-z0-9._%+-])[A-Za-z0-9._%+-]*@([A-Za-z0-9.-]+\.[A-Za-z]{2,})")

@@ -178,6 +178,14 @@ class LeadStore(Protocol):
 
     def is_suppressed(self, email: str) -> bool: ...
 
+    def lead_for_message(self, message_id: str) -> str | None:
+        """The lead a sent message (SES message id) went to."""
+        ...
+
+    def lead_for_email(self, address: str) -> str | None:
+        """A lead with this address (any case), if one exists."""
+        ...
+
 
 class FollowUpQueue(Protocol):
     def enqueue(self, requests: Sequence[FollowUpRequest]) -> list[FollowUpRequest]:

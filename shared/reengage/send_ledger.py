@@ -10,6 +10,7 @@ the daily send counter behind MAX_SENDS_PER_DAY.
 from __future__ import annotations
 
 from pynamodb.attributes import NumberAttribute, UnicodeAttribute
+from pynamodb.indexes import GlobalSecondaryIndex, KeysOnlyProjection
 from pynamodb.models import Model
 
 from reengage.dynamo_errors import conditionally
@@ -17,6 +18,16 @@ from reengage.ports import LedgerRecord, LedgerState
 
 DAILY_COUNTER_KEY = "#daily-sends"
 SUPPRESSION_KEY = "#suppressed"  # sort key: the lowercased address
+
+
+class MessageIndex(GlobalSecondaryIndex["LedgerModel"]):
+    """Sparse: only sent records carry message_id. Replies name it in In-Reply-To."""
+
+    class Meta:
+        index_name = "MessageIndex"
+        projection = KeysOnlyProjection()
+
+    message_id = UnicodeAttribute(hash_key=True)
 
 
 class LedgerModel(Model):
@@ -32,6 +43,7 @@ class LedgerModel(Model):
     campaign_id = UnicodeAttribute(null=True)
     confirmed = UnicodeAttribute(null=True)
     sent_count = NumberAttribute(null=True)  # daily counter items only
+    message_index = MessageIndex()
 
 
 def bind_ledger(table_name: str) -> None:
@@ -104,3 +116,8 @@ class DynamoSendLedger:
         except LedgerModel.DoesNotExist:
             return False
         return True
+
+    def lead_for_message(self, message_id: str) -> str | None:
+        for record in LedgerModel.message_index.query(message_id, limit=1):
+            return str(record.lead_id)
+        return None

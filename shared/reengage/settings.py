@@ -45,6 +45,8 @@ class Settings:
     unsubscribe_mailto: str = ""
     # SES configuration set publishing Send/Delivery/Bounce/Complaint/Reject events (empty = none).
     ses_configuration_set: str = ""
+    # Replies go here (an address on the SES inbound domain); empty = replies go to SENDER_EMAIL.
+    reply_to: str = ""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Settings:
@@ -73,6 +75,7 @@ class Settings:
             unsubscribe_key_secret=read.text("UNSUBSCRIBE_KEY_SECRET", ""),
             unsubscribe_mailto=read.text("UNSUBSCRIBE_MAILTO", ""),
             ses_configuration_set=read.text("SES_CONFIGURATION_SET", ""),
+            reply_to=read.text("REPLY_TO", ""),
         )
         if settings.unsubscribe_url and not settings.unsubscribe_key_secret:
             read.problems.append("UNSUBSCRIBE_URL is set but UNSUBSCRIBE_KEY_SECRET is not")
@@ -102,6 +105,7 @@ class Settings:
             "UNSUBSCRIBE_KEY_SECRET": self.unsubscribe_key_secret,
             "UNSUBSCRIBE_MAILTO": self.unsubscribe_mailto,
             "SES_CONFIGURATION_SET": self.ses_configuration_set,
+            "REPLY_TO": self.reply_to,
         }
 
 

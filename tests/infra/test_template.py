@@ -57,7 +57,7 @@ def test_handlers_read_the_environment_only_through_settings():
 
 def test_the_sparse_index_matches_the_data_access_model():
     table = RESOURCES["LeadsTable"]["Properties"]
-    (index,) = table["GlobalSecondaryIndexes"]
+    (index,) = [index for index in table["GlobalSecondaryIndexes"] if index["IndexName"] == SCHEDULE_INDEX_NAME]
     assert index["IndexName"] == SCHEDULE_INDEX_NAME
     keys = {key["KeyType"]: key["AttributeName"] for key in index["KeySchema"]}
     model_keys = {

@@ -1,0 +1,91 @@
+"""Replies (SES receipt rule -> S3 -> ReplyFunction) on the emulator, with real-shaped inbound mail from events/."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import boto3
+import pytest
+
+from reengage.aws import lead_store
+from reengage.leads import FollowUpStage, ScheduleState
+from reengage.replies import classify
+from tests.conftest import EVENTS, Emulator, FakeLambdaContext, load_event, load_handler
+from tests.integration.test_pipeline import as_sqs_event, lead_row, receive_all, seed
+
+SAMPLE_SES_ID = "0100019a1b2c3d4e-5f6a7b8c-9d0e-1f2a-3b4c-5d6e7f8a9b0c-000000"
+BUCKET = "reengage-inbound-mail"
+
+
+def sent_lead(aws: Emulator, tmp_path: Path) -> str:
+    seed(aws, tmp_path, [lead_row(1, email="emma.watson@healthtechlabs.io", name="Emma Watson")])
+    load_handler("scheduler").lambda_handler(load_event("scheduled"), FakeLambdaContext())
+    load_handler("sender").lambda_handler(as_sqs_event(receive_all(aws.settings.queue_url)), FakeLambdaContext())
+    record = lead_store(aws.settings).ledger_record("lead-001", FollowUpStage.FOLLOWUP_1)
+    assert record is not None and record.message_id
+    return record.message_id
+
+
+def deliver(raw: str) -> dict[str, int]:
+    s3 = boto3.client("s3")
+    s3.create_bucket(Bucket=BUCKET)
+    s3.put_object(Bucket=BUCKET, Key="inbound/inbound-reply.eml", Body=raw.encode())
+    return dict(load_handler("reply").lambda_handler(load_event("s3-inbound-reply"), FakeLambdaContext()))
+
+
+def inbound(name: str, ses_id: str) -> str:
+    return (EVENTS / name).read_text().replace(SAMPLE_SES_ID, ses_id)
+
+
+def test_a_real_reply_stops_the_sequence(aws: Emulator, tmp_path: Path) -> None:
+    ses_id = sent_lead(aws, tmp_path)
+    # The follow-up told the lead where to reply
+    assert deliver(inbound("inbound-reply.eml", ses_id)) == {"reply_interested": 1}
+    lead = lead_store(aws.settings).get("lead-001")
+    assert lead is not None and lead.response_status == "Interested" and lead.schedule_state is None
+    assert lead.engagement_history[-1]["matched_by"] == "thread"
+
+
+def test_an_out_of_office_reply_does_not(aws: Emulator, tmp_path: Path) -> None:
+    ses_id = sent_lead(aws, tmp_path)
+    assert deliver(inbound("inbound-out-of-office.eml", ses_id)) == {"automatic_ignored": 1}
+    lead = lead_store(aws.settings).get("lead-001")
+    assert lead is not None and lead.response_status == "No Response" and lead.schedule_state == ScheduleState.DUE
+
+
+def test_a_reply_without_thread_headers_is_matched_by_sender(aws: Emulator, tmp_path: Path) -> None:
+    sent_lead(aws, tmp_path)
+    raw = inbound("inbound-reply.eml", "unknown-id").replace("Let's talk", "No thanks, we are not interested")
+    assert deliver(raw) == {"reply_rejected": 1}
+    lead = lead_store(aws.settings).get("lead-001")
+    assert lead is not None and lead.response_status == "Rejected"
+    assert lead.engagement_history[-1]["matched_by"] == "sender"
+
+
+def test_mail_from_strangers_is_unmatched(aws: Emulator, tmp_path: Path) -> None:
+    sent_lead(aws, tmp_path)
+    raw = inbound("inbound-reply.eml", "unknown-id").replace("emma.watson@healthtechlabs.io", "someone@else.example")
+    assert deliver(raw) == {"unmatched": 1}
+
+
+def test_follow_ups_ask_for_replies_at_the_inbound_address(aws: Emulator, tmp_path: Path) -> None:
+    import os
+
+    os.environ["REPLY_TO"] = "replies@inbound.example.com"
+    sent_lead(aws, tmp_path)
+    (mail,) = aws.outbox()
+    assert mail.headers["Reply-To"] == "replies@inbound.example.com"
+
+
+@pytest.mark.parametrize(
+    ("text", "status"),
+    [
+        ("Sounds interesting, can you send me more details?", "Interested"),
+        ("Let's talk next week.", "Interested"),
+        ("Not interested, please remove me.", "Rejected"),
+        ("We're all set, thanks.", "Rejected"),
+        ("Who are you?", "Replied"),
+    ],
+)
+def test_classification(text: str, status: str) -> None:
+    assert classify(text).value == status
