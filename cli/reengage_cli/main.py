@@ -7,6 +7,7 @@ AWS_ENDPOINT_URL). Errors are one line on stderr and a non-zero exit, never a tr
 from __future__ import annotations
 
 import argparse
+import email.utils
 import json
 import logging
 import os
@@ -14,6 +15,7 @@ import shlex
 import sys
 import tempfile
 import time
+import urllib.request
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import replace
@@ -34,6 +36,7 @@ from reengage.leads import FollowUpStage, Lead, ResponseStatus, ScheduleState, n
 from reengage.messages import GENERATOR_AI, FollowUpMessage
 from reengage.ports import InvalidLeadDataError, TransientError
 from reengage.quality import check_follow_up
+from reengage.replies import handle_reply
 from reengage.scheduler import CampaignRequest, CampaignSummary, InvalidCampaignRequestError, run_scheduler
 from reengage.sender import SKIPPED, FollowUpSender, SendOutcome
 from reengage.settings import Settings, SettingsError
@@ -533,6 +536,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
             print_email(mail)
         say("-" * 72)
         say()
+        _demo_feedback(settings, store, server.endpoint)
+        say()
         print_statistics(statistics(settings))
         again = run_scheduler(
             store, aws.follow_up_queue(settings), CampaignRequest(settings.days_between_followups), settings, utc_now()
@@ -540,6 +545,36 @@ def cmd_demo(args: argparse.Namespace) -> int:
         say()
         say(f"Running the campaign again right away claims {again.marked} leads: nothing is sent twice.")
     return EXIT_OK
+
+
+def _demo_feedback(settings: Settings, store: DynamoLeadStore, endpoint: str) -> None:
+    """One lead unsubscribes with the one-click link, another replies: both sequences stop."""
+    mails = [mail for mail in emulator.outbox(endpoint) if "List-Unsubscribe" in mail.headers]
+    if len(mails) < 2:
+        return
+    url = mails[0].headers["List-Unsubscribe"].split(">")[0].lstrip("<")
+    request = urllib.request.Request(url, data=b"List-Unsubscribe=One-Click", method="POST")
+    with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310 - the local emulator
+        say(f"(demo) {mails[0].to} clicked one-click unsubscribe: HTTP {response.status}, no redirect")
+    replier = email.utils.parseaddr(mails[1].to)[1]
+    lead_id = store.lead_for_email(replier)
+    lead = store.get(lead_id) if lead_id else None
+    sent = [entry for entry in (lead.engagement_history if lead else []) if entry.get("message_id")]
+    if lead is None or not sent:
+        return
+    reply = (
+        f"From: {mails[1].to}\r\nTo: {settings.sender_email}\r\nSubject: Re: {mails[1].subject}\r\n"
+        f"In-Reply-To: <{sent[-1]['message_id']}@email.amazonses.com>\r\n\r\n"
+        "Thanks for following up. Sounds interesting - let's talk next week.\r\n"
+    )
+    outcome = handle_reply(reply.encode(), store, utc_now(), settings.max_followups)
+    say(f'(demo) {mails[1].to} replied "let\'s talk next week": {outcome}')
+    for address in (email.utils.parseaddr(mails[0].to)[1], replier):
+        found = store.lead_for_email(address)
+        stopped = store.get(found) if found else None
+        if stopped is not None:
+            state = "sequence stopped" if stopped.schedule_state is None else f"still {stopped.schedule_state}"
+            say(f"       {stopped.name}: response status {stopped.response_status}, {state}")
 
 
 def _rebased_sample(path: Path) -> Path:

@@ -104,6 +104,9 @@ def test_demo_runs_on_its_own(restore_environ: None) -> None:
     assert "RE-ENGAGEMENT CAMPAIGN COMPLETE" in demo.stdout
     assert "skipped - responded: Converted" in demo.stdout
     assert "nothing is sent twice" in demo.stdout
+    assert "clicked one-click unsubscribe: HTTP 200, no redirect" in demo.stdout
+    assert "response status Unsubscribed, sequence stopped" in demo.stdout
+    assert "response status Interested, sequence stopped" in demo.stdout
 
 
 def test_preview_shows_the_message_generator_and_verdict_without_sending(aws: Emulator) -> None:
