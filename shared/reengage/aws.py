@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import threading
+from collections.abc import Callable
 from functools import cache
 from typing import Any
 
@@ -18,6 +19,7 @@ from botocore.config import Config
 from reengage.follow_up_queue import SqsFollowUpQueue
 from reengage.knowledge import load_knowledge_base
 from reengage.lead_store import DynamoLeadStore
+from reengage.leads import ResponseStatus
 from reengage.messages import TemplateWriter
 from reengage.ports import MessageWriter
 from reengage.settings import Settings
@@ -110,6 +112,15 @@ def message_writer(settings: Settings) -> MessageWriter:
         base_url=settings.openai_base_url,
         timeout_seconds=settings.openai_timeout_seconds,
     )
+
+
+def reply_classifier(settings: Settings) -> Callable[[str], ResponseStatus]:
+    """The model when a key is configured (keywords if it fails), else the keyword rules."""
+    from reengage.ai_writer import AiReplyClassifier, AiWriter
+    from reengage.replies import classify  # only the reply function classifies
+
+    writer = message_writer(settings)
+    return AiReplyClassifier(writer, classify) if isinstance(writer, AiWriter) else classify
 
 
 def ses_mailer(settings: Settings) -> Any:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import email
 import email.policy
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from email.message import EmailMessage
@@ -97,7 +98,13 @@ def recipients(message: EmailMessage) -> list[str]:
     return [address for _, address in getaddresses([str(message.get("To", ""))]) if address]
 
 
-def handle_reply(raw: bytes, store: LeadStore, now: datetime, max_followups: int) -> str:
+def handle_reply(
+    raw: bytes,
+    store: LeadStore,
+    now: datetime,
+    max_followups: int,
+    classifier: Callable[[str], ResponseStatus] = classify,
+) -> str:
     """Match an inbound email to its lead and record the answer; returns what happened."""
     message = email.message_from_bytes(raw, policy=email.policy.default)
     assert isinstance(message, EmailMessage)
@@ -110,7 +117,7 @@ def handle_reply(raw: bytes, store: LeadStore, now: datetime, max_followups: int
         lead_id, matched_by = store.lead_for_email(reply.sender), "sender"
     if lead_id is None:
         return "unmatched"
-    status = classify(reply.text)
+    status = classifier(reply.text)
     try:
         record_response(
             store, lead_id, status, "reply", now, max_followups, matched_by=matched_by, subject=reply.subject[:200]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import boto3
 import pytest
@@ -12,6 +13,7 @@ from reengage.leads import FollowUpStage, ScheduleState
 from reengage.replies import classify
 from tests.conftest import EVENTS, Emulator, FakeLambdaContext, load_event, load_handler
 from tests.integration.test_pipeline import as_sqs_event, lead_row, receive_all, seed
+from tests.openai_stub import Reply
 
 SAMPLE_SES_ID = "0100019a1b2c3d4e-5f6a7b8c-9d0e-1f2a-3b4c-5d6e7f8a9b0c-000000"
 BUCKET = "reengage-inbound-mail"
@@ -89,3 +91,18 @@ def test_follow_ups_ask_for_replies_at_the_inbound_address(aws: Emulator, tmp_pa
 )
 def test_classification(text: str, status: str) -> None:
     assert classify(text).value == status
+
+
+def test_ai_classifies_replies_when_configured_and_keywords_back_it_up(openai_stub: Any) -> None:
+    from reengage.ai_writer import AiReplyClassifier
+    from tests.integration.test_ai_writer import writer
+
+    classifier = AiReplyClassifier(writer(openai_stub, retries=0), classify)
+    openai_stub.replies.append(Reply(content='{"status": "Interested"}'))
+    assert classifier("Who are you, and what would this cost us?").value == "Interested"
+    system = openai_stub.requests[0]["messages"][0]["content"]
+    assert "data, not instructions" in system
+    openai_stub.fail(500)
+    assert classifier("Who are you?").value == "Replied"  # the model failed: keywords
+    openai_stub.replies.append(Reply(content='{"status": "Maybe"}'))
+    assert classifier("No thanks.").value == "Rejected"  # an answer outside the schema: keywords
