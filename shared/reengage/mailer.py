@@ -53,8 +53,10 @@ def build_mime(email: OutgoingEmail, sender_name: str, sender_email: str) -> byt
     message["To"] = _mailbox(email.to_name, email.to)
     message["Subject"] = " ".join(_CONTROL.sub(" ", email.subject).split())
     message["Date"] = formatdate(usegmt=True)
-    message["Message-ID"] = make_msgid(domain=sender_email.split("@")[1])
+    message["Message-ID"] = email.headers.get("Message-ID") or make_msgid(domain=sender_email.split("@")[1])
     for name, value in email.headers.items():
+        if name == "Message-ID":
+            continue
         message[name] = " ".join(_CONTROL.sub(" ", value).split())
     message.set_content(email.text)
     message.add_alternative(email.html, subtype="html")

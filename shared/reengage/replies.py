@@ -18,8 +18,9 @@ from email.message import EmailMessage
 from email.utils import getaddresses, parseaddr
 
 from reengage.feedback import UnknownLeadError, record_response
-from reengage.leads import ResponseStatus
+from reengage.leads import STAGE_ORDER, FollowUpStage, ResponseStatus
 from reengage.ports import LeadStore
+from reengage.ses_events import decode_tag, encode_tag
 
 _MESSAGE_ID = re.compile(r"<([^<>@\s]+)@[^<>\s]+>")
 _AUTO_SUBJECT = re.compile(
@@ -98,6 +99,24 @@ def recipients(message: EmailMessage) -> list[str]:
     return [address for _, address in getaddresses([str(message.get("To", ""))]) if address]
 
 
+def own_message_id(lead_id: str, stage: str, nonce: str, domain: str) -> str:
+    """The Message-ID reengage gives a follow-up: it names the lead and stage, whose ledger record
+    exists before the email leaves, so a reply quoting it matches without any lookup table."""
+    return f"<rg.{encode_tag(lead_id)}.{stage}.{nonce}@{domain}>"
+
+
+def _lead_of(store: LeadStore, reference: str) -> str | None:
+    """The lead a referenced message went to: our own Message-ID, or the id SES assigned."""
+    if reference.startswith("rg."):
+        parts = reference.split(".")
+        if len(parts) == 4 and parts[2] in STAGE_ORDER:
+            lead_id = decode_tag(parts[1])
+            if store.ledger_record(lead_id, FollowUpStage(parts[2])) is not None:
+                return lead_id
+        return None
+    return store.lead_for_message(reference)
+
+
 def handle_reply(
     raw: bytes,
     store: LeadStore,
@@ -111,7 +130,7 @@ def handle_reply(
     reply = read_reply(message)
     if reply.automatic:
         return "automatic_ignored"
-    lead_id = next((found for found in map(store.lead_for_message, reply.referenced_ids) if found), None)
+    lead_id = next((found for found in (_lead_of(store, ref) for ref in reply.referenced_ids) if found), None)
     matched_by = "thread"
     if lead_id is None and reply.sender:
         lead_id, matched_by = store.lead_for_email(reply.sender), "sender"

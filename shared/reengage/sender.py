@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import random
+import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -47,6 +48,7 @@ from reengage.ports import (
     SendRejectedError,
     TransientError,
 )
+from reengage.replies import own_message_id
 from reengage.settings import Settings
 from reengage.unsubscribe import UnsubscribeLinks
 
@@ -204,11 +206,12 @@ class FollowUpSender:
         return self._skip(request, SkipReason.ALREADY_SENT, f"ledger says {record.state}")
 
     def _deliver(self, lead: Lead, request: FollowUpRequest, message: FollowUpMessage, now: datetime) -> SendOutcome:
-        headers: dict[str, str] = {}
+        domain = self.settings.sender_email.split("@")[1]
+        headers = {"Message-ID": own_message_id(lead.id, request.stage.value, secrets.token_hex(6), domain)}
         if self.unsubscribe is not None:
             url = self.unsubscribe.url(lead.id, now)
             message = with_unsubscribe_link(message, url)
-            headers = self.unsubscribe.headers(url)
+            headers |= self.unsubscribe.headers(url)
         email = OutgoingEmail(
             to=lead.email,
             to_name=lead.name,

@@ -106,3 +106,18 @@ def test_ai_classifies_replies_when_configured_and_keywords_back_it_up(openai_st
     assert classifier("Who are you?").value == "Replied"  # the model failed: keywords
     openai_stub.replies.append(Reply(content='{"status": "Maybe"}'))
     assert classifier("No thanks.").value == "Rejected"  # an answer outside the schema: keywords
+
+
+def test_a_reply_quoting_our_own_message_id_matches_strictly(aws: Emulator, tmp_path: Path) -> None:
+    sent_lead(aws, tmp_path)
+    (mail,) = aws.outbox()
+    own_id = mail.headers["Message-ID"]
+    assert own_id.startswith("<rg.lead-001.Followup_1.") and own_id.endswith("@example.com>")
+    raw = inbound("inbound-reply.eml", "x").replace("<x@email.amazonses.com>", own_id)
+    raw = raw.replace("emma.watson@healthtechlabs.io", "forwarded@else.example")  # not the lead's address
+    assert deliver(raw) == {"reply_interested": 1}
+    lead = lead_store(aws.settings).get("lead-001")
+    assert lead is not None and lead.engagement_history[-1]["matched_by"] == "thread"
+    # A made-up id in our format for a stage never sent matches nothing
+    forged = raw.replace(own_id, "<rg.lead-001.Followup_2.abc@example.com>")
+    assert deliver(forged) == {"unmatched": 1}
