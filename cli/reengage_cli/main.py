@@ -207,7 +207,7 @@ def cmd_local(args: argparse.Namespace) -> int:
     endpoint = server.start()
     try:
         emulator.use_endpoint(endpoint, os.environ)
-        emulator.provision()
+        os.environ.update(emulator.provision().environment)  # the local Function URL reads these
         say(f"reengage emulator listening on {endpoint} (Ctrl-C to stop). In another shell:")
         say(f"export AWS_ENDPOINT_URL={endpoint}")
         for name, value in emulator.DUMMY_CREDENTIALS.items():
