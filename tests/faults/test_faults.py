@@ -6,7 +6,6 @@ stage, no ineligible lead got any, and no lead is left claimed.
 
 from __future__ import annotations
 
-import json
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -19,6 +18,7 @@ from reengage.aws import lead_store
 from reengage_cli.importer import import_leads
 from tests.conftest import Emulator
 from tests.faults.harness import Crash, Faults, Pipeline, check_invariants, crash, ses_throttling
+from tests.integration.test_pipeline import lead_row, write_leads
 
 DUE = 9
 INELIGIBLE: list[dict[str, Any]] = [
@@ -33,21 +33,8 @@ def seed(aws: Emulator, tmp_path: Path, pipeline: Pipeline) -> tuple[set[str], s
     rows = []
     for number in range(DUE + len(INELIGIBLE)):
         extra: dict[str, Any] = dict(INELIGIBLE[number - DUE]) if number >= DUE else {}
-        days = int(extra.pop("last_contacted_days", 9))
-        rows.append(
-            {
-                "id": f"lead-{number:03d}",
-                "name": f"Person {number}",
-                "email": f"person{number}@example.com",
-                "company": f"Company {number}",
-                "engagement_status": "Sent",
-                "email_confidence_level": "Real",
-                "last_contacted": (pipeline.now.replace(microsecond=0) - _days(days)).isoformat(),
-                **extra,
-            }
-        )
-    path = tmp_path / "leads.jsonl"
-    path.write_text("\n".join(json.dumps(row) for row in rows))
+        rows.append(lead_row(number, days=int(extra.pop("last_contacted_days", 9)), **extra))
+    path = write_leads(tmp_path, rows)
     report = import_leads(lead_store(aws.settings), path, pipeline.now, 2)
     assert report.rejected == []
     due = {row["email"] for row in rows[:DUE]}
