@@ -41,12 +41,6 @@ def seed(aws: Emulator, tmp_path: Path, pipeline: Pipeline) -> tuple[set[str], s
     return due, {row["email"] for row in rows[DUE:]}
 
 
-def _days(days: int) -> Any:
-    from datetime import timedelta
-
-    return timedelta(days=days)
-
-
 def reply_arrives(aws: Emulator, replied: list[str]) -> Callable[[str], None]:
     """The lead replies (a CRM records Interested) between the sender's read and its lock."""
 
