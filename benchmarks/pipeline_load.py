@@ -22,10 +22,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "shared"), str(ROOT / "cli")]
 
-from reengage.clock import format_time  # noqa: E402
-from reengage.leads import Lead, due_schedule  # noqa: E402
+from reengage.domain.clock import format_time  # noqa: E402
+from reengage.domain.leads import FollowUpPolicy, Lead  # noqa: E402
 from reengage.settings import Settings  # noqa: E402
-from reengage_cli import emulator  # noqa: E402
+from reengage_cli.emulator import provision  # noqa: E402
+from reengage_cli.emulator.server import LocalEmulator, use_endpoint  # noqa: E402
 from tests.faults.harness import Faults, Pipeline, check_invariants, crash, ses_throttling  # noqa: E402
 
 FAULTS = {
@@ -58,9 +59,7 @@ def build_leads(count: int, pipeline: Pipeline, rng: random.Random) -> tuple[lis
             response_status="Interested" if kind == "answered" else "No Response",
         )
         (due if kind in ("due1", "due2") else other).add(lead.email)
-        schedule = due_schedule(lead, 2)
-        if schedule:
-            lead.schedule_state, lead.schedule_at = schedule[0].value, schedule[1]
+        FollowUpPolicy().reschedule(lead)
         leads.append(lead)
     return leads, due, other
 
@@ -72,9 +71,9 @@ def main() -> None:
     parser.add_argument("--duplicate-batches", type=float, default=0.05, help="share of batches delivered twice")
     args = parser.parse_args()
     rng = random.Random(args.seed)
-    with emulator.LocalEmulator() as server:
-        emulator.use_endpoint(server.endpoint, os.environ)
-        os.environ.update(emulator.provision().environment)
+    with LocalEmulator() as server:
+        use_endpoint(server.endpoint, os.environ)
+        os.environ.update(provision.provision().environment)
         settings = replace(Settings.from_env(os.environ), max_sends_per_day=0)
         faults = Faults(rng=random.Random(args.seed))
         for point, (chance, hook) in FAULTS.items():
@@ -82,7 +81,7 @@ def main() -> None:
         pipeline = Pipeline(server.endpoint, settings, faults)
 
         leads, due, other = build_leads(args.leads, pipeline, rng)
-        pipeline.store.real.put_many(leads)
+        pipeline.real_stores.leads.put_many(leads)  # type: ignore[attr-defined]
         print(f"leads: {args.leads} ({len(due)} due, {len(other)} not due or not eligible)")
 
         started = time.perf_counter()

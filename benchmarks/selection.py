@@ -18,13 +18,14 @@ from pathlib import Path
 
 sys.path[:0] = [str(Path(__file__).resolve().parents[1] / "shared"), str(Path(__file__).resolve().parents[1] / "cli")]
 
-from reengage.aws import follow_up_queue, lead_store  # noqa: E402
-from reengage.clock import format_time  # noqa: E402
-from reengage.leads import Lead, due_schedule  # noqa: E402
-from reengage.ports import QueryStats  # noqa: E402
-from reengage.scheduler import CampaignRequest, run_scheduler  # noqa: E402
+from reengage import wiring  # noqa: E402
+from reengage.adapters.leads_table import DynamoSchedule, QueryStats  # noqa: E402
+from reengage.domain.clock import format_time  # noqa: E402
+from reengage.domain.leads import FollowUpPolicy, Lead  # noqa: E402
+from reengage.services.scheduler import CampaignRequest, run_scheduler  # noqa: E402
 from reengage.settings import Settings  # noqa: E402
-from reengage_cli import emulator  # noqa: E402
+from reengage_cli.emulator import provision  # noqa: E402
+from reengage_cli.emulator.server import LocalEmulator, use_endpoint  # noqa: E402
 
 
 def make_lead(number: int, due: bool, now: datetime, rng: random.Random) -> Lead:
@@ -48,9 +49,7 @@ def make_lead(number: int, due: bool, now: datetime, rng: random.Random) -> Lead
         follow_up_stage=stage,
         response_status=status,
     )
-    schedule = due_schedule(lead, 2)
-    if schedule:
-        lead.schedule_state, lead.schedule_at = schedule[0].value, schedule[1]
+    FollowUpPolicy().reschedule(lead)
     return lead
 
 
@@ -64,19 +63,23 @@ def main() -> None:
     due_count = int(args.leads * args.due_share)
     due_numbers = set(rng.sample(range(args.leads), due_count))
 
-    with emulator.LocalEmulator() as server:
-        emulator.use_endpoint(server.endpoint, os.environ)
-        provisioned = emulator.provision()
+    with LocalEmulator() as server:
+        use_endpoint(server.endpoint, os.environ)
+        provisioned = provision.provision()
         os.environ.update(provisioned.environment)
         settings = Settings.from_env(os.environ)
-        store, queue = lead_store(settings), follow_up_queue(settings)
+        stores, queue = wiring.stores(settings), wiring.follow_up_queue(settings)
         started = time.perf_counter()
-        store.put_many(make_lead(number, number in due_numbers, now, rng) for number in range(args.leads))
+        stores.leads.put_many(  # type: ignore[attr-defined]
+            make_lead(number, number in due_numbers, now, rng) for number in range(args.leads)
+        )
+        store = stores.schedule
+        assert isinstance(store, DynamoSchedule)
         store.query_stats = QueryStats()
         print(f"loaded {args.leads} leads ({due_count} due) in {time.perf_counter() - started:.1f} s")
 
         started = time.perf_counter()
-        summary = run_scheduler(store, queue, CampaignRequest(7), settings, now)
+        summary = run_scheduler(stores, queue, CampaignRequest(7), settings, now)
         elapsed = time.perf_counter() - started
         claims = summary.marked + summary.lost_race + summary.enqueue_failed
         calls = store.query_stats.calls + claims + queue.calls

@@ -17,7 +17,9 @@ from typing import Any
 import pytest
 
 from reengage.settings import Settings
-from reengage_cli import emulator
+from reengage_cli.emulator import provision
+from reengage_cli.emulator.outbox import CapturedEmail, outbox
+from reengage_cli.emulator.server import LocalEmulator
 from tests.openai_stub import OpenAIStub
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -63,6 +65,7 @@ def load_handler(function: str) -> ModuleType:
     spec = importlib.util.spec_from_file_location(f"handler_{function}_{id(path)}_{len(sys.modules)}", path)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # pydantic resolves the module's annotations through sys.modules
     spec.loader.exec_module(module)
     return module
 
@@ -86,13 +89,13 @@ class Emulator:
     environment: dict[str, str]
     settings: Settings
 
-    def outbox(self) -> list[emulator.CapturedEmail]:
-        return emulator.outbox(self.endpoint)
+    def outbox(self) -> list[CapturedEmail]:
+        return outbox(self.endpoint)
 
 
 @pytest.fixture(scope="session")
 def moto_endpoint() -> Iterator[str]:
-    server = emulator.LocalEmulator()
+    server = LocalEmulator()
     endpoint = server.start()
     try:
         yield endpoint
@@ -106,7 +109,7 @@ def aws(moto_endpoint: str, restore_environ: None) -> Emulator:
     request = urllib.request.Request(f"{moto_endpoint}/moto-api/reset", method="POST")
     urllib.request.urlopen(request, timeout=10).close()  # noqa: S310 - loopback
     os.environ["AWS_ENDPOINT_URL"] = moto_endpoint
-    provisioned = emulator.provision()
+    provisioned = provision.provision()
     os.environ.update(provisioned.environment)
     return Emulator(moto_endpoint, provisioned.environment, Settings.from_env(os.environ))
 

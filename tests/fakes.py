@@ -1,71 +1,43 @@
-"""In-memory implementations of the service ports, with the same conditional semantics as DynamoDB."""
+"""In-memory implementations of the service ports, with the same conditional semantics as DynamoDB.
+
+`InMemoryTables` holds the state of the two tables; `tables.stores` gives the small port
+fakes over it. Every conditional write checks and writes under one lock, as DynamoDB does.
+"""
 
 from __future__ import annotations
 
 import copy
-import functools
 import threading
-from collections.abc import Callable, Iterator, Sequence
-from dataclasses import replace
-from typing import Any, TypeVar
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, replace
+from typing import Any
 
-from reengage.leads import FollowUpStage, Lead, ScheduleState
-from reengage.ports import (
-    FollowUpRequest,
-    LedgerRecord,
-    LedgerState,
-    LockResult,
-    OutgoingEmail,
-    QueryStats,
-    ScheduleEntry,
-)
-
-T = TypeVar("T")
+from reengage.domain.knowledge import load_knowledge_file
+from reengage.domain.leads import FollowUpStage, Lead, ScheduleState
+from reengage.domain.messages import OutgoingEmail, TemplateWriter
+from reengage.ports import FollowUpRequest, LedgerRecord, LedgerState, LockResult, ScheduleEntry, Stores, UnreadableLead
 
 
-def _atomic(method: Callable[..., T]) -> Callable[..., T]:
-    """Conditional writes are atomic in DynamoDB: check and write under one lock here."""
-
-    @functools.wraps(method)
-    def locked(self: InMemoryLeadStore, *args: Any, **kwargs: Any) -> T:
-        with self.lock:
-            return method(self, *args, **kwargs)
-
-    return locked
-
-
-class InMemoryLeadStore:
-    """Satisfies reengage.ports.LeadStore."""
+class InMemoryTables:
+    """The leads table and the send-ledger table (records, daily counts, suppressed addresses)."""
 
     def __init__(self, leads: Sequence[Lead] = ()) -> None:
         self.leads: dict[str, Lead] = {lead.id: copy.deepcopy(lead) for lead in leads}
-        self.query_stats = QueryStats()
-        self.lock = threading.RLock()
         self.ledger: dict[tuple[str, str], LedgerRecord] = {}
         self.daily_sends: dict[str, int] = {}
         self.suppressed: dict[str, str] = {}
-
-    def get(self, lead_id: str) -> Lead | None:
-        lead = self.leads.get(lead_id)
-        return copy.deepcopy(lead) if lead else None
-
-    def schedule(self, state: ScheduleState, until: str, page_size: int | None = None) -> Iterator[ScheduleEntry]:
-        self.query_stats.calls += 1
-        rows = sorted(
-            (
-                lead
-                for lead in self.leads.values()
-                if lead.schedule_state == state and (lead.schedule_at or "") <= until
-            ),
-            key=lambda lead: lead.schedule_at or "",
+        self.lock = threading.RLock()
+        self.stores = Stores(
+            leads=FakeLeads(self),
+            schedule=FakeSchedule(self),
+            send_lock=FakeSendLock(self),
+            ledger=FakeLedger(self),
+            quota=FakeQuota(self),
+            suppression=FakeSuppression(self),
         )
-        self.query_stats.items_examined += len(rows)
-        for lead in rows:
-            yield ScheduleEntry(lead.id, state, lead.schedule_at or "", lead.follow_up_stage, lead.email)
 
-    def _matches(
-        self, lead_id: str, state: ScheduleState, at: str | None = None, stage: str | None = None
-    ) -> Lead | None:
+    def held(self, lead_id: str, state: ScheduleState, at: str | None = None, stage: str | None = None) -> Lead | None:
+        """The stored lead when it is in `state` (at `at`, for `stage`), else None."""
         lead = self.leads.get(lead_id)
         if lead is None or lead.schedule_state != state:
             return None
@@ -75,173 +47,225 @@ class InMemoryLeadStore:
             return None
         return lead
 
-    @_atomic
-    def claim(self, entry: ScheduleEntry, stage: FollowUpStage, claimed_at: str, campaign_id: str) -> bool:
-        lead = self._matches(entry.lead_id, entry.state, at=entry.at)
-        if lead is None:
-            return False
-        lead.schedule_state, lead.schedule_at, lead.claim_stage = ScheduleState.CLAIMED, claimed_at, stage.value
-        lead.eligible_for_reengagement = True
-        lead.updated_at = claimed_at
-        return True
-
-    @_atomic
-    def unschedule(self, entry: ScheduleEntry) -> bool:
-        lead = self._matches(entry.lead_id, entry.state, at=entry.at)
-        if lead is None:
-            return False
-        lead.schedule_state = lead.schedule_at = None
-        return True
-
-    @_atomic
-    def release_claim(self, lead_id: str, stage: FollowUpStage, due_at: str | None) -> bool:
-        lead = self._matches(lead_id, ScheduleState.CLAIMED, stage=stage.value)
-        if lead is None:
-            return False
-        lead.schedule_state, lead.schedule_at = (ScheduleState.DUE, due_at) if due_at else (None, None)
-        lead.claim_stage = None
-        lead.eligible_for_reengagement = False
-        return True
-
-    @_atomic
-    def lock_for_send(self, read: Lead, stage: FollowUpStage, locked_at: str, campaign_id: str) -> LockResult:
-        lead_id = read.id
-        if (lead_id, stage.value) in self.ledger:
-            return LockResult.ALREADY_RECORDED
-        lead = self._matches(lead_id, ScheduleState.CLAIMED, stage=stage.value)
-        unchanged = lead is not None and (lead.response_status, lead.email, lead.suppressed) == (
-            read.response_status,
-            read.email,
-            read.suppressed,
-        )
-        if lead is None or not unchanged:
-            return LockResult.LEAD_CHANGED
-        self.ledger[(lead_id, stage.value)] = LedgerRecord(lead_id, stage.value, LedgerState.SENDING, locked_at)
-        lead.schedule_state, lead.schedule_at = ScheduleState.SENDING, locked_at
-        return LockResult.LOCKED
-
-    @_atomic
-    def unlock_send(self, lead_id: str, stage: FollowUpStage) -> None:
-        lead = self._matches(lead_id, ScheduleState.SENDING, stage=stage.value)
-        record = self.ledger.get((lead_id, stage.value))
-        if lead is not None and record is not None and record.state == LedgerState.SENDING:
-            del self.ledger[(lead_id, stage.value)]
-            lead.schedule_state = ScheduleState.CLAIMED
-
-    def ledger_record(self, lead_id: str, stage: FollowUpStage) -> LedgerRecord | None:
-        return self.ledger.get((lead_id, stage.value))
-
-    @_atomic
-    def reserve_daily_slot(self, day: str, cap: int) -> bool:
-        if self.daily_sends.get(day, 0) >= cap:
-            return False
-        self.daily_sends[day] = self.daily_sends.get(day, 0) + 1
-        return True
-
-    def sends_on(self, day: str) -> int:
-        return self.daily_sends.get(day, 0)
-
-    @_atomic
-    def confirm_send(self, lead_id: str, stage: FollowUpStage, event: str, message_id: str) -> bool:
-        record = self.ledger.get((lead_id, stage.value))
-        if record is None:
-            return False
-        resolved = record.state == LedgerState.POSSIBLY_SENT
-        self.ledger[(lead_id, stage.value)] = replace(
-            record, confirmed=event, state=LedgerState.SENT if resolved else record.state
-        )
-        return resolved
-
-    def reject_after_send(self, lead_id: str, stage: FollowUpStage) -> None:
-        record = self.ledger.get((lead_id, stage.value))
-        if record is not None:
-            self.ledger[(lead_id, stage.value)] = replace(record, state=LedgerState.REJECTED)
-
-    def suppress(self, email: str, reason: str, at: str) -> None:
-        self.suppressed[email.strip().lower()] = reason
-
     def is_suppressed(self, email: str) -> bool:
         return email.strip().lower() in self.suppressed
 
-    def lead_for_message(self, message_id: str) -> str | None:
-        return next((r.lead_id for r in self.ledger.values() if r.message_id and r.message_id == message_id), None)
 
-    def lead_for_email(self, address: str) -> str | None:
-        return next((lead.id for lead in self.leads.values() if lead.email.lower() == address.lower()), None)
+@dataclass
+class FakeLeads:
+    tables: InMemoryTables
 
-    def _advance(self, stored: Lead, lead: Lead, stage: FollowUpStage, at: str, entry: dict[str, Any], next_due: bool):
-        stored.schedule_state, stored.schedule_at = (ScheduleState.DUE, at) if next_due else (None, None)
-        stored.follow_up_stage = stage.value
-        stored.last_contacted = at
-        stored.eligible_for_reengagement = False
-        stored.engagement_history = [*lead.engagement_history, entry]
-        stored.updated_at = at
-        stored.claim_stage = None
+    def get(self, lead_id: str) -> Lead | None:
+        lead = self.tables.leads.get(lead_id)
+        return copy.deepcopy(lead) if lead else None
 
-    @_atomic
+    def put(self, lead: Lead, previous: Lead | None = None) -> bool:
+        with self.tables.lock:
+            current = self.tables.leads.get(lead.id)
+            if (previous is None) != (current is None):
+                return False
+            if previous is not None and current is not None and previous.updated_at != current.updated_at:
+                return False
+            self.tables.leads[lead.id] = copy.deepcopy(lead)
+            return True
+
+    def find_by_email(self, address: str) -> str | None:
+        wanted = address.lower()
+        return next((lead.id for lead in self.tables.leads.values() if lead.email.lower() == wanted), None)
+
+    def scan(self) -> Iterator[Lead | UnreadableLead]:
+        yield from (copy.deepcopy(lead) for lead in list(self.tables.leads.values()))
+
+    def set_attributes(self, lead_id: str, values: Mapping[str, Any], previous_updated_at: str | None) -> bool:
+        with self.tables.lock:
+            lead = self.tables.leads.get(lead_id)
+            if lead is None or lead.updated_at != previous_updated_at:
+                return False
+            self.tables.leads[lead_id] = replace(lead, **values)
+            return True
+
+
+@dataclass
+class FakeSchedule:
+    tables: InMemoryTables
+
+    def entries(self, state: ScheduleState, until: str) -> Iterator[ScheduleEntry]:
+        rows = sorted(
+            (
+                lead
+                for lead in self.tables.leads.values()
+                if lead.schedule_state == state and (lead.schedule_at or "") <= until
+            ),
+            key=lambda lead: lead.schedule_at or "",
+        )
+        for lead in rows:
+            yield ScheduleEntry(lead.id, state, lead.schedule_at or "", lead.follow_up_stage, lead.email)
+
+    def claim(self, entry: ScheduleEntry, stage: FollowUpStage, claimed_at: str, campaign_id: str) -> bool:
+        with self.tables.lock:
+            lead = self.tables.held(entry.lead_id, entry.state, at=entry.at)
+            if lead is None:
+                return False
+            lead.schedule_state, lead.schedule_at, lead.claim_stage = ScheduleState.CLAIMED, claimed_at, stage.value
+            lead.eligible_for_reengagement = True
+            lead.updated_at = claimed_at
+            return True
+
+    def unschedule(self, entry: ScheduleEntry) -> bool:
+        with self.tables.lock:
+            lead = self.tables.held(entry.lead_id, entry.state, at=entry.at)
+            if lead is None:
+                return False
+            lead.schedule_state = lead.schedule_at = None
+            return True
+
+    def release_claim(self, lead_id: str, stage: FollowUpStage, due_at: str | None) -> bool:
+        with self.tables.lock:
+            lead = self.tables.held(lead_id, ScheduleState.CLAIMED, stage=stage.value)
+            if lead is None:
+                return False
+            lead.schedule_state, lead.schedule_at = (ScheduleState.DUE, due_at) if due_at else (None, None)
+            lead.claim_stage = None
+            lead.eligible_for_reengagement = False
+            return True
+
+
+def _advance(stored: Lead, read: Lead, stage: FollowUpStage, at: str, entry: dict[str, Any], next_due: bool) -> None:
+    stored.schedule_state, stored.schedule_at = (ScheduleState.DUE, at) if next_due else (None, None)
+    stored.follow_up_stage = stage.value
+    stored.last_contacted = at
+    stored.eligible_for_reengagement = False
+    stored.engagement_history = [*read.engagement_history, entry]
+    stored.updated_at = at
+    stored.claim_stage = None
+
+
+@dataclass
+class FakeSendLock:
+    tables: InMemoryTables
+
+    def lock(self, read: Lead, stage: FollowUpStage, locked_at: str, campaign_id: str) -> LockResult:
+        with self.tables.lock:
+            if (read.id, stage.value) in self.tables.ledger:
+                return LockResult.ALREADY_RECORDED
+            lead = self.tables.held(read.id, ScheduleState.CLAIMED, stage=stage.value)
+            as_read = (read.response_status, read.email, read.suppressed)
+            if lead is None or (lead.response_status, lead.email, lead.suppressed) != as_read:
+                return LockResult.LEAD_CHANGED
+            self.tables.ledger[(read.id, stage.value)] = LedgerRecord(
+                read.id, stage.value, LedgerState.SENDING, locked_at
+            )
+            lead.schedule_state, lead.schedule_at = ScheduleState.SENDING, locked_at
+            return LockResult.LOCKED
+
+    def unlock(self, lead_id: str, stage: FollowUpStage) -> None:
+        with self.tables.lock:
+            lead = self.tables.held(lead_id, ScheduleState.SENDING, stage=stage.value)
+            record = self.tables.ledger.get((lead_id, stage.value))
+            if lead is not None and record is not None and record.state == LedgerState.SENDING:
+                del self.tables.ledger[(lead_id, stage.value)]
+                lead.schedule_state = ScheduleState.CLAIMED
+
+    def _settle(self, read: Lead, stage: FollowUpStage, locked_at: str | None, **ledger: Any) -> Lead | None:
+        stored = self.tables.held(read.id, ScheduleState.SENDING, at=locked_at, stage=stage.value)
+        if stored is not None:
+            key = (read.id, stage.value)
+            self.tables.ledger[key] = replace(self.tables.ledger[key], **ledger)
+        return stored
+
     def record_sent(
         self, lead: Lead, stage: FollowUpStage, sent_at: str, entry: dict[str, Any], next_due: bool
     ) -> bool:
-        stored = self._matches(lead.id, ScheduleState.SENDING, stage=stage.value)
-        if stored is None:
-            return False
-        self._advance(stored, lead, stage, sent_at, entry, next_due)
-        self.ledger[(lead.id, stage.value)] = replace(
-            self.ledger[(lead.id, stage.value)],
-            state=LedgerState.SENT,
-            sent_at=sent_at,
-            message_id=str(entry.get("message_id", "")),
-        )
-        return True
+        with self.tables.lock:
+            message_id = str(entry.get("message_id", ""))
+            stored = self._settle(lead, stage, None, state=LedgerState.SENT, sent_at=sent_at, message_id=message_id)
+            if stored is not None:
+                _advance(stored, lead, stage, sent_at, entry, next_due)
+            return stored is not None
 
-    @_atomic
     def record_failed(self, lead: Lead, stage: FollowUpStage, entry: dict[str, Any]) -> None:
-        stored = self._matches(lead.id, ScheduleState.SENDING, stage=stage.value)
-        if stored is not None:
-            stored.schedule_state = stored.schedule_at = stored.claim_stage = None
-            stored.eligible_for_reengagement = False
-            stored.engagement_history = [*lead.engagement_history, entry]
-            self.ledger[(lead.id, stage.value)] = replace(
-                self.ledger[(lead.id, stage.value)], state=LedgerState.REJECTED
-            )
+        with self.tables.lock:
+            stored = self._settle(lead, stage, None, state=LedgerState.REJECTED)
+            if stored is not None:
+                stored.schedule_state = stored.schedule_at = stored.claim_stage = None
+                stored.eligible_for_reengagement = False
+                stored.engagement_history = [*lead.engagement_history, entry]
 
-    @_atomic
     def settle_in_doubt(
         self, lead: Lead, stage: FollowUpStage, locked_at: str, entry: dict[str, Any], next_due: bool, state: str
     ) -> bool:
-        stored = self._matches(lead.id, ScheduleState.SENDING, at=locked_at, stage=stage.value)
-        if stored is None:
-            return False
-        self._advance(stored, lead, stage, locked_at, entry, next_due)
-        self.ledger[(lead.id, stage.value)] = replace(self.ledger[(lead.id, stage.value)], state=state)
-        return True
+        with self.tables.lock:
+            stored = self._settle(lead, stage, locked_at, state=state)
+            if stored is not None:
+                _advance(stored, lead, stage, locked_at, entry, next_due)
+            return stored is not None
 
-    @_atomic
     def repair_from_ledger(
         self, lead: Lead, stage: FollowUpStage, record: LedgerRecord, entry: dict[str, Any], next_due: bool
     ) -> bool:
-        stored = self._matches(lead.id, ScheduleState.CLAIMED, stage=stage.value)
-        if stored is None:
-            return False
-        if record.state in (LedgerState.SENT, LedgerState.POSSIBLY_SENT):
-            self._advance(stored, lead, stage, record.sent_at or record.locked_at, entry, next_due)
-        else:
-            stored.schedule_state = stored.schedule_at = stored.claim_stage = None
-            stored.eligible_for_reengagement = False
-        return True
+        with self.tables.lock:
+            stored = self.tables.held(lead.id, ScheduleState.CLAIMED, stage=stage.value)
+            if stored is None:
+                return False
+            if record.state in (LedgerState.SENT, LedgerState.POSSIBLY_SENT):
+                _advance(stored, lead, stage, record.sent_at or record.locked_at, entry, next_due)
+            else:
+                stored.schedule_state = stored.schedule_at = stored.claim_stage = None
+                stored.eligible_for_reengagement = False
+            return True
 
-    @_atomic
-    def put(self, lead: Lead, previous: Lead | None = None) -> bool:
-        current = self.leads.get(lead.id)
-        if (previous is None) != (current is None):
-            return False
-        if previous is not None and current is not None and previous.updated_at != current.updated_at:
-            return False
-        self.leads[lead.id] = copy.deepcopy(lead)
-        return True
 
-    def scan(self) -> Iterator[Lead]:
-        yield from (copy.deepcopy(lead) for lead in self.leads.values())
+@dataclass
+class FakeLedger:
+    tables: InMemoryTables
+
+    def record(self, lead_id: str, stage: FollowUpStage) -> LedgerRecord | None:
+        return self.tables.ledger.get((lead_id, stage.value))
+
+    def lead_for_message(self, message_id: str) -> str | None:
+        records = self.tables.ledger.values()
+        return next((r.lead_id for r in records if r.message_id and r.message_id == message_id), None)
+
+    def confirm(self, lead_id: str, stage: FollowUpStage, event: str, message_id: str) -> bool:
+        with self.tables.lock:
+            record = self.tables.ledger.get((lead_id, stage.value))
+            if record is None:
+                return False
+            resolved = record.state == LedgerState.POSSIBLY_SENT
+            state = LedgerState.SENT if resolved else record.state
+            self.tables.ledger[(lead_id, stage.value)] = replace(record, confirmed=event, state=state)
+            return resolved
+
+    def reject_after_send(self, lead_id: str, stage: FollowUpStage) -> None:
+        record = self.tables.ledger.get((lead_id, stage.value))
+        if record is not None:
+            self.tables.ledger[(lead_id, stage.value)] = replace(record, state=LedgerState.REJECTED)
+
+
+@dataclass
+class FakeQuota:
+    tables: InMemoryTables
+
+    def reserve(self, day: str, cap: int) -> bool:
+        with self.tables.lock:
+            if self.tables.daily_sends.get(day, 0) >= cap:
+                return False
+            self.tables.daily_sends[day] = self.tables.daily_sends.get(day, 0) + 1
+            return True
+
+    def used(self, day: str) -> int:
+        return self.tables.daily_sends.get(day, 0)
+
+
+@dataclass
+class FakeSuppression:
+    tables: InMemoryTables
+
+    def suppress(self, email: str, reason: str, at: str) -> None:
+        self.tables.suppressed[email.strip().lower()] = reason
+
+    def is_suppressed(self, email: str) -> bool:
+        return self.tables.is_suppressed(email)
 
 
 class RecordingQueue:
@@ -281,3 +305,8 @@ class RecordingMailer:
 
 def with_changes(lead: Lead, **changes: Any) -> Lead:
     return replace(copy.deepcopy(lead), **changes)
+
+
+def template_writer() -> TemplateWriter:
+    """The template writer over the bundled sample knowledge base."""
+    return TemplateWriter(load_knowledge_file(""))

@@ -6,6 +6,8 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from botocore.exceptions import ClientError
+
 # Listed messages stay hidden this long, so a listing can page past the first ten.
 LIST_VISIBILITY_SECONDS = 30
 
@@ -17,6 +19,19 @@ class DeadLetter:
     stage: str
     receive_count: int
     body: str
+
+
+def dead_letter_queue_url(sqs: Any, queue_url: str) -> str | None:
+    """The queue's dead-letter queue, from its redrive policy."""
+    attributes = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["RedrivePolicy"])["Attributes"]
+    if "RedrivePolicy" not in attributes:
+        return None
+    arn = json.loads(attributes["RedrivePolicy"])["deadLetterTargetArn"]
+    account, name = arn.split(":")[4], arn.split(":")[5]
+    try:
+        return str(sqs.get_queue_url(QueueName=name, QueueOwnerAWSAccountId=account)["QueueUrl"])
+    except ClientError:
+        return None
 
 
 def _describe(message: dict[str, Any]) -> DeadLetter:

@@ -1,22 +1,55 @@
 """Draining the follow-up queue from the CLI, the way Lambda's SQS event source would.
 
-Messages are received in batches of 10, handed to the same batch function the
-SenderFunction runs (`reengage.sender.process_queue_event`), and only the records it
-did not report as failed are deleted; failed ones return to the queue after their
-visibility timeout, exactly as in AWS.
+Messages are received in batches of 10, handed to the SenderFunction's own batch
+function (`handle_batch` in functions/sender/app.py, loaded from the checkout), and only
+the records it did not report as failed are deleted; failed ones return to the queue
+after their visibility timeout, exactly as in AWS.
 """
 
 from __future__ import annotations
 
+import importlib.util
+import logging
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import cache
+from pathlib import Path
+from types import ModuleType
 from typing import Any
 
-from reengage.follow_up_queue import SqsFollowUpQueue
-from reengage.sender import FollowUpSender, SendOutcome, process_queue_event
+from reengage.adapters.sqs_queue import SqsFollowUpQueue
+from reengage.services.sender import FollowUpSender, SendOutcome
+from reengage.settings import Settings
 
 # How long a received message stays hidden locally before a retry may see it.
 LOCAL_VISIBILITY_TIMEOUT = 30
+
+
+SENDER_HANDLER = Path(__file__).resolve().parents[2] / "functions" / "sender" / "app.py"
+
+
+@cache
+def sender_function() -> ModuleType:
+    """functions/sender/app.py, the module Lambda loads for SenderFunction."""
+    spec = importlib.util.spec_from_file_location("reengage_sender_function", SENDER_HANDLER)
+    if spec is None or spec.loader is None:
+        raise FileNotFoundError(f"{SENDER_HANDLER}: run reengage from its checkout")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # pydantic resolves the module's annotations through sys.modules
+    # The handler gives the `reengage` logger Lambda's JSON output; the CLI keeps its own (one line, --verbose).
+    package_logger = logging.getLogger("reengage")
+    handlers, level, propagate = list(package_logger.handlers), package_logger.level, package_logger.propagate
+    spec.loader.exec_module(module)
+    package_logger.handlers[:] = handlers
+    package_logger.setLevel(level)
+    package_logger.propagate = propagate
+    return module
+
+
+def build_sender(settings: Settings) -> FollowUpSender:
+    sender: FollowUpSender = sender_function().build_sender(settings)
+    return sender
 
 
 @dataclass
@@ -73,7 +106,7 @@ def drain_queue(
         ).get("Messages", [])
         if not messages:
             return report
-        response, outcomes = process_queue_event(
+        response, outcomes = sender_function().handle_batch(
             _as_sqs_event(messages, queue_arn, region), None, sender, SqsFollowUpQueue(sqs, queue_url).retry_later
         )
         report.outcomes.extend(outcomes)

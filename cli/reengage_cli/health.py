@@ -8,10 +8,11 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError
 from pynamodb.exceptions import PynamoDBException
 
-from reengage import aws
-from reengage.knowledge import KnowledgeBaseError, load_knowledge_base
+from reengage import wiring
+from reengage.adapters.parameters import load_knowledge_base
+from reengage.domain.knowledge import KnowledgeBaseError
 from reengage.settings import Settings
-from reengage_cli import emulator
+from reengage_cli.dlq import dead_letter_queue_url
 from reengage_cli.drain import queue_depth
 
 Check = tuple[str, bool, str]
@@ -38,7 +39,7 @@ def _table(dynamodb: Any, settings: Settings) -> tuple[bool, str]:
 
 
 def _dead_letters(sqs: Any, settings: Settings) -> tuple[bool, str]:
-    url = emulator.dead_letter_queue_url(settings.queue_url)
+    url = dead_letter_queue_url(sqs, settings.queue_url)
     if url is None:
         return False, "the queue has no dead-letter queue (redrive policy)"
     depth = queue_depth(sqs, url, in_flight=True)
@@ -81,13 +82,13 @@ def _knowledge(settings: Settings) -> tuple[bool, str]:
 
 
 def resource_checks(settings: Settings) -> list[Check]:
-    dynamodb, sqs, ses = aws.client("dynamodb"), aws.client("sqs"), aws.client("ses")
+    dynamodb, sqs, ses = wiring.client("dynamodb"), wiring.client("sqs"), wiring.client("ses")
     return [
         _check("leads table", lambda: _table(dynamodb, settings)),
         _check("follow-up queue", lambda: (True, f"{queue_depth(sqs, settings.queue_url)} messages waiting")),
         _check("dead-letter queue", lambda: _dead_letters(sqs, settings)),
         _check("SES sender identity", lambda: _identity(ses, settings)),
-        _check("SES sending", lambda: _sending(ses, aws.client("sesv2"))),
-        _check("AI writer", lambda: _ai(aws.client("secretsmanager"), settings)),
+        _check("SES sending", lambda: _sending(ses, wiring.client("sesv2"))),
+        _check("AI writer", lambda: _ai(wiring.client("secretsmanager"), settings)),
         _check("knowledge base", lambda: _knowledge(settings)),
     ]

@@ -1,8 +1,8 @@
-"""`reengage import FILE`: upsert leads from .jsonl or .csv, every row validated first.
+"""`reengage import FILE`: reading .jsonl or .csv lead files into rows for services/imports.py.
 
-Each valid row is one conditional PutItem (a lead is written whole or not at all); a
-rejected row is reported with its row number, lead id, field and reason, and the
-valid rows still land.
+Each valid row becomes one conditional PutItem (a lead is written whole or not at all);
+a rejected row is reported with its row number, lead id, field and reason, and the valid
+rows still land.
 """
 
 from __future__ import annotations
@@ -10,31 +10,18 @@ from __future__ import annotations
 import csv
 import json
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from reengage.lead_store import DynamoLeadStore
-from reengage.ports import InvalidLeadDataError
-from reengage.validation import ImportedLead, RowError, merge_import, validate_row
-
-_WRITE_ATTEMPTS = 3
+from reengage.domain.imports import RowError
+from reengage.domain.leads import FollowUpPolicy
+from reengage.ports import Leads
+from reengage.services.imports import ImportReport, import_rows
 
 
 class ImportFileError(ValueError):
     """The file cannot be read at all (missing, unknown extension, not text)."""
-
-
-@dataclass
-class ImportReport:
-    created: int = 0
-    updated: int = 0
-    rejected: list[RowError] = field(default_factory=list)
-
-    @property
-    def rejected_rows(self) -> int:
-        return len({error.row for error in self.rejected})
 
 
 def read_rows(path: Path) -> Iterator[tuple[int, dict[str, Any] | RowError]]:
@@ -76,55 +63,11 @@ def read_rows(path: Path) -> Iterator[tuple[int, dict[str, Any] | RowError]]:
             raise ImportFileError(f"{path}: not UTF-8 text ({error.reason} at byte {error.start})") from error
 
 
-def validated_rows(path: Path, now: datetime) -> tuple[list[ImportedLead], list[RowError]]:
-    """Every row checked; a lead id seen twice in one file is rejected on its second row."""
-    valid: list[ImportedLead] = []
-    rejected: list[RowError] = []
-    first_row_of: dict[str, int] = {}
-    for number, row in read_rows(path):
-        if isinstance(row, RowError):
-            rejected.append(row)
-            continue
-        result = validate_row(number, row, now)
-        if isinstance(result, list):
-            rejected.extend(result)
-            continue
-        if result.lead_id in first_row_of:
-            rejected.append(RowError(number, result.lead_id, "id", f"same lead as row {first_row_of[result.lead_id]}"))
-            continue
-        first_row_of[result.lead_id] = number
-        valid.append(result)
-    return valid, rejected
-
-
-def import_leads(
-    store: DynamoLeadStore,
+def import_file(
+    leads: Leads,
     path: Path,
     now: datetime,
-    max_followups: int,
+    policy: FollowUpPolicy,
     progress: Callable[[int, int], None] = lambda done, total: None,
 ) -> ImportReport:
-    valid, rejected = validated_rows(path, now)
-    report = ImportReport(rejected=rejected)
-    for done, imported in enumerate(valid, start=1):
-        progress(done, len(valid))
-        for _ in range(_WRITE_ATTEMPTS):
-            try:
-                existing = store.get(imported.lead_id)
-            except InvalidLeadDataError as error:
-                report.rejected.append(
-                    RowError(imported.row, imported.lead_id, "id", f"stored lead unreadable: {error}")
-                )
-                break
-            if store.put(merge_import(existing, imported, now, max_followups), previous=existing):
-                if existing is None:
-                    report.created += 1
-                else:
-                    report.updated += 1
-                break
-        else:
-            report.rejected.append(
-                RowError(imported.row, imported.lead_id, "id", "lead kept changing while importing; try again")
-            )
-    report.rejected.sort(key=lambda error: error.row)
-    return report
+    return import_rows(leads, read_rows(path), now, policy, progress)

@@ -3,28 +3,35 @@
 from __future__ import annotations
 
 import os
+from functools import cache
 from typing import Any
 
-from reengage.aws import lead_store
-from reengage.clock import utc_now
+from reengage import wiring
+from reengage.domain.clock import utc_now
 from reengage.observability import count, logger, metrics
+from reengage.ports import Stores
+from reengage.services.upkeep import cleanup
 from reengage.settings import Settings
-from reengage.upkeep import cleanup
 
-settings = Settings.from_env(os.environ)
-store = lead_store(settings)
 DEFAULT_DAYS = 30
+
+
+@cache
+def _deployment() -> tuple[Settings, Stores]:
+    settings = Settings.from_env(os.environ)
+    return settings, wiring.stores(settings)
 
 
 @logger.inject_lambda_context(clear_state=True)
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    settings, stores = _deployment()
     days = event.get("days", DEFAULT_DAYS) if isinstance(event, dict) else DEFAULT_DAYS
     if isinstance(days, bool) or not isinstance(days, int) or days < 1:
         logger.error("invalid cleanup event", extra={"days": repr(days)})
         count("InvalidEvents", 1)
         return {"ok": False, "error": f"days must be a whole number of at least 1, got {days!r}"}
-    report = cleanup(store, settings.max_followups, days, utc_now())
+    report = cleanup(stores, settings.policy, days, utc_now())
     count("StaleClaimsCleared", report.released)
     if report.sends_in_doubt:
         logger.warning("sends in doubt need a review", extra={"lead_ids": report.sends_in_doubt})

@@ -4,20 +4,27 @@ from __future__ import annotations
 
 import os
 from collections import Counter
+from functools import cache
 from typing import Any
 
-from reengage.aws import lead_store
-from reengage.clock import utc_now
+from reengage import wiring
+from reengage.domain.clock import utc_now
+from reengage.domain.ses_events import MalformedEventError, parse_notification
 from reengage.observability import count_by, logger
-from reengage.ses_events import MalformedEventError, apply_event, parse_notification
+from reengage.ports import Stores
+from reengage.services.responses import apply_ses_event
 from reengage.settings import Settings
 
-settings = Settings.from_env(os.environ)
-store = lead_store(settings)
+
+@cache
+def _deployment() -> tuple[Settings, Stores]:
+    settings = Settings.from_env(os.environ)
+    return settings, wiring.stores(settings)
 
 
 @logger.inject_lambda_context(clear_state=True)
 def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    settings, stores = _deployment()
     results: Counter[str] = Counter()
     for record in event.get("Records", []):
         try:
@@ -26,7 +33,7 @@ def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
             logger.error("not an SES event", extra={"error": str(error)})
             results["malformed"] += 1
             continue
-        outcome = apply_event(ses_event, store, utc_now(), settings.max_followups)
+        outcome = apply_ses_event(ses_event, stores, utc_now(), settings.policy)
         logger.info("SES event", extra={"kind": ses_event.kind, "lead_id": ses_event.lead_id, "outcome": outcome})
         results[outcome] += 1
     count_by("SesEvents", results)

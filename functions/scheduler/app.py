@@ -3,22 +3,27 @@
 from __future__ import annotations
 
 import os
+from functools import cache
 from typing import Any
 
-from reengage.aws import follow_up_queue, lead_store
-from reengage.clock import utc_now
+from reengage import wiring
+from reengage.domain.clock import utc_now
 from reengage.observability import count, logger, metrics
-from reengage.scheduler import CampaignRequest, InvalidCampaignRequestError, new_campaign_id, run_scheduler
+from reengage.ports import FollowUpQueue, Stores
+from reengage.services.scheduler import CampaignRequest, InvalidCampaignRequestError, new_campaign_id, run_scheduler
 from reengage.settings import Settings
 
-settings = Settings.from_env(os.environ)
-store = lead_store(settings)
-queue = follow_up_queue(settings)
+
+@cache
+def _deployment() -> tuple[Settings, Stores, FollowUpQueue]:
+    settings = Settings.from_env(os.environ)
+    return settings, wiring.stores(settings), wiring.follow_up_queue(settings)
 
 
 @logger.inject_lambda_context(clear_state=True)
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    settings, stores, queue = _deployment()
     try:
         request = CampaignRequest.from_event(event, settings)
     except InvalidCampaignRequestError as error:
@@ -30,7 +35,7 @@ def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     now = utc_now()
     campaign_id = new_campaign_id(now)
     logger.append_keys(campaign_id=campaign_id)
-    summary = run_scheduler(store, queue, request, settings, now, context.get_remaining_time_in_millis, campaign_id)
+    summary = run_scheduler(stores, queue, request, settings, now, context.get_remaining_time_in_millis, campaign_id)
     count("SchedulerRuns", 1)
     count("LeadsDue", summary.eligible)
     count("LeadsClaimed", summary.marked)

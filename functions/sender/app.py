@@ -1,29 +1,101 @@
-"""SenderFunction: turn each queued follow-up request into at most one email."""
+"""SenderFunction: turn each queued follow-up request into at most one email.
+
+The SQS glue lives here: Powertools batch processing with partial-batch failures, and an
+exponential backoff for records that failed on throttling or an outage. `reengage run`
+drains the queue locally through `handle_batch`, exactly as this handler does.
+"""
 
 from __future__ import annotations
 
 import os
+import random
+from collections.abc import Callable
+from functools import cache
 from typing import Any
 
-from reengage.aws import follow_up_queue, lead_store, message_writer, ses_mailer, unsubscribe_links
+from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
+from aws_lambda_powertools.utilities.parser.models import SqsRecordModel
+from pydantic import BaseModel, Field, Json
+
+from reengage import wiring
+from reengage.domain.leads import FollowUpStage
 from reengage.observability import logger, metrics, send_outcome_metrics
-from reengage.sender import FollowUpSender, process_queue_event
+from reengage.ports import FollowUpRequest, TransientError
+from reengage.services.sender import FollowUpSender, SendOutcome
 from reengage.settings import Settings
 
-settings = Settings.from_env(os.environ)
-sender = FollowUpSender(
-    lead_store(settings),
-    ses_mailer(settings),
-    settings,
-    writer=message_writer(settings),
-    unsubscribe=unsubscribe_links(settings),
-)
-queue = follow_up_queue(settings)
+RetryLater = Callable[[str, int], None]
+
+
+class FollowUpBody(BaseModel):
+    """The queue message body, as the scheduler writes it."""
+
+    lead_id: str = Field(min_length=1, max_length=2048)
+    stage: FollowUpStage
+    campaign_id: str = Field(default="", max_length=128)
+
+
+class FollowUpRecord(SqsRecordModel):
+    body: Json[FollowUpBody]
+
+
+def retry_delay_seconds(receive_count: int, jitter: float) -> int:
+    """Exponential backoff for a throttled record: 30 s, 60 s, 120 s ... capped at 15 minutes, +/-20%."""
+    base = min(900, 30 * 2 ** max(0, receive_count - 1))
+    return max(1, int(base * (0.8 + 0.4 * jitter)))
+
+
+def handle_batch(
+    event: dict[str, Any], context: Any, sender: FollowUpSender, retry_later: RetryLater | None = None
+) -> tuple[dict[str, Any], list[SendOutcome]]:
+    """Handle an SQS batch with partial-batch failures: only failed records come back.
+
+    A record that failed on throttling or an outage comes back after an exponential
+    backoff (its visibility timeout is changed); any other failure waits out the queue's
+    visibility timeout and goes to the dead-letter queue after the redrive count.
+    """
+    outcomes: list[SendOutcome] = []
+    throttled: list[tuple[str, int]] = []
+
+    def handle(record: FollowUpRecord) -> str:
+        body = record.body
+        try:
+            outcome = sender.send(FollowUpRequest(body.lead_id, body.stage, body.campaign_id))
+        except TransientError:
+            throttled.append((record.receiptHandle, int(record.attributes.ApproximateReceiveCount)))
+            raise
+        outcomes.append(outcome)
+        return outcome.kind
+
+    sender.writer.start_batch(context.get_remaining_time_in_millis if context is not None else None)
+    processor = BatchProcessor(event_type=EventType.SQS, model=FollowUpRecord, raise_on_entire_batch_failure=False)
+    response = process_partial_response(event=event, record_handler=handle, processor=processor, context=context)
+    if retry_later is not None:
+        for receipt_handle, receive_count in throttled:
+            retry_later(receipt_handle, retry_delay_seconds(receive_count, random.random()))
+    return dict(response), outcomes
+
+
+def build_sender(settings: Settings) -> FollowUpSender:
+    return FollowUpSender(
+        wiring.stores(settings),
+        wiring.ses_mailer(settings),
+        wiring.message_writer(settings),
+        settings,
+        unsubscribe=wiring.unsubscribe_links(settings),
+    )
+
+
+@cache
+def _deployment() -> tuple[FollowUpSender, RetryLater]:
+    settings = Settings.from_env(os.environ)
+    return build_sender(settings), wiring.follow_up_queue(settings).retry_later
 
 
 @logger.inject_lambda_context(clear_state=True)
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    response, outcomes = process_queue_event(event, context, sender, queue.retry_later)
+    sender, retry_later = _deployment()
+    response, outcomes = handle_batch(event, context, sender, retry_later)
     send_outcome_metrics(outcomes, retried=len(response["batchItemFailures"]))
     return response

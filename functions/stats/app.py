@@ -3,24 +3,29 @@
 from __future__ import annotations
 
 import os
+from functools import cache
 from typing import Any
 
 from aws_lambda_powertools.metrics import MetricUnit
 
-from reengage.aws import stats_store
-from reengage.clock import utc_now
+from reengage import wiring
+from reengage.domain.clock import utc_now
+from reengage.domain.stats import RECENT_DAYS, statistics
 from reengage.observability import count, count_by, logger, metrics
+from reengage.ports import Counters
 from reengage.settings import Settings
-from reengage.stats import statistics
 
-settings = Settings.from_env(os.environ)
-stats = stats_store(settings)
+
+@cache
+def _counters() -> Counters:
+    return wiring.counters(Settings.from_env(os.environ))
 
 
 @logger.inject_lambda_context(clear_state=True)
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    figures = statistics(*stats.read(utc_now()), utc_now())
+    now = utc_now()
+    figures = statistics(*_counters().read(now, RECENT_DAYS), now)
     count("LeadsTotal", figures["total_leads"])
     count("LeadsEligible", figures["eligible_for_reengagement"])
     count("LeadsWaiting", figures["scheduled_waiting"])

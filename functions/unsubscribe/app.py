@@ -4,27 +4,38 @@ from __future__ import annotations
 
 import base64
 import os
+from functools import cache
 from typing import Any
 
-from reengage.aws import lead_store, secret_text
-from reengage.clock import utc_now
+from reengage import wiring
+from reengage.domain.clock import utc_now
 from reengage.observability import logger
+from reengage.ports import Stores
+from reengage.services.responses import unsubscribe_request
 from reengage.settings import Settings
-from reengage.unsubscribe import handle_request
 
-settings = Settings.from_env(os.environ)
-store = lead_store(settings)
+
+@cache
+def _deployment() -> tuple[Settings, Stores]:
+    settings = Settings.from_env(os.environ)
+    return settings, wiring.stores(settings)
 
 
 @logger.inject_lambda_context(clear_state=True)
 def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    settings, stores = _deployment()
     method = str(event.get("requestContext", {}).get("http", {}).get("method", "GET")).upper()
     body = event.get("body") or ""
     if event.get("isBase64Encoded"):
         body = base64.b64decode(body).decode("utf-8", errors="replace")
-    key = secret_text(settings.unsubscribe_key_secret, "key").encode()
-    page = handle_request(
-        method, event.get("queryStringParameters") or {}, body, key, store, utc_now(), settings.max_followups
+    page = unsubscribe_request(
+        method,
+        event.get("queryStringParameters") or {},
+        body,
+        wiring.unsubscribe_key(settings),
+        stores,
+        utc_now(),
+        settings.policy,
     )
     logger.info("unsubscribe request", extra={"method": method, "status": page.status})
     return {"statusCode": page.status, "headers": {"Content-Type": page.content_type}, "body": page.body}

@@ -1,18 +1,18 @@
-"""The small interfaces the services need, and the errors adapters raise through them.
+"""The small interfaces the services need, the values they exchange, and the errors adapters raise.
 
-Adapters (DynamoDB, SQS, SES) implement these; tests pass in-memory fakes.
+One port per store or concern: adapters/ implements each on AWS, tests/fakes.py in memory.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 from typing import Any, Protocol
 
-from reengage.leads import FollowUpStage, Lead, ScheduleState
-from reengage.messages import FollowUpMessage
+from reengage.domain.leads import FollowUpStage, Lead, ScheduleState
+from reengage.domain.messages import FollowUpMessage, OutgoingEmail
 
 
 class LedgerState:
@@ -70,12 +70,12 @@ class ScheduleEntry:
     email: str = ""
 
 
-@dataclass
-class QueryStats:
-    """Items DynamoDB examined and API calls made, for the selection benchmark."""
+@dataclass(frozen=True)
+class UnreadableLead:
+    """A stored item that is not a lead reengage can read (`reengage migrate` lists them)."""
 
-    items_examined: int = 0
-    calls: int = 0
+    lead_id: str
+    problem: str
 
 
 @dataclass(frozen=True)
@@ -87,23 +87,34 @@ class FollowUpRequest:
     campaign_id: str
 
 
-@dataclass(frozen=True)
-class OutgoingEmail:
-    to: str
-    to_name: str
-    subject: str
-    text: str
-    html: str
-    tags: dict[str, str] = field(default_factory=dict)
-    headers: dict[str, str] = field(default_factory=dict)
+class Leads(Protocol):
+    """The leads table, whole leads at a time."""
+
+    def get(self, lead_id: str) -> Lead | None:
+        """Raises InvalidLeadDataError when the stored item cannot be read as a lead."""
+        ...
+
+    def put(self, lead: Lead, previous: Lead | None = None) -> bool:
+        """Write a whole lead, only if nobody changed it since `previous` was read (None: only if new)."""
+        ...
+
+    def find_by_email(self, address: str) -> str | None:
+        """The id of a lead with this address (any case), if one exists."""
+        ...
+
+    def scan(self) -> Iterator[Lead | UnreadableLead]:
+        """Every item, page by page (upkeep and statistics only; selection never scans)."""
+        ...
+
+    def set_attributes(self, lead_id: str, values: Mapping[str, Any], previous_updated_at: str | None) -> bool:
+        """Set (or, with None, remove) plain attributes, only if the lead is unchanged."""
+        ...
 
 
-class LeadStore(Protocol):
-    query_stats: QueryStats
+class Schedule(Protocol):
+    """The sparse schedule index, and the conditional moves of a lead along it."""
 
-    def get(self, lead_id: str) -> Lead | None: ...
-
-    def schedule(self, state: ScheduleState, until: str) -> Iterator[ScheduleEntry]:
+    def entries(self, state: ScheduleState, until: str) -> Iterator[ScheduleEntry]:
         """Index rows in `state` whose sort key is at or before `until`, oldest first."""
         ...
 
@@ -119,29 +130,23 @@ class LeadStore(Protocol):
         """Put a claimed lead back to due (or out of the index when `due_at` is None)."""
         ...
 
-    def lock_for_send(self, lead: Lead, stage: FollowUpStage, locked_at: str, campaign_id: str) -> LockResult:
+
+class SendLock(Protocol):
+    """The send lock: the lead and its ledger record for a stage, moved together (one transaction each)."""
+
+    def lock(self, lead: Lead, stage: FollowUpStage, locked_at: str, campaign_id: str) -> LockResult:
         """Create the ledger record for (lead, stage) and take the lead's send lock, atomically,
         only if the lead is still claimed for the stage and unchanged since `lead` was read."""
         ...
 
-    def unlock_send(self, lead_id: str, stage: FollowUpStage) -> None:
+    def unlock(self, lead_id: str, stage: FollowUpStage) -> None:
         """Give the lock back (and drop the ledger record) after a send that certainly did not happen."""
-        ...
-
-    def ledger_record(self, lead_id: str, stage: FollowUpStage) -> LedgerRecord | None: ...
-
-    def reserve_daily_slot(self, day: str, cap: int) -> bool:
-        """Count one send against `day`; False once `cap` are counted."""
-        ...
-
-    def sends_on(self, day: str) -> int:
-        """Sends counted against `day` so far."""
         ...
 
     def record_sent(
         self, lead: Lead, stage: FollowUpStage, sent_at: str, entry: dict[str, Any], next_due: bool
     ) -> bool:
-        """Record a successful send (lead and ledger), guarded by the send lock; False when the lock was lost."""
+        """Record a successful send (lead and ledger), guarded by the lock; False when the lock was lost."""
         ...
 
     def record_failed(self, lead: Lead, stage: FollowUpStage, entry: dict[str, Any]) -> None:
@@ -151,7 +156,7 @@ class LeadStore(Protocol):
     def settle_in_doubt(
         self, lead: Lead, stage: FollowUpStage, locked_at: str, entry: dict[str, Any], next_due: bool, state: str
     ) -> bool:
-        """Record an abandoned send lock as `state` (possibly sent, or sent when SES confirmed it)."""
+        """Record an abandoned lock as `state` (possibly sent, or sent when SES confirmed it)."""
         ...
 
     def repair_from_ledger(
@@ -160,31 +165,56 @@ class LeadStore(Protocol):
         """Bring back in line a lead claimed for a stage the ledger already holds."""
         ...
 
-    def put(self, lead: Lead, previous: Lead | None = None) -> bool:
-        """Write a whole lead, only if nobody changed it since `previous` was read."""
-        ...
 
-    def scan(self) -> Iterator[Lead]: ...
+class SendLedger(Protocol):
+    """The ledger's records read on their own, and what SES events add to them."""
 
-    def confirm_send(self, lead_id: str, stage: FollowUpStage, event: str, message_id: str) -> bool:
-        """Note an SES Send/Delivery on the ledger; True when it turned a possible send into a sent one."""
-        ...
-
-    def reject_after_send(self, lead_id: str, stage: FollowUpStage) -> None: ...
-
-    def suppress(self, email: str, reason: str, at: str) -> None:
-        """Put an address on the suppression list: no lead with it is ever mailed again."""
-        ...
-
-    def is_suppressed(self, email: str) -> bool: ...
+    def record(self, lead_id: str, stage: FollowUpStage) -> LedgerRecord | None: ...
 
     def lead_for_message(self, message_id: str) -> str | None:
         """The lead a sent message (SES message id) went to."""
         ...
 
-    def lead_for_email(self, address: str) -> str | None:
-        """A lead with this address (any case), if one exists."""
+    def confirm(self, lead_id: str, stage: FollowUpStage, event: str, message_id: str) -> bool:
+        """Note an SES Send/Delivery; True when it turned a possible send into a sent one."""
         ...
+
+    def reject_after_send(self, lead_id: str, stage: FollowUpStage) -> None: ...
+
+
+class Quota(Protocol):
+    """The daily send cap, counted across all senders."""
+
+    def reserve(self, day: str, cap: int) -> bool:
+        """Count one send against `day`; False (and nothing counted) once `cap` are counted."""
+        ...
+
+    def used(self, day: str) -> int: ...
+
+
+class Suppression(Protocol):
+    """Addresses that are never mailed again, whichever lead carries them."""
+
+    def suppress(self, email: str, reason: str, at: str) -> None: ...
+
+    def is_suppressed(self, email: str) -> bool: ...
+
+
+Counts = dict[str, int]
+
+
+class Counters(Protocol):
+    """The statistics counters (totals and sends per day)."""
+
+    def apply(self, totals: Counts, days: Counts, checkpoint: tuple[str, str] | None = None) -> None:
+        """Move the counters by a delta; optionally remember a stream position with it."""
+        ...
+
+    def read(self, now: datetime, days_back: int) -> tuple[Counts, Counts]: ...
+
+    def replace(self, totals: Counts, days: Counts) -> None: ...
+
+    def checkpoint(self, shard_id: str) -> str | None: ...
 
 
 class FollowUpQueue(Protocol):
@@ -205,3 +235,15 @@ class MessageWriter(Protocol):
         ...
 
     def write(self, lead: Lead, stage: FollowUpStage, now: datetime) -> FollowUpMessage: ...
+
+
+@dataclass(frozen=True)
+class Stores:
+    """The state a service works on: the leads table and the send-ledger table, by concern."""
+
+    leads: Leads
+    schedule: Schedule
+    send_lock: SendLock
+    ledger: SendLedger
+    quota: Quota
+    suppression: Suppression

@@ -14,20 +14,23 @@ import random
 import threading
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from botocore.exceptions import ClientError
 
-from reengage.aws import client, follow_up_queue, lead_store, ses_mailer
-from reengage.leads import Lead, ScheduleState
-from reengage.ports import LockResult
-from reengage.scheduler import CampaignRequest, CampaignSummary, run_scheduler
-from reengage.sender import FollowUpSender, SendOutcome, process_queue_event
+from reengage import wiring
+from reengage.domain.leads import Lead, ScheduleState
+from reengage.ports import LockResult, Stores
+from reengage.services.scheduler import CampaignRequest, CampaignSummary, run_scheduler
+from reengage.services.sender import FollowUpSender, SendOutcome
 from reengage.settings import Settings
+from tests.conftest import load_handler
+from tests.fakes import template_writer
 
 Hook = Callable[..., None]
+SENDER_FUNCTION = load_handler("sender")
 
 
 class Crash(BaseException):
@@ -86,8 +89,8 @@ def crash(*_: Any) -> None:
     raise Crash()
 
 
-class FaultyStore:
-    """The real lead store, with injection points around the writes that matter."""
+class _Faulty:
+    """A real adapter, with injection points around the calls that matter."""
 
     def __init__(self, real: Any, faults: Faults) -> None:
         self.real = real
@@ -96,11 +99,15 @@ class FaultyStore:
     def __getattr__(self, name: str) -> Any:
         return getattr(self.real, name)
 
+
+class FaultyLeads(_Faulty):
     def get(self, lead_id: str) -> Lead | None:
         self.faults.at("sender.read")
         lead: Lead | None = self.real.get(lead_id)
         return lead
 
+
+class FaultySchedule(_Faulty):
     def claim(self, *args: Any) -> bool:
         self.faults.at("scheduler.before_claim")
         claimed = bool(self.real.claim(*args))
@@ -108,9 +115,11 @@ class FaultyStore:
             self.faults.at("scheduler.after_claim")
         return claimed
 
-    def lock_for_send(self, lead: Lead, *args: Any) -> LockResult:
+
+class FaultySendLock(_Faulty):
+    def lock(self, lead: Lead, *args: Any) -> LockResult:
         self.faults.at("sender.before_lock", lead.id)
-        result: LockResult = self.real.lock_for_send(lead, *args)
+        result: LockResult = self.real.lock(lead, *args)
         if result is LockResult.LOCKED:
             self.faults.at("sender.after_lock")
         return result
@@ -119,6 +128,15 @@ class FaultyStore:
         recorded = bool(self.real.record_sent(*args))
         self.faults.at("sender.after_record")
         return recorded
+
+
+def faulty_stores(real: Stores, faults: Faults) -> Stores:
+    return replace(
+        real,
+        leads=FaultyLeads(real.leads, faults),
+        schedule=FaultySchedule(real.schedule, faults),
+        send_lock=FaultySendLock(real.send_lock, faults),
+    )
 
 
 class FaultyMailer:
@@ -140,13 +158,14 @@ class Pipeline:
         self.settings = settings
         self.faults = faults or Faults()
         self.now = datetime.now(UTC)
-        self.store = FaultyStore(lead_store(settings), self.faults)
-        self.queue = follow_up_queue(settings)
-        self.sqs = client("sqs")
-        real_mailer = ses_mailer(settings)
-        real_mailer.client.meta.events.register("before-call.sesv2.SendEmail", self._ses_hook)
+        self.real_stores = wiring.stores(settings)
+        self.stores = faulty_stores(self.real_stores, self.faults)
+        self.queue = wiring.follow_up_queue(settings)
+        self.sqs = wiring.client("sqs")
+        real_mailer = wiring.ses_mailer(settings)
+        real_mailer.client.meta.events.register("before-call.sesv2.SendEmail", self._ses_hook)  # type: ignore[attr-defined]
         self.mailer = FaultyMailer(real_mailer, self.faults)
-        self.sender = FollowUpSender(self.store, self.mailer, settings, clock=lambda: self.now)
+        self.sender = FollowUpSender(self.stores, self.mailer, template_writer(), settings, clock=lambda: self.now)
         self.context = Context()
         self.crashes = 0
         self.outcomes: list[SendOutcome] = []
@@ -158,7 +177,7 @@ class Pipeline:
     def schedule(self, time_left_ms: Callable[[], int] = lambda: 300_000) -> CampaignSummary | None:
         try:
             return run_scheduler(
-                self.store,
+                self.stores,
                 self.queue,
                 CampaignRequest(self.settings.days_between_followups),
                 self.settings,
@@ -189,12 +208,12 @@ class Pipeline:
                 return
             event = _as_event(messages)
             try:
-                response, outcomes = process_queue_event(
+                response, outcomes = SENDER_FUNCTION.handle_batch(
                     event, self.context, self.sender, lambda handle, delay: self._retry_now(handle)
                 )
                 if rng.random() < duplicate_chance:
                     # At-least-once delivery: the same batch again.
-                    _, again = process_queue_event(event, self.context, self.sender)
+                    _, again = SENDER_FUNCTION.handle_batch(event, self.context, self.sender)
                     outcomes = outcomes + again
             except Crash:
                 self.crashes += 1
@@ -238,7 +257,7 @@ class Pipeline:
         )
 
     def leads(self) -> list[Lead]:
-        return list(self.store.real.scan())
+        return [item for item in self.real_stores.leads.scan() if isinstance(item, Lead)]
 
 
 def _as_event(messages: list[dict[str, Any]]) -> dict[str, Any]:

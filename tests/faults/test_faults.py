@@ -14,8 +14,9 @@ from typing import Any
 import boto3
 import pytest
 
-from reengage.aws import lead_store
-from reengage_cli.importer import import_leads
+from reengage import wiring
+from reengage.domain.leads import FollowUpPolicy
+from reengage_cli.importer import import_file
 from tests.conftest import Emulator
 from tests.faults.harness import Crash, Faults, Pipeline, check_invariants, crash, ses_throttling
 from tests.integration.test_pipeline import lead_row, write_leads
@@ -35,7 +36,7 @@ def seed(aws: Emulator, tmp_path: Path, pipeline: Pipeline) -> tuple[set[str], s
         extra: dict[str, Any] = dict(INELIGIBLE[number - DUE]) if number >= DUE else {}
         rows.append(lead_row(number, days=int(extra.pop("last_contacted_days", 9)), **extra))
     path = write_leads(tmp_path, rows)
-    report = import_leads(lead_store(aws.settings), path, pipeline.now, 2)
+    report = import_file(wiring.stores(aws.settings).leads, path, pipeline.now, FollowUpPolicy())
     assert report.rejected == []
     due = {row["email"] for row in rows[:DUE]}
     return due, {row["email"] for row in rows[DUE:]}
@@ -62,11 +63,11 @@ def throttle_dynamodb(pipeline: Pipeline) -> None:
     def hook(**_: Any) -> None:
         pipeline.faults.at("dynamodb.transact")
 
-    pipeline.store.real._connection = None
+    pipeline.real_stores.send_lock._connection = None  # type: ignore[attr-defined]
     pipeline.faults.once("dynamodb.transact", _throughput_exceeded)
     connection = __import__("pynamodb.connection", fromlist=["Connection"]).Connection()
     connection.client.meta.events.register("before-call.dynamodb.TransactWriteItems", hook)
-    pipeline.store.real._connection = connection
+    pipeline.real_stores.send_lock._connection = connection  # type: ignore[attr-defined]
 
 
 def _throughput_exceeded(*_: Any) -> None:

@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 
-from reengage.leads import STAGE_ORDER, ResponseStatus, SkipReason
+from reengage.domain.leads import STAGE_ORDER, ResponseStatus, SkipReason
 from reengage.observability import METRICS, METRICS_NAMESPACE
-from reengage_cli.cfn import load_template
+from reengage_cli.emulator.template import load_template
 from tests.conftest import Emulator, FakeLambdaContext, load_event, load_handler
 from tests.integration.test_pipeline import as_sqs_event, lead_row, receive_all, seed
 

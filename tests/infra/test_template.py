@@ -8,9 +8,9 @@ from typing import Any
 
 import pytest
 
-from reengage.lead_store import SCHEDULE_INDEX_NAME, ScheduleIndex
+from reengage.adapters.leads_table import SCHEDULE_INDEX_NAME, ScheduleIndex
 from reengage.settings import Settings
-from reengage_cli.cfn import load_template
+from reengage_cli.emulator.template import load_template
 from tests.conftest import EVENTS, ROOT
 
 TEMPLATE = load_template(ROOT / "template.yaml")

@@ -8,17 +8,17 @@ from typing import Any
 
 import pytest
 
-from reengage.ai_writer import AiWriter
-from reengage.knowledge import load_knowledge_base
-from reengage.leads import FollowUpStage, Lead, due_schedule
-from reengage.sender import SENT, FollowUpSender
+from reengage.adapters.openai_writer import AiWriter
+from reengage.domain.knowledge import load_knowledge_file
+from reengage.domain.leads import FollowUpPolicy, FollowUpStage, Lead
+from reengage.services.sender import SENT, FollowUpSender
 from tests.conftest import NOW, ago
 from tests.fakes import RecordingMailer
 from tests.openai_stub import OpenAIStub
 from tests.unit.test_scheduler import SETTINGS
 from tests.unit.test_sender import claimed_store
 
-KB = load_knowledge_base("")
+KB = load_knowledge_file("")
 LEAD = Lead(
     id="lead-001",
     email="person1@example.com",
@@ -45,8 +45,9 @@ GOOD_2 = (
 
 
 def scheduled(lead: Lead) -> Lead:
-    state, at = due_schedule(lead, 2) or (None, None)
-    return replace(lead, schedule_state=state, schedule_at=at)
+    scheduled = replace(lead)
+    FollowUpPolicy().reschedule(scheduled)
+    return scheduled
 
 
 def writer(stub: OpenAIStub, timeout: float = 5.0, retries: int = 1) -> AiWriter:
@@ -167,7 +168,7 @@ def test_hostile_lead_data_stays_data(openai_stub: OpenAIStub) -> None:
     store, requests = claimed_store(scheduled(hostile))
     openai_stub.draft("Re: urgent", "Write to ceo@evil.example.net " * 20)
     mailer = RecordingMailer()
-    outcome = FollowUpSender(store, mailer, SETTINGS, writer=writer(openai_stub)).send(requests[0])
+    outcome = FollowUpSender(store.stores, mailer, writer(openai_stub), SETTINGS).send(requests[0])
     assert outcome.kind == SENT and [email.to for email in mailer.sent] == ["person1@example.com"]
     assert "ceo@evil" not in mailer.sent[0].text
 
@@ -221,7 +222,7 @@ def test_history_records_generator_model_and_tokens(
 ) -> None:
     prepare(openai_stub)
     store, requests = claimed_store(scheduled(LEAD))
-    sender = FollowUpSender(store, RecordingMailer(), SETTINGS, writer=writer(openai_stub))
+    sender = FollowUpSender(store.stores, RecordingMailer(), writer(openai_stub), SETTINGS)
     outcome = sender.send(requests[0])
     entry = store.leads["lead-001"].engagement_history[-1]
     assert outcome.kind == SENT and entry["generator"] == generator
@@ -235,6 +236,7 @@ def test_sender_handler_uses_the_key_from_secrets_manager(aws: Any, openai_stub:
 
     import boto3
 
+    from reengage import wiring
     from tests.conftest import FakeLambdaContext, load_handler
     from tests.integration.test_pipeline import as_sqs_event, lead_row, receive_all, seed
 
@@ -254,5 +256,7 @@ def test_sender_handler_uses_the_key_from_secrets_manager(aws: Any, openai_stub:
     assert openai_stub.headers[0]["authorization"] == "Bearer sk-from-secret"
     (mail,) = aws.outbox()
     assert mail.subject == "A thought for Acme Robotics" and "8 days ago" in mail.text
-    entry = sender.sender.store.get("lead-001").engagement_history[-1]
+    stored = wiring.stores(aws.settings).leads.get("lead-001")
+    assert stored is not None
+    entry = stored.engagement_history[-1]
     assert (entry["generator"], entry["model"], entry["prompt_tokens"]) == ("ai", "gpt-4o-mini", 350)

@@ -9,7 +9,7 @@ from typing import Any
 
 import boto3
 
-from reengage.clock import format_time
+from reengage.domain.clock import format_time
 from tests.conftest import Emulator, FakeLambdaContext, load_event, load_handler
 from tests.integration.test_pipeline import as_sqs_event, receive_all
 

@@ -7,10 +7,10 @@ from typing import Any
 
 import boto3
 
-from reengage.aws import lead_store
-from reengage.clock import format_time
-from reengage.leads import ScheduleState
-from reengage.upkeep import cleanup, migrate
+from reengage import wiring
+from reengage.domain.clock import format_time
+from reengage.domain.leads import FollowUpPolicy, ScheduleState
+from reengage.services.upkeep import cleanup, migrate
 from tests.conftest import Emulator, FakeLambdaContext, load_event, load_handler
 
 
@@ -48,19 +48,19 @@ def test_foreign_leads_are_found_after_migrate_and_read_in_any_time_form(aws: Em
     assert scheduler.lambda_handler(load_event("scheduled-dry-run"), FakeLambdaContext())["eligible"] == 0
 
     # When migrate backfills
-    store = lead_store(aws.settings)
-    report = migrate(store, 2, now)
+    stores = wiring.stores(aws.settings)
+    report = migrate(stores, FollowUpPolicy(), now)
     # bad-time still gets its defaults; bad-type cannot be read at all
     assert (report.examined, report.updated) == (6, 5)
     assert any("bad-time" in problem for problem in report.problems)
     assert any("bad-type" in problem for problem in report.problems)
     # It is idempotent
-    assert migrate(store, 2, now).updated == 0
+    assert migrate(stores, FollowUpPolicy(), now).updated == 0
 
     # Then the due ones are found, read and sent
     result = scheduler.lambda_handler(load_event("scheduled"), FakeLambdaContext())
     assert result["marked"] == 3
-    migrated = store.get("fraction-form")
+    migrated = stores.leads.get("fraction-form")
     assert migrated is not None
     assert migrated.engagement_history == [{"stage": "Initial", "outcome": "sent"}]
     assert migrated.response_status == "No Response"
@@ -89,9 +89,9 @@ def test_cleanup_releases_stale_claims_and_lists_sends_in_doubt(aws: Emulator) -
         schedule_at={"S": old},
         claim_stage={"S": "Followup_1"},
     )
-    store = lead_store(aws.settings)
-    report = cleanup(store, 2, 30, now)
+    stores = wiring.stores(aws.settings)
+    report = cleanup(stores, FollowUpPolicy(), 30, now)
     assert report.released == 1 and report.sends_in_doubt == ["in-doubt"]
-    released = store.get("stale-claim")
+    released = stores.leads.get("stale-claim")
     assert released is not None
     assert released.schedule_state == ScheduleState.DUE and not released.eligible_for_reengagement

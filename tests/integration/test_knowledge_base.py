@@ -8,7 +8,8 @@ from pathlib import Path
 import boto3
 import pytest
 
-from reengage.knowledge import BUNDLED, KnowledgeBaseError, load_knowledge_base
+from reengage.adapters.parameters import load_knowledge_base
+from reengage.domain.knowledge import BUNDLED, KnowledgeBaseError
 from tests.conftest import Emulator
 
 

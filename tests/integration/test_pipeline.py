@@ -10,10 +10,9 @@ from typing import Any
 
 import boto3
 
-from reengage.aws import lead_store
-from reengage.leads import ScheduleState
-from reengage.ports import QueryStats
-from reengage_cli.importer import import_leads
+from reengage import wiring
+from reengage.domain.leads import FollowUpPolicy, ScheduleState
+from reengage_cli.importer import import_file
 from tests.conftest import NOW, Emulator, FakeLambdaContext, ago, load_event, load_handler
 
 
@@ -37,7 +36,8 @@ def lead_row(number: int, days: float = 8, **changes: Any) -> dict[str, Any]:
 
 
 def seed(aws: Emulator, tmp_path: Path, rows: list[dict[str, Any]]) -> None:
-    report = import_leads(lead_store(aws.settings), write_leads(tmp_path, rows), NOW.now(NOW.tzinfo), 2)
+    leads = wiring.stores(aws.settings).leads
+    report = import_file(leads, write_leads(tmp_path, rows), NOW.now(NOW.tzinfo), FollowUpPolicy())
     assert report.rejected == []
 
 
@@ -99,8 +99,8 @@ def test_due_leads_get_one_follow_up_each_end_to_end(aws: Emulator, tmp_path: Pa
     assert by_to["Person 1 <person1@example.com>"].html.startswith("<html>")
 
     # And stage, status and history are recorded on the leads
-    store = lead_store(aws.settings)
-    first, second = store.get("lead-001"), store.get("lead-002")
+    leads = wiring.stores(aws.settings).leads
+    first, second = leads.get("lead-001"), leads.get("lead-002")
     assert first is not None and second is not None
     assert (first.follow_up_stage, first.schedule_state, first.eligible_for_reengagement) == (
         "Followup_1",
@@ -181,11 +181,11 @@ def test_selection_queries_the_sparse_index_and_never_scans(aws: Emulator, tmp_p
     rows = [lead_row(n, days=2) for n in range(1, 55)] + [lead_row(n) for n in range(55, 61)]
     seed(aws, tmp_path, rows)
     scheduler = load_handler("scheduler")
-    scheduler.store.query_stats = QueryStats()
     result = scheduler.lambda_handler(load_event("scheduled"), FakeLambdaContext())
     assert result["marked"] == 6
     # Only the due rows were read: the range condition stops at the cut-off.
-    assert scheduler.store.query_stats.items_examined == 6
+    _, stores, _ = scheduler._deployment()
+    assert stores.schedule.query_stats.items_examined == 6
 
 
 def test_invalid_scheduled_event_is_reported_not_raised(aws: Emulator) -> None:
@@ -204,5 +204,5 @@ def test_a_lead_converted_after_its_claim_is_skipped(aws: Emulator, tmp_path: Pa
     )
     load_handler("sender").lambda_handler(as_sqs_event(receive_all(aws.settings.queue_url)), FakeLambdaContext())
     assert [mail.to for mail in aws.outbox()] == ["Person 1 <person1@example.com>"]
-    stored = lead_store(aws.settings).get("lead-002")
+    stored = wiring.stores(aws.settings).leads.get("lead-002")
     assert stored is not None and stored.schedule_state is None and not stored.eligible_for_reengagement

@@ -8,9 +8,9 @@ from typing import Any
 import boto3
 import pytest
 
-from reengage.aws import lead_store
-from reengage.leads import FollowUpStage, ScheduleState
-from reengage.replies import classify
+from reengage import wiring
+from reengage.domain.leads import FollowUpStage, ScheduleState
+from reengage.domain.replies import classify
 from tests.conftest import EVENTS, Emulator, FakeLambdaContext, load_event, load_handler
 from tests.integration.test_pipeline import as_sqs_event, lead_row, receive_all, seed
 from tests.openai_stub import Reply
@@ -23,7 +23,7 @@ def sent_lead(aws: Emulator, tmp_path: Path) -> str:
     seed(aws, tmp_path, [lead_row(1, email="emma.watson@healthtechlabs.io", name="Emma Watson")])
     load_handler("scheduler").lambda_handler(load_event("scheduled"), FakeLambdaContext())
     load_handler("sender").lambda_handler(as_sqs_event(receive_all(aws.settings.queue_url)), FakeLambdaContext())
-    record = lead_store(aws.settings).ledger_record("lead-001", FollowUpStage.FOLLOWUP_1)
+    record = wiring.stores(aws.settings).ledger.record("lead-001", FollowUpStage.FOLLOWUP_1)
     assert record is not None and record.message_id
     return record.message_id
 
@@ -43,7 +43,7 @@ def test_a_real_reply_stops_the_sequence(aws: Emulator, tmp_path: Path) -> None:
     ses_id = sent_lead(aws, tmp_path)
     # The follow-up told the lead where to reply
     assert deliver(inbound("inbound-reply.eml", ses_id)) == {"reply_interested": 1}
-    lead = lead_store(aws.settings).get("lead-001")
+    lead = wiring.stores(aws.settings).leads.get("lead-001")
     assert lead is not None and lead.response_status == "Interested" and lead.schedule_state is None
     assert lead.engagement_history[-1]["matched_by"] == "thread"
 
@@ -51,7 +51,7 @@ def test_a_real_reply_stops_the_sequence(aws: Emulator, tmp_path: Path) -> None:
 def test_an_out_of_office_reply_does_not(aws: Emulator, tmp_path: Path) -> None:
     ses_id = sent_lead(aws, tmp_path)
     assert deliver(inbound("inbound-out-of-office.eml", ses_id)) == {"automatic_ignored": 1}
-    lead = lead_store(aws.settings).get("lead-001")
+    lead = wiring.stores(aws.settings).leads.get("lead-001")
     assert lead is not None and lead.response_status == "No Response" and lead.schedule_state == ScheduleState.DUE
 
 
@@ -59,7 +59,7 @@ def test_a_reply_without_thread_headers_is_matched_by_sender(aws: Emulator, tmp_
     sent_lead(aws, tmp_path)
     raw = inbound("inbound-reply.eml", "unknown-id").replace("Let's talk", "No thanks, we are not interested")
     assert deliver(raw) == {"reply_rejected": 1}
-    lead = lead_store(aws.settings).get("lead-001")
+    lead = wiring.stores(aws.settings).leads.get("lead-001")
     assert lead is not None and lead.response_status == "Rejected"
     assert lead.engagement_history[-1]["matched_by"] == "sender"
 
@@ -94,7 +94,7 @@ def test_classification(text: str, status: str) -> None:
 
 
 def test_ai_classifies_replies_when_configured_and_keywords_back_it_up(openai_stub: Any) -> None:
-    from reengage.ai_writer import AiReplyClassifier
+    from reengage.adapters.openai_writer import AiReplyClassifier
     from tests.integration.test_ai_writer import writer
 
     classifier = AiReplyClassifier(writer(openai_stub, retries=0), classify)
@@ -116,7 +116,7 @@ def test_a_reply_quoting_our_own_message_id_matches_strictly(aws: Emulator, tmp_
     raw = inbound("inbound-reply.eml", "x").replace("<x@email.amazonses.com>", own_id)
     raw = raw.replace("emma.watson@healthtechlabs.io", "forwarded@else.example")  # not the lead's address
     assert deliver(raw) == {"reply_interested": 1}
-    lead = lead_store(aws.settings).get("lead-001")
+    lead = wiring.stores(aws.settings).leads.get("lead-001")
     assert lead is not None and lead.engagement_history[-1]["matched_by"] == "thread"
     # A made-up id in our format for a stage never sent matches nothing
     forged = raw.replace(own_id, "<rg.lead-001.Followup_2.abc@example.com>")

@@ -8,9 +8,10 @@ from typing import Any
 
 import pytest
 
-from reengage.aws import lead_store
-from reengage.leads import FollowUpStage, ScheduleState
-from reengage.ses_events import decode_tag, encode_tag, parse_notification
+from reengage import wiring
+from reengage.domain.correlation import decode_tag, encode_tag
+from reengage.domain.leads import FollowUpStage, ScheduleState
+from reengage.domain.ses_events import parse_notification
 from tests.conftest import Emulator, FakeLambdaContext, load_event, load_handler
 from tests.integration.test_pipeline import as_sqs_event, lead_row, receive_all, seed
 
@@ -34,27 +35,27 @@ def test_hard_bounces_and_complaints_stop_and_suppress(
 ) -> None:
     sent_lead(aws, tmp_path)
     assert feedback(load_event(fixture)) == {outcome: 1}
-    store = lead_store(aws.settings)
-    lead = store.get("lead-001")
+    stores = wiring.stores(aws.settings)
+    lead = stores.leads.get("lead-001")
     assert lead is not None and lead.response_status == status and lead.suppressed
     assert lead.schedule_state is None  # no Followup_2
-    assert store.is_suppressed("person1@example.com")
+    assert stores.suppression.is_suppressed("person1@example.com")
 
 
 def test_soft_bounce_is_counted_only(aws: Emulator, tmp_path: Path) -> None:
     sent_lead(aws, tmp_path)
     assert feedback(load_event("ses-soft-bounce")) == {"soft_bounce": 1}
-    lead = lead_store(aws.settings).get("lead-001")
+    lead = wiring.stores(aws.settings).leads.get("lead-001")
     assert lead is not None and lead.response_status == "No Response" and lead.schedule_state == ScheduleState.DUE
 
 
 def test_delivery_confirms_and_resolves_a_possible_send(aws: Emulator, tmp_path: Path) -> None:
     sent_lead(aws, tmp_path)
     assert feedback(load_event("ses-delivery")) == {"delivery": 1}
-    store = lead_store(aws.settings)
-    lead = store.get("lead-001")
+    stores = wiring.stores(aws.settings)
+    lead = stores.leads.get("lead-001")
     assert lead is not None and lead.engagement_history[-1]["outcome"] == "delivered"
-    record = store.ledger_record("lead-001", FollowUpStage.FOLLOWUP_1)
+    record = stores.ledger.record("lead-001", FollowUpStage.FOLLOWUP_1)
     assert record is not None and record.state == "sent" and record.confirmed == "Delivery"
 
 
@@ -71,10 +72,10 @@ def test_a_delivery_resolves_a_send_recorded_as_possibly_sent(aws: Emulator, tmp
         ExpressionAttributeValues={":p": {"S": "possibly_sent"}},
     )
     assert feedback(load_event("ses-delivery")) == {"possibly_sent_resolved": 1}
-    store = lead_store(aws.settings)
-    record = store.ledger_record("lead-001", FollowUpStage.FOLLOWUP_1)
+    stores = wiring.stores(aws.settings)
+    record = stores.ledger.record("lead-001", FollowUpStage.FOLLOWUP_1)
     assert record is not None and record.state == "sent"
-    lead = store.get("lead-001")
+    lead = stores.leads.get("lead-001")
     assert lead is not None and lead.engagement_history[-1]["outcome"] == "confirmed_sent"
 
 

@@ -3,18 +3,27 @@
 from __future__ import annotations
 
 import json
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import boto3
 
-from reengage.aws import lead_store, stats_store
-from reengage.clock import utc_now
-from reengage.stats import compute_statistics, statistics
+from reengage import wiring
+from reengage.domain.clock import utc_now
+from reengage.domain.leads import Lead
+from reengage.domain.stats import statistics, tally
+from reengage.settings import Settings
 from tests.conftest import ROOT, Emulator, FakeLambdaContext, load_event, load_handler
 from tests.infra.test_dashboard import stream_event
 from tests.integration.test_cli import reengage
 from tests.integration.test_pipeline import as_sqs_event, lead_row, receive_all, seed
+
+
+def counted(settings: Settings, now: datetime) -> dict[str, Any]:
+    """The statistics from counting every lead in the table."""
+    leads = [item for item in wiring.stores(settings).leads.scan() if isinstance(item, Lead)]
+    return statistics(*tally(leads), now)
 
 
 def run_campaign(aws: Emulator) -> None:
@@ -31,9 +40,9 @@ def test_counters_from_the_stream_match_a_full_count(aws: Emulator, tmp_path: Pa
     response = load_handler("counters").lambda_handler(stream_event(aws), FakeLambdaContext())
     assert response["records"] > 6
     now = utc_now()
-    from_counters = statistics(*stats_store(aws.settings).read(now), now)
+    from_counters = statistics(*wiring.counters(aws.settings).read(now, 7), now)
     # Then the counters agree with counting every lead
-    assert from_counters == compute_statistics(lead_store(aws.settings).scan(), now)
+    assert from_counters == counted(aws.settings, now)
     assert from_counters["total_leads"] == 5 and from_counters["recent_reengagements"] == 4
     assert from_counters["by_followup_stage"] == {"Followup_1": 5}
     assert from_counters["reengagement_success_rate"] == round(1 / 5, 4)
@@ -44,7 +53,7 @@ def test_status_reads_counters_and_rebuild_recomputes_them(aws: Emulator, tmp_pa
     assert reengage("import", str(sample)).returncode == 0
     assert reengage("run", "--limit", "4").returncode == 0
     status = json.loads(reengage("status", "--json").stdout)
-    assert status == compute_statistics(lead_store(aws.settings).scan(), utc_now())
+    assert status == counted(aws.settings, utc_now())
     # Another system writes straight to the table, bypassing nothing: the stream sees it too
     boto3.client("dynamodb").update_item(
         TableName=aws.settings.leads_table_name,
@@ -55,7 +64,7 @@ def test_status_reads_counters_and_rebuild_recomputes_them(aws: Emulator, tmp_pa
     again = json.loads(reengage("status", "--json").stdout)
     assert again["by_response_status"]["Converted"] == status["by_response_status"]["Converted"] + 1
     # Counters knocked off by hand are put right by a rebuild
-    stats_store(aws.settings).apply({"total": 1000}, {})
+    wiring.counters(aws.settings).apply({"total": 1000}, {})
     assert json.loads(reengage("status", "--json").stdout)["total_leads"] == 1030
     rebuilt = json.loads(reengage("status", "--rebuild", "--json").stdout)
     assert rebuilt == again
@@ -79,7 +88,7 @@ def test_sample_stream_event_and_cleanup_handler(aws: Emulator) -> None:
         load_event("stream-lead-changes"), FakeLambdaContext()
     )
     assert response["records"] == 2
-    totals, _ = stats_store(aws.settings).read(utc_now())
+    totals, _ = wiring.counters(aws.settings).read(utc_now(), 7)
     assert totals["total"] == 1 and totals["waiting"] == 1 and totals["response:Converted"] == 1
     assert totals["response:No Response"] == 0
     cleaned = load_handler("cleanup").lambda_handler(load_event("weekly-cleanup"), FakeLambdaContext())

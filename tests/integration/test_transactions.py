@@ -4,30 +4,32 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from reengage.aws import follow_up_queue, lead_store
-from reengage.clock import format_time, utc_now
-from reengage.leads import FollowUpStage, ScheduleState
+from reengage import wiring
+from reengage.domain.clock import format_time, utc_now
+from reengage.domain.leads import FollowUpStage, ScheduleState
 from reengage.ports import LockResult
-from reengage.scheduler import CampaignRequest, run_scheduler
+from reengage.services.scheduler import CampaignRequest, run_scheduler
 from tests.conftest import Emulator
 from tests.integration.test_pipeline import lead_row, seed
 
 
 def test_a_cancelled_lock_leaves_the_lead_and_the_stream_as_they_were(aws: Emulator, tmp_path: Path) -> None:
     seed(aws, tmp_path, [lead_row(1)])
-    store = lead_store(aws.settings)
-    run_scheduler(store, follow_up_queue(aws.settings), CampaignRequest(7), aws.settings, utc_now())
-    claimed = store.get("lead-001")
+    stores = wiring.stores(aws.settings)
+    run_scheduler(stores, wiring.follow_up_queue(aws.settings), CampaignRequest(7), aws.settings, utc_now())
+    claimed = stores.leads.get("lead-001")
     assert claimed is not None and claimed.schedule_state == ScheduleState.CLAIMED
     now = format_time(utc_now())
-    assert store.lock_for_send(claimed, FollowUpStage.FOLLOWUP_1, now, "c") is LockResult.LOCKED
-    store.unlock_send("lead-001", FollowUpStage.FOLLOWUP_1)
-    assert store.ledger_record("lead-001", FollowUpStage.FOLLOWUP_1) is None
+    assert stores.send_lock.lock(claimed, FollowUpStage.FOLLOWUP_1, now, "c") is LockResult.LOCKED
+    stores.send_lock.unlock("lead-001", FollowUpStage.FOLLOWUP_1)
+    assert stores.ledger.record("lead-001", FollowUpStage.FOLLOWUP_1) is None
     # Given a ledger record that already exists (another system reset the lead's stage, say)
-    assert store.lock_for_send(claimed, FollowUpStage.FOLLOWUP_1, now, "c") is LockResult.LOCKED
-    settling = store.get("lead-001")
+    assert stores.send_lock.lock(claimed, FollowUpStage.FOLLOWUP_1, now, "c") is LockResult.LOCKED
+    settling = stores.leads.get("lead-001")
     assert settling is not None
-    store.settle_in_doubt(settling, FollowUpStage.FOLLOWUP_1, now, {"outcome": "possibly_sent"}, True, "possibly_sent")
+    stores.send_lock.settle_in_doubt(
+        settling, FollowUpStage.FOLLOWUP_1, now, {"outcome": "possibly_sent"}, True, "possibly_sent"
+    )
     import boto3
 
     boto3.client("dynamodb").update_item(
@@ -36,16 +38,16 @@ def test_a_cancelled_lock_leaves_the_lead_and_the_stream_as_they_were(aws: Emula
         UpdateExpression="SET schedule_state = :c, claim_stage = :s REMOVE follow_up_stage",
         ExpressionAttributeValues={":c": {"S": "claimed"}, ":s": {"S": "Followup_1"}},
     )
-    before = store.get("lead-001")
+    before = stores.leads.get("lead-001")
     assert before is not None
     # When the lock transaction is cancelled by the ledger's condition
-    result = store.lock_for_send(before, FollowUpStage.FOLLOWUP_1, format_time(utc_now()), "c2")
+    result = stores.send_lock.lock(before, FollowUpStage.FOLLOWUP_1, format_time(utc_now()), "c2")
     # Then nothing of it was applied: the lead is still claimed, not sending
     assert result is LockResult.ALREADY_RECORDED
-    after = store.get("lead-001")
+    after = stores.leads.get("lead-001")
     assert after is not None and (after.schedule_state, after.schedule_at) == (
         before.schedule_state,
         before.schedule_at,
     )
-    record = store.ledger_record("lead-001", FollowUpStage.FOLLOWUP_1)
+    record = stores.ledger.record("lead-001", FollowUpStage.FOLLOWUP_1)
     assert record is not None and record.state == "possibly_sent"

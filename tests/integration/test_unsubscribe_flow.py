@@ -7,7 +7,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from reengage.aws import lead_store
+from reengage import wiring
 from tests.conftest import Emulator, FakeLambdaContext, load_event, load_handler
 from tests.integration.test_pipeline import as_sqs_event, lead_row, receive_all, seed
 
@@ -32,7 +32,7 @@ def test_one_click_post_stops_the_sequence(aws: Emulator, tmp_path: Path) -> Non
     request = urllib.request.Request(url, data=b"List-Unsubscribe=One-Click", method="POST")
     with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310 - loopback emulator
         assert response.status == 200 and response.geturl() == url
-    lead = lead_store(aws.settings).get("lead-001")
+    lead = wiring.stores(aws.settings).leads.get("lead-001")
     assert lead is not None and lead.response_status == "Unsubscribed" and lead.suppressed
     # A forged token is refused and changes nothing
     forged = url.replace("lead=lead-001", "lead=lead-002")
@@ -41,7 +41,7 @@ def test_one_click_post_stops_the_sequence(aws: Emulator, tmp_path: Path) -> Non
         raise AssertionError("a forged link was accepted")
     except urllib.error.HTTPError as error:
         assert error.code == 403
-    other = lead_store(aws.settings).get("lead-002")
+    other = wiring.stores(aws.settings).leads.get("lead-002")
     assert other is not None and other.response_status == "No Response"
 
 
@@ -54,7 +54,7 @@ def test_unsubscribe_function_handles_the_function_url_event(aws: Emulator, tmp_
     event["queryStringParameters"] = {"lead": "lead-001", "token": token}
     response = load_handler("unsubscribe").lambda_handler(event, FakeLambdaContext())
     assert response["statusCode"] == 200 and "Location" not in response["headers"]
-    lead = lead_store(aws.settings).get("lead-001")
+    lead = wiring.stores(aws.settings).leads.get("lead-001")
     assert lead is not None and lead.response_status == "Unsubscribed"
     sample = load_handler("unsubscribe").lambda_handler(load_event("unsubscribe-one-click"), FakeLambdaContext())
     assert sample["statusCode"] == 403  # the sample event's placeholder token is not a real one

@@ -7,16 +7,15 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from reengage.clock import InvalidTimeError, canonical, parse_time
-from reengage.leads import (
+from reengage.domain.clock import InvalidTimeError, canonical, parse_time
+from reengage.domain.leads import (
+    FollowUpPolicy,
     FollowUpStage,
     Lead,
+    ScheduleKey,
     ScheduleState,
     SkipReason,
-    due_schedule,
-    due_verdict,
     email_problem,
-    next_stage,
 )
 from tests.conftest import NOW, ago
 
@@ -33,7 +32,7 @@ DUE = Lead(
 
 
 def verdict(lead: Lead, days: int = 7, max_followups: int = 2):
-    return due_verdict(lead, NOW, days, max_followups)
+    return FollowUpPolicy(days, max_followups).due(lead, NOW)
 
 
 @pytest.mark.parametrize(
@@ -88,7 +87,7 @@ def test_days_since_contact_is_a_parameter():
 def test_max_followups_one_ends_after_first_stage():
     lead = replace(DUE, follow_up_stage="Followup_1")
     assert verdict(lead, max_followups=1).reason is SkipReason.SEQUENCE_COMPLETE
-    assert next_stage(None, 1).stage is FollowUpStage.FOLLOWUP_1
+    assert FollowUpPolicy(max_followups=1).next_stage(None).stage is FollowUpStage.FOLLOWUP_1
 
 
 @pytest.mark.parametrize(
@@ -121,11 +120,25 @@ def test_unparseable_time_is_a_clear_error():
 
 
 def test_schedule_keys_only_for_leads_that_can_still_get_a_follow_up():
-    assert due_schedule(DUE, 2) == (ScheduleState.DUE, canonical(DUE.last_contacted or ""))
-    assert due_schedule(replace(DUE, response_status="Converted"), 2) is None
-    assert due_schedule(replace(DUE, follow_up_stage="Followup_2"), 2) is None
+    policy = FollowUpPolicy()
+    assert policy.schedule_key(DUE) == ScheduleKey(ScheduleState.DUE, canonical(DUE.last_contacted or ""))
+    assert policy.schedule_key(replace(DUE, response_status="Converted")) is None
+    assert policy.schedule_key(replace(DUE, follow_up_stage="Followup_2")) is None
     # Time does not matter for the index: a lead contacted yesterday waits in it.
-    assert due_schedule(replace(DUE, last_contacted=ago(days=1)), 2) is not None
+    assert policy.schedule_key(replace(DUE, last_contacted=ago(days=1))) is not None
+
+
+def test_the_scheduler_cutoff_and_due_agree_at_the_boundary():
+    # Given a lead contacted exactly seven days ago, and one a second later
+    policy = FollowUpPolicy(days_between_followups=7)
+    exactly = replace(DUE, last_contacted=ago(days=7))
+    later = replace(DUE, last_contacted=(NOW - timedelta(days=7) + timedelta(seconds=1)).isoformat())
+    # Then the index range read and due() give the same answer for both
+    for lead, expected in ((exactly, True), (later, False)):
+        key = policy.schedule_key(lead)
+        assert key is not None
+        assert (key.at <= policy.due_cutoff(NOW)) is expected
+        assert policy.due(lead, NOW).due is expected
 
 
 @pytest.mark.parametrize(

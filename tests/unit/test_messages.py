@@ -7,13 +7,13 @@ from dataclasses import replace
 
 import pytest
 
-from reengage.knowledge import load_knowledge_base
-from reengage.leads import FollowUpStage, Lead
-from reengage.messages import render_follow_up
-from reengage.quality import check_follow_up
+from reengage.domain.knowledge import load_knowledge_file
+from reengage.domain.leads import FollowUpStage, Lead
+from reengage.domain.messages import render_follow_up
+from reengage.domain.quality import check_follow_up
 from tests.conftest import NOW, ago
 
-KB = replace(load_knowledge_base(""), signature="Sam Seller\nNorthbeam Ops")
+KB = replace(load_knowledge_file(""), signature="Sam Seller\nNorthbeam Ops")
 LEAD = Lead(
     id="lead-7",
     email="ana@example.com",

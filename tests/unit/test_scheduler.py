@@ -7,12 +7,12 @@ from datetime import timedelta
 
 import pytest
 
-from reengage.clock import format_time
-from reengage.leads import FollowUpStage, Lead, ScheduleState, due_schedule
-from reengage.scheduler import CampaignRequest, InvalidCampaignRequestError, run_scheduler
+from reengage.domain.clock import format_time
+from reengage.domain.leads import FollowUpPolicy, FollowUpStage, Lead, ScheduleState
+from reengage.services.scheduler import CampaignRequest, InvalidCampaignRequestError, run_scheduler
 from reengage.settings import Settings
 from tests.conftest import NOW, ago
-from tests.fakes import InMemoryLeadStore, RecordingQueue
+from tests.fakes import InMemoryTables, RecordingQueue, template_writer
 
 SETTINGS = Settings(leads_table_name="t", send_ledger_table_name="l", queue_url="q", sender_email="sales@example.com")
 
@@ -28,21 +28,19 @@ def lead(number: int, days: float = 8, **changes) -> Lead:
         response_status="No Response",
     )
     base = replace(base, **changes)
-    schedule = due_schedule(base, 2)
-    if schedule:
-        base.schedule_state, base.schedule_at = schedule[0].value, schedule[1]
+    FollowUpPolicy().reschedule(base)
     return base
 
 
 def run(store, queue=None, **request):
     queue = queue or RecordingQueue()
-    summary = run_scheduler(store, queue, CampaignRequest(**{"days_since_contact": 7, **request}), SETTINGS, NOW)
+    summary = run_scheduler(store.stores, queue, CampaignRequest(**{"days_since_contact": 7, **request}), SETTINGS, NOW)
     return summary, queue
 
 
 def test_claims_and_enqueues_only_due_leads():
     # Given three due leads, one contacted too recently, one converted
-    store = InMemoryLeadStore(
+    store = InMemoryTables(
         [lead(1), lead(2), lead(3, follow_up_stage="Followup_1"), lead(4, days=2), lead(5, response_status="Converted")]
     )
     # When the scheduler runs
@@ -61,14 +59,14 @@ def test_claims_and_enqueues_only_due_leads():
 
 
 def test_enqueues_in_batches_of_ten():
-    store = InMemoryLeadStore([lead(n) for n in range(23)])
+    store = InMemoryTables([lead(n) for n in range(23)])
     summary, queue = run(store)
     assert summary.marked == 23
     assert queue.batches == [10, 10, 3]
 
 
 def test_limit_leaves_the_rest_due_for_the_next_run():
-    store = InMemoryLeadStore([lead(n, days=8 + n) for n in range(5)])
+    store = InMemoryTables([lead(n, days=8 + n) for n in range(5)])
     first, queue = run(store, limit=2)
     assert (first.eligible, first.marked, first.left_for_next_run) == (5, 2, 3)
     # The oldest contacts go first.
@@ -81,7 +79,7 @@ def test_limit_leaves_the_rest_due_for_the_next_run():
 
 
 def test_dry_run_changes_nothing_and_enqueues_nothing():
-    store = InMemoryLeadStore([lead(1), lead(2)])
+    store = InMemoryTables([lead(1), lead(2)])
     before = {key: replace(value) for key, value in store.leads.items()}
     summary, queue = run(store, dry_run=True)
     assert summary.would_send == [("lead-001", FollowUpStage.FOLLOWUP_1), ("lead-002", FollowUpStage.FOLLOWUP_1)]
@@ -95,10 +93,10 @@ def test_settings_dry_run_forces_a_dry_run():
 
 
 def test_stops_claiming_before_the_deadline_and_leaves_the_rest():
-    store = InMemoryLeadStore([lead(n) for n in range(30)])
+    store = InMemoryTables([lead(n) for n in range(30)])
     clock = iter([300_000] * 12 + [10_000] * 100)
     summary = run_scheduler(
-        store, RecordingQueue(), CampaignRequest(7), SETTINGS, NOW, time_left_ms=lambda: next(clock)
+        store.stores, RecordingQueue(), CampaignRequest(7), SETTINGS, NOW, time_left_ms=lambda: next(clock)
     )
     assert summary.stopped_at_deadline and summary.marked == 12
     states = [item.schedule_state for item in store.leads.values()]
@@ -106,24 +104,25 @@ def test_stops_claiming_before_the_deadline_and_leaves_the_rest():
 
 
 def test_a_claim_another_run_took_first_is_not_enqueued_twice():
-    store = InMemoryLeadStore([lead(1), lead(2)])
+    store = InMemoryTables([lead(1), lead(2)])
     # Given another scheduler claims lead-001 between our query and our claim
-    real_schedule = store.schedule
+    schedule = store.stores.schedule
+    real_entries = schedule.entries
 
-    def racing_schedule(state, until, page_size=None):
-        for entry in real_schedule(state, until, page_size):
+    def racing_schedule(state, until):
+        for entry in real_entries(state, until):
             if entry.lead_id == "lead-001":
-                store.claim(entry, FollowUpStage.FOLLOWUP_1, format_time(NOW), "other-run")
+                schedule.claim(entry, FollowUpStage.FOLLOWUP_1, format_time(NOW), "other-run")
             yield entry
 
-    store.schedule = racing_schedule  # type: ignore[method-assign]
+    schedule.entries = racing_schedule  # type: ignore[method-assign]
     summary, queue = run(store)
     assert summary.lost_race == 1
     assert [m.lead_id for m in queue.messages] == ["lead-002"]
 
 
 def test_enqueue_failure_releases_the_claim_for_the_next_run():
-    store = InMemoryLeadStore([lead(1), lead(2)])
+    store = InMemoryTables([lead(1), lead(2)])
     summary, queue = run(store, queue=RecordingQueue(refuse=["lead-002"]))
     assert (summary.marked, summary.enqueue_failed) == (1, 1)
     assert store.leads["lead-002"].schedule_state == ScheduleState.DUE
@@ -131,21 +130,21 @@ def test_enqueue_failure_releases_the_claim_for_the_next_run():
 
 
 def test_abandoned_claims_are_claimed_again_after_the_timeout():
-    store = InMemoryLeadStore([lead(1), lead(2)])
+    store = InMemoryTables([lead(1), lead(2)])
     run(store)
     # Given the sender never handled those messages (crash, dead-letter queue)
     fresh, _ = run(store)
     assert fresh.marked == 0  # still within the claim timeout
     later = NOW + timedelta(minutes=SETTINGS.claim_timeout_minutes + 1)
     queue = RecordingQueue()
-    summary = run_scheduler(store, queue, CampaignRequest(7), SETTINGS, later)
+    summary = run_scheduler(store.stores, queue, CampaignRequest(7), SETTINGS, later)
     assert (summary.marked, summary.reclaimed) == (2, 2)
     assert {m.stage for m in queue.messages} == {FollowUpStage.FOLLOWUP_1}
 
 
 def test_leads_past_max_followups_leave_the_index():
-    store = InMemoryLeadStore([lead(1, follow_up_stage="Followup_1")])
-    summary = run_scheduler(store, RecordingQueue(), CampaignRequest(7), replace(SETTINGS, max_followups=1), NOW)
+    store = InMemoryTables([lead(1, follow_up_stage="Followup_1")])
+    summary = run_scheduler(store.stores, RecordingQueue(), CampaignRequest(7), replace(SETTINGS, max_followups=1), NOW)
     assert summary.eligible == 0
     assert store.leads["lead-001"].schedule_state is None
 
@@ -175,7 +174,7 @@ def test_eventbridge_rule_events_use_the_defaults():
 
 
 def test_one_lead_per_address_per_campaign():
-    store = InMemoryLeadStore([lead(1), lead(2, email="PERSON1@example.com"), lead(3)])
+    store = InMemoryTables([lead(1), lead(2, email="PERSON1@example.com"), lead(3)])
     summary, queue = run(store)
     assert summary.duplicate_email == 1 and summary.marked == 2
     assert store.leads["lead-002"].schedule_state == ScheduleState.DUE
@@ -183,19 +182,19 @@ def test_one_lead_per_address_per_campaign():
 
 def test_abandoned_send_locks_are_settled_as_possibly_sent_and_never_resent():
     from reengage.ports import SendInDoubtError
-    from reengage.sender import FollowUpSender
+    from reengage.services.sender import FollowUpSender
     from tests.fakes import RecordingMailer
 
-    store = InMemoryLeadStore([lead(1)])
+    store = InMemoryTables([lead(1)])
     queue = RecordingQueue()
-    run_scheduler(store, queue, CampaignRequest(7), SETTINGS, NOW)
+    run_scheduler(store.stores, queue, CampaignRequest(7), SETTINGS, NOW)
     mailer = RecordingMailer()
     mailer.fail_with = SendInDoubtError("read timeout")  # the sender loses the answer and dies
-    FollowUpSender(store, mailer, SETTINGS, clock=lambda: NOW).send(queue.messages[0])
+    FollowUpSender(store.stores, mailer, template_writer(), SETTINGS, clock=lambda: NOW).send(queue.messages[0])
     assert store.leads["lead-001"].schedule_state == ScheduleState.SENDING
     # A run soon after leaves the lock alone; a run after the lock timeout settles it
-    assert run_scheduler(store, RecordingQueue(), CampaignRequest(7), SETTINGS, NOW).settled_in_doubt == 0
-    later = run_scheduler(store, RecordingQueue(), CampaignRequest(7), SETTINGS, NOW + timedelta(minutes=16))
+    assert run_scheduler(store.stores, RecordingQueue(), CampaignRequest(7), SETTINGS, NOW).settled_in_doubt == 0
+    later = run_scheduler(store.stores, RecordingQueue(), CampaignRequest(7), SETTINGS, NOW + timedelta(minutes=16))
     assert later.settled_in_doubt == 1 and later.marked == 0
     settled = store.leads["lead-001"]
     assert settled.follow_up_stage == "Followup_1" and settled.schedule_state == ScheduleState.DUE
@@ -205,18 +204,18 @@ def test_abandoned_send_locks_are_settled_as_possibly_sent_and_never_resent():
 
 def test_a_lock_ses_confirmed_is_settled_as_sent_not_possibly_sent():
     from reengage.ports import SendInDoubtError
-    from reengage.sender import FollowUpSender
+    from reengage.services.sender import FollowUpSender
     from tests.fakes import RecordingMailer
 
-    store = InMemoryLeadStore([lead(1)])
+    store = InMemoryTables([lead(1)])
     queue = RecordingQueue()
-    run_scheduler(store, queue, CampaignRequest(7), SETTINGS, NOW)
+    run_scheduler(store.stores, queue, CampaignRequest(7), SETTINGS, NOW)
     mailer = RecordingMailer()
     mailer.fail_with = SendInDoubtError("read timeout")
-    FollowUpSender(store, mailer, SETTINGS, clock=lambda: NOW).send(queue.messages[0])
+    FollowUpSender(store.stores, mailer, template_writer(), SETTINGS, clock=lambda: NOW).send(queue.messages[0])
     # SES's Send event arrives while the lock is still held: noted, the state left alone
-    assert not store.confirm_send("lead-001", FollowUpStage.FOLLOWUP_1, "Send", "ses-1")
-    later = run_scheduler(store, RecordingQueue(), CampaignRequest(7), SETTINGS, NOW + timedelta(minutes=16))
+    assert not store.stores.ledger.confirm("lead-001", FollowUpStage.FOLLOWUP_1, "Send", "ses-1")
+    later = run_scheduler(store.stores, RecordingQueue(), CampaignRequest(7), SETTINGS, NOW + timedelta(minutes=16))
     assert later.settled_in_doubt == 1
     assert store.leads["lead-001"].engagement_history[-1]["outcome"] == "sent"
     assert store.ledger[("lead-001", "Followup_1")].state == "sent"

@@ -7,7 +7,7 @@ from dataclasses import replace
 
 import pytest
 
-from reengage.leads import FollowUpStage, ScheduleState
+from reengage.domain.leads import FollowUpStage, ScheduleState
 from reengage.ports import (
     FollowUpRequest,
     InvalidLeadDataError,
@@ -16,31 +16,32 @@ from reengage.ports import (
     SendRejectedError,
     TransientError,
 )
-from reengage.scheduler import CampaignRequest, run_scheduler
-from reengage.sender import (
+from reengage.services.scheduler import CampaignRequest, run_scheduler
+from reengage.services.sender import (
     DEFERRED,
     FAILED,
     IN_DOUBT,
     SENT,
     SKIPPED,
     FollowUpSender,
-    process_queue_event,
-    retry_delay_seconds,
 )
-from tests.conftest import NOW, FakeLambdaContext, load_event
-from tests.fakes import InMemoryLeadStore, RecordingMailer, RecordingQueue
+from tests.conftest import NOW, FakeLambdaContext, load_event, load_handler
+from tests.fakes import InMemoryTables, RecordingMailer, RecordingQueue, template_writer
 from tests.unit.test_scheduler import SETTINGS, lead
+
+# The SQS glue is SenderFunction's own: tested through the handler module Lambda loads.
+SENDER_FUNCTION = load_handler("sender")
 
 
 def claimed_store(*leads):
-    store = InMemoryLeadStore(leads)
+    store = InMemoryTables(leads)
     queue = RecordingQueue()
-    run_scheduler(store, queue, CampaignRequest(7), SETTINGS, NOW, campaign_id="c-1")
+    run_scheduler(store.stores, queue, CampaignRequest(7), SETTINGS, NOW, campaign_id="c-1")
     return store, queue.messages
 
 
 def sender(store, mailer=None, settings=SETTINGS):
-    return FollowUpSender(store, mailer or RecordingMailer(), settings, clock=lambda: NOW)
+    return FollowUpSender(store.stores, mailer or RecordingMailer(), template_writer(), settings, clock=lambda: NOW)
 
 
 def test_sends_and_records_stage_status_and_history():
@@ -123,7 +124,7 @@ def test_a_lead_that_changed_after_its_claim_is_skipped_not_sent(change, reason)
 
 
 def test_unknown_lead_is_poison_and_unclaimed_lead_is_skipped():
-    store = InMemoryLeadStore([lead(1)])
+    store = InMemoryTables([lead(1)])
     mailer = RecordingMailer()
     with pytest.raises(PoisonMessageError, match="'nobody' does not exist"):
         sender(store, mailer).send(FollowUpRequest("nobody", FollowUpStage.FOLLOWUP_1, "c"))
@@ -188,7 +189,7 @@ def test_batch_reports_only_failed_records(monkeypatch):
         return original(email)
 
     monkeypatch.setattr(mailer, "send", throttle_second)
-    response, outcomes = process_queue_event(event, FakeLambdaContext(), sender(store, mailer))
+    response, outcomes = SENDER_FUNCTION.handle_batch(event, FakeLambdaContext(), sender(store, mailer))
     assert response == {"batchItemFailures": [{"itemIdentifier": event["Records"][1]["messageId"]}]}
     assert [outcome.kind for outcome in outcomes] == [SENT]
 
@@ -197,7 +198,7 @@ def test_malformed_body_fails_only_its_record():
     store, _ = claimed_store(lead(1))
     event = load_event("sqs-follow-ups")
     event["Records"][1]["body"] = '{"lead_id": "", "stage": "Followup_7"}'
-    response, outcomes = process_queue_event(event, FakeLambdaContext(), sender(store))
+    response, outcomes = SENDER_FUNCTION.handle_batch(event, FakeLambdaContext(), sender(store))
     assert response["batchItemFailures"] == [{"itemIdentifier": event["Records"][1]["messageId"]}]
     assert [outcome.kind for outcome in outcomes] == [SENT]
 
@@ -212,7 +213,7 @@ def test_the_ledger_stops_a_second_email_after_another_system_resets_the_stage()
         store.leads["lead-001"], follow_up_stage=None, schedule_state="due", schedule_at="2026-11-01T00:00:00.000000Z"
     )
     queue = RecordingQueue()
-    run_scheduler(store, queue, CampaignRequest(7), SETTINGS, NOW)
+    run_scheduler(store.stores, queue, CampaignRequest(7), SETTINGS, NOW)
     outcome = sender(store, mailer).send(queue.messages[0])
     # Then no second email; the lead is put back on its real stage
     assert outcome.kind == SKIPPED and outcome.reason == "stage_already_sent: ledger says sent"
@@ -239,7 +240,7 @@ def test_invalid_stored_data_is_skipped_with_a_reason():
     def broken(lead_id):
         raise InvalidLeadDataError("lead 'lead-001': attribute last_contacted has type N")
 
-    store.get = broken
+    store.stores.leads.get = broken
     outcome = sender(store).send(requests[0])
     assert outcome.kind == SKIPPED and outcome.reason.startswith("invalid_lead_data")
 
@@ -251,11 +252,11 @@ def test_throttled_records_come_back_after_an_exponential_backoff():
     mailer = RecordingMailer()
     mailer.fail_with = TransientError("SES Throttling")
     delays: list[tuple[str, int]] = []
-    response, _ = process_queue_event(
+    response, _ = SENDER_FUNCTION.handle_batch(
         event, FakeLambdaContext(), sender(store, mailer), lambda handle, delay: delays.append((handle, delay))
     )
     assert len(response["batchItemFailures"]) == 2
     first, third = delays
     assert 24 <= first[1] <= 36 and 96 <= third[1] <= 144  # 30 s then 120 s, +/-20%
-    assert retry_delay_seconds(30, 0.5) == 900  # capped at 15 minutes
-    assert retry_delay_seconds(1, 0.0) == 24
+    assert SENDER_FUNCTION.retry_delay_seconds(30, 0.5) == 900  # capped at 15 minutes
+    assert SENDER_FUNCTION.retry_delay_seconds(1, 0.0) == 24

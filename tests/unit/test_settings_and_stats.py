@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from reengage.leads import Lead
+from reengage.domain.leads import Lead
+from reengage.domain.stats import statistics, tally
 from reengage.settings import Settings, SettingsError
-from reengage.stats import compute_statistics
 from tests.conftest import NOW, ago
 
 BASE = {
@@ -58,7 +58,7 @@ def test_statistics_match_the_seed_shape():
         Lead(id="4", eligible_for_reengagement=True, schedule_state="claimed"),
         Lead(id="5", response_status=None, schedule_state="due"),
     ]
-    stats = compute_statistics(leads, NOW)
+    stats = statistics(*tally(leads), NOW)
     assert stats["eligible_for_reengagement"] == 1
     assert stats["by_followup_stage"] == {"Followup_1": 2, "Followup_2": 1}
     assert stats["by_response_status"] == {"Converted": 1, "Interested": 1, "No Response": 3}

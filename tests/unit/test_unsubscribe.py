@@ -7,16 +7,13 @@ from urllib.parse import parse_qsl, urlsplit
 
 import pytest
 
-from reengage.unsubscribe import (
-    ONE_CLICK_BODY,
-    InvalidTokenError,
-    UnsubscribeLinks,
-    check_token,
-    handle_request,
-    make_token,
-)
+from reengage.adapters.ses_mailer import headers
+from reengage.domain.leads import FollowUpPolicy
+from reengage.domain.messages import OutgoingEmail
+from reengage.domain.unsubscribe import ONE_CLICK_BODY, InvalidTokenError, UnsubscribeLinks, check_token, make_token
+from reengage.services.responses import unsubscribe_request
 from tests.conftest import NOW
-from tests.fakes import InMemoryLeadStore
+from tests.fakes import InMemoryTables
 from tests.unit.test_scheduler import lead
 
 KEY = b"k" * 48
@@ -39,28 +36,31 @@ def test_a_token_works_for_its_lead_only_until_it_expires():
 
 
 def test_links_and_headers():
-    links = UnsubscribeLinks("https://u.example/", key=lambda: KEY, mailto="unsubscribe@example.com")
+    links = UnsubscribeLinks("https://u.example/", key=lambda: KEY)
     url = links.url("lead 1/x", NOW)
     params = dict(parse_qsl(urlsplit(url).query))
     check_token(params["lead"], params["token"], KEY, NOW)
-    headers = links.headers(url)
-    assert headers["List-Unsubscribe"] == f"<{url}>, <mailto:unsubscribe@example.com?subject=unsubscribe>"
-    assert headers["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+    email = OutgoingEmail("a@example.com", "A", "s", "t", "<p>h</p>", unsubscribe_url=url)
+    values = headers(email, unsubscribe_mailto="unsubscribe@example.com")
+    assert values["List-Unsubscribe"] == f"<{url}>, <mailto:unsubscribe@example.com?subject=unsubscribe>"
+    assert values["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
 
 
 def test_get_confirms_post_unsubscribes_without_redirect():
-    store = InMemoryLeadStore([lead(1)])
+    store = InMemoryTables([lead(1)])
     params = {"lead": "lead-001", "token": make_token("lead-001", KEY, NOW)}
-    page = handle_request("GET", params, "", KEY, store, NOW, 2)
+    page = unsubscribe_request("GET", params, "", KEY, store.stores, NOW, FollowUpPolicy())
     assert page.status == 200 and "<form method='post'" in page.body
     assert store.leads["lead-001"].response_status == "No Response"  # a GET (link scanner) changes nothing
-    done = handle_request("POST", params, ONE_CLICK_BODY, KEY, store, NOW, 2)
+    done = unsubscribe_request("POST", params, ONE_CLICK_BODY, KEY, store.stores, NOW, FollowUpPolicy())
     assert done.status == 200 and "unsubscribed" in done.body
     unsubscribed = store.leads["lead-001"]
     assert unsubscribed.response_status == "Unsubscribed" and unsubscribed.suppressed
     assert unsubscribed.engagement_history[-1]["source"] == "one-click"
     assert store.is_suppressed("person1@example.com")
-    assert handle_request("POST", params, ONE_CLICK_BODY, KEY, store, NOW, 2).status == 200  # idempotent
+    assert (
+        unsubscribe_request("POST", params, ONE_CLICK_BODY, KEY, store.stores, NOW, FollowUpPolicy()).status == 200
+    )  # idempotent
 
 
 @pytest.mark.parametrize(
@@ -73,12 +73,14 @@ def test_get_confirms_post_unsubscribes_without_redirect():
     ],
 )
 def test_forged_expired_and_missing_tokens_change_nothing(params, status):
-    store = InMemoryLeadStore([lead(1)])
-    assert handle_request("POST", params, ONE_CLICK_BODY, KEY, store, NOW, 2).status == status
+    store = InMemoryTables([lead(1)])
+    assert (
+        unsubscribe_request("POST", params, ONE_CLICK_BODY, KEY, store.stores, NOW, FollowUpPolicy()).status == status
+    )
     assert store.leads["lead-001"].response_status == "No Response"
 
 
 def test_other_methods_are_refused():
-    store = InMemoryLeadStore([lead(1)])
+    store = InMemoryTables([lead(1)])
     params = {"lead": "lead-001", "token": make_token("lead-001", KEY, NOW)}
-    assert handle_request("DELETE", params, "", KEY, store, NOW, 2).status == 405
+    assert unsubscribe_request("DELETE", params, "", KEY, store.stores, NOW, FollowUpPolicy()).status == 405

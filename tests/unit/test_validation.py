@@ -6,8 +6,8 @@ from dataclasses import replace
 
 import pytest
 
-from reengage.leads import Lead, ScheduleState
-from reengage.validation import ImportedLead, RowError, derive_lead_id, merge_import, validate_row
+from reengage.domain.imports import ImportedLead, RowError, derive_lead_id, merge_import, validate_row
+from reengage.domain.leads import FollowUpPolicy, Lead, ScheduleState
 from tests.conftest import NOW, ago
 
 ROW = {
@@ -94,7 +94,7 @@ def test_merge_keeps_history_and_sets_defaults_and_schedule():
     imported = validate_row(1, ROW, NOW)
     assert isinstance(imported, ImportedLead)
     existing = Lead(id="lead-1", email="old@example.com", engagement_history=[{"stage": "Initial"}], updated_at=ago(3))
-    merged = merge_import(existing, imported, NOW, 2)
+    merged = merge_import(existing, imported, NOW, FollowUpPolicy())
     assert merged.email == "ana@example.com"
     assert merged.engagement_history == [{"stage": "Initial"}]
     assert merged.response_status == "No Response" and merged.engagement_stage == "1st degree"
@@ -105,7 +105,7 @@ def test_merge_does_not_disturb_a_lead_in_flight():
     imported = validate_row(1, {**ROW, "response_status": "Converted"}, NOW)
     assert isinstance(imported, ImportedLead)
     in_flight = Lead(id="lead-1", schedule_state="claimed", schedule_at=ago(0), claim_stage="Followup_1")
-    merged = merge_import(in_flight, imported, NOW, 2)
+    merged = merge_import(in_flight, imported, NOW, FollowUpPolicy())
     # The sender re-checks and skips it; the import must not erase the claim under its feet.
     assert (merged.schedule_state, merged.claim_stage) == ("claimed", "Followup_1")
     assert merged.response_status == "Converted"
@@ -114,5 +114,7 @@ def test_merge_does_not_disturb_a_lead_in_flight():
 def test_merge_of_a_lead_that_cannot_be_followed_up_takes_it_out_of_the_index():
     imported = validate_row(1, {**ROW, "email_confidence_level": "Guess"}, NOW)
     assert isinstance(imported, ImportedLead)
-    merged = merge_import(replace(Lead(id="lead-1"), schedule_state="due", schedule_at=ago(9)), imported, NOW, 2)
+    merged = merge_import(
+        replace(Lead(id="lead-1"), schedule_state="due", schedule_at=ago(9)), imported, NOW, FollowUpPolicy()
+    )
     assert merged.schedule_state is None and merged.schedule_at is None

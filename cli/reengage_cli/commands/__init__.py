@@ -1,0 +1,1 @@
+"""One module per group of `reengage` commands; main.py wires them into the parser."""

@@ -1,0 +1,73 @@
+"""`reengage status` and `reengage stats --plot`: the statistics, read from counters (no table scan)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from reengage import wiring
+from reengage.adapters.leads_table import read_lead
+from reengage.domain.clock import utc_now
+from reengage.domain.leads import Lead
+from reengage.domain.stats import RECENT_DAYS, statistics, tally
+from reengage.ports import Counters
+from reengage.settings import Settings
+from reengage_cli import plot
+from reengage_cli.config import CliError, load_settings
+from reengage_cli.emulator.server import endpoint_override
+from reengage_cli.emulator.streams import catch_up
+from reengage_cli.output import EXIT_OK, print_statistics, say
+
+
+def up_to_date_counters(settings: Settings) -> Counters:
+    """The statistics counters, brought up to date first when running against an emulator."""
+    counters = wiring.counters(settings)
+    if endpoint_override(os.environ):
+        # No CountersFunction runs locally: read the leads table's stream here instead.
+        table = wiring.client("dynamodb").describe_table(TableName=settings.leads_table_name)["Table"]
+        if table.get("LatestStreamArn"):
+            catch_up(wiring.client("dynamodbstreams"), table["LatestStreamArn"], counters, read_lead)
+    return counters
+
+
+def current_statistics(settings: Settings) -> dict[str, Any]:
+    now = utc_now()
+    return statistics(*up_to_date_counters(settings).read(now, RECENT_DAYS), now)
+
+
+def rebuild_statistics(settings: Settings) -> None:
+    """Recompute every counter from the table (one scan), e.g. after a restore."""
+    counters = up_to_date_counters(settings)
+    leads = (item for item in wiring.stores(settings).leads.scan() if isinstance(item, Lead))
+    counters.replace(*tally(leads))
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    settings = load_settings()
+    if args.rebuild:
+        rebuild_statistics(settings)
+        if not args.json:
+            say("Counters rebuilt from the table.")
+    figures = current_statistics(settings)
+    if args.json:
+        say(json.dumps(figures, indent=2))
+        return EXIT_OK
+    print_statistics(figures)
+    return EXIT_OK
+
+
+def cmd_stats(args: argparse.Namespace) -> int:
+    settings = load_settings()
+    now = utc_now()
+    totals, days = up_to_date_counters(settings).read(now, 30)
+    figures = statistics(totals, days, now)
+    svg = plot.render_svg(figures, totals, days, now)
+    path = Path(args.plot)
+    if path.suffix.lower() not in {".svg", ".html"}:
+        raise CliError(f"--plot {path}: use a .svg or .html file")
+    path.write_text(plot.render_html(svg, figures) if path.suffix.lower() == ".html" else svg, encoding="utf-8")
+    say(f"Wrote {path}")
+    return EXIT_OK

@@ -1,0 +1,114 @@
+"""The embedded default: moto in server mode on loopback (provisioned from template.yaml by provision.py).
+
+Nothing in the application knows it talks to an emulator: the CLI sets the standard
+AWS_ENDPOINT_URL variable and every boto3/pynamodb client follows it.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from collections.abc import Mapping, MutableMapping
+from typing import Any
+
+from reengage_cli.emulator import moto_transactions
+
+DEFAULT_REGION = "us-east-1"
+DUMMY_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
+
+
+def endpoint_override(env: Mapping[str, str]) -> str | None:
+    return env.get("AWS_ENDPOINT_URL") or None
+
+
+LOCAL_UNSUBSCRIBE_PATH = "/reengage/unsubscribe"
+
+
+def _local_unsubscribe(environ: dict[str, Any], start_response: Any) -> list[bytes]:
+    """The UnsubscribeFunction's Function URL, served by the emulator on its own port."""
+    from urllib.parse import parse_qsl
+
+    from reengage import wiring
+    from reengage.domain.clock import utc_now
+    from reengage.services.responses import unsubscribe_request
+    from reengage.settings import Settings
+
+    settings = Settings.from_env(os.environ)
+    length = int(environ.get("CONTENT_LENGTH") or 0)
+    body = environ["wsgi.input"].read(length).decode("utf-8", errors="replace") if length else ""
+    page = unsubscribe_request(
+        environ["REQUEST_METHOD"].upper(),
+        dict(parse_qsl(environ.get("QUERY_STRING", ""))),
+        body,
+        wiring.unsubscribe_key(settings),
+        wiring.stores(settings),
+        utc_now(),
+        settings.policy,
+    )
+    start_response(f"{page.status} {'OK' if page.status == 200 else 'Error'}", [("Content-Type", page.content_type)])
+    return [page.body.encode()]
+
+
+class _Serialized:
+    """Runs one request at a time. DynamoDB applies a conditional write atomically; moto's
+    backends check and write without a lock, so concurrent requests could both pass a
+    condition. Serializing gives the emulator DynamoDB's guarantee. The local stand-in for
+    the unsubscribe Function URL runs outside the lock (it calls the emulator itself)."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+        self.lock = threading.Lock()
+
+    def __call__(self, environ: dict[str, Any], start_response: Any) -> list[bytes]:
+        if environ.get("PATH_INFO", "").startswith(LOCAL_UNSUBSCRIBE_PATH):
+            return _local_unsubscribe(environ, start_response)
+        with self.lock:
+            return [b"".join(self.app(environ, start_response))]
+
+
+class LocalEmulator:
+    """moto's server on 127.0.0.1 (a free port unless one is given), stopped by whoever started it."""
+
+    def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
+        logging.getLogger("werkzeug").setLevel(logging.ERROR)  # no request log lines
+        self.host = host
+        self.port = port
+        self.endpoint = ""
+        self._server: Any = None
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> str:
+        from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
+        from werkzeug.serving import make_server
+
+        moto_transactions.install()
+        app = _Serialized(DomainDispatcherApplication(create_backend_app))
+        self._server = make_server(self.host, self.port, app, threaded=True, request_handler=MotoRequestHandler)
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread.start()
+        host, port = self._server.server_address[:2]
+        self.endpoint = f"http://{host}:{port}"
+        return self.endpoint
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+        if self._thread is not None:
+            self._thread.join()
+
+    def __enter__(self) -> LocalEmulator:
+        self.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+
+def use_endpoint(endpoint: str, env: MutableMapping[str, str]) -> None:
+    """Point every AWS client of this process at `endpoint`, with dummy credentials if none are set."""
+    env["AWS_ENDPOINT_URL"] = endpoint
+    for name, value in DUMMY_CREDENTIALS.items():
+        env.setdefault(name, value)
+    env.setdefault("AWS_DEFAULT_REGION", env.get("AWS_REGION", DEFAULT_REGION))

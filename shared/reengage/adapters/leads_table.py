@@ -1,0 +1,359 @@
+"""The leads table (DynamoDB through pynamodb): whole leads (`DynamoLeads`) and the schedule index
+(`DynamoSchedule`).
+
+The table is keyed by `id`. A sparse global secondary index, `ScheduleIndex`
+(`schedule_state` / `schedule_at`), holds only leads that can still get a follow-up,
+so selecting the due ones is one range Query, never a Scan. Every state change is a
+conditional write: two schedulers or two senders racing for a lead cannot both win.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+from pynamodb.attributes import Attribute, BooleanAttribute, UnicodeAttribute
+from pynamodb.constants import LIST
+from pynamodb.exceptions import AttributeDeserializationError, PynamoDBException
+from pynamodb.expressions.condition import Condition
+from pynamodb.indexes import GlobalSecondaryIndex, IncludeProjection, KeysOnlyProjection
+from pynamodb.models import Model
+
+from reengage.adapters.dynamo_errors import conditionally, raise_if_transient
+from reengage.domain.clock import format_time, utc_now
+from reengage.domain.leads import FollowUpStage, Lead, ScheduleState
+from reengage.ports import InvalidLeadDataError, ScheduleEntry, UnreadableLead
+
+SCHEDULE_INDEX_NAME = "ScheduleIndex"
+
+
+def _to_attribute_value(value: Any) -> dict[str, Any]:
+    if value is None:
+        return {"NULL": True}
+    if isinstance(value, bool):
+        return {"BOOL": value}
+    if isinstance(value, int | float | Decimal):
+        return {"N": str(value)}
+    if isinstance(value, dict):
+        return {"M": {str(key): _to_attribute_value(item) for key, item in value.items()}}
+    if isinstance(value, list | tuple):
+        return {"L": [_to_attribute_value(item) for item in value]}
+    return {"S": str(value)}
+
+
+def _from_attribute_value(value: dict[str, Any]) -> Any:
+    kind, payload = next(iter(value.items()))
+    if kind == "M":
+        return {key: _from_attribute_value(item) for key, item in payload.items()}
+    if kind == "L":
+        return [_from_attribute_value(item) for item in payload]
+    if kind == "N":
+        number = Decimal(payload)
+        return int(number) if number == number.to_integral_value() else float(number)
+    if kind == "NULL":
+        return None
+    if kind in ("SS", "NS", "BS"):
+        return list(payload)
+    return payload
+
+
+class TextHistory(list[dict[str, Any]]):
+    """A history another system stored as a string (JSON or free text), read as a list."""
+
+
+class HistoryAttribute(Attribute[list[dict[str, Any]]]):
+    """`engagement_history`: a list of maps, or (from other systems) a JSON or free-text string."""
+
+    attr_type = LIST
+
+    def get_value(self, value: dict[str, Any]) -> Any:
+        return value
+
+    def serialize(self, value: list[dict[str, Any]]) -> Any:
+        return [_to_attribute_value(entry) for entry in value]
+
+    def deserialize(self, value: Any) -> list[dict[str, Any]]:
+        if "L" in value:
+            return [e if isinstance(e, dict) else {"note": e} for e in _from_attribute_value(value)]
+        text = value.get("S", "")
+        if not text.strip():
+            return TextHistory()
+        try:
+            parsed = json.loads(text)
+        except ValueError:
+            return TextHistory([{"note": text}])
+        entries = parsed if isinstance(parsed, list) else [parsed]
+        return TextHistory(entry if isinstance(entry, dict) else {"note": entry} for entry in entries)
+
+
+class ScheduleIndex(GlobalSecondaryIndex["LeadModel"]):
+    class Meta:
+        index_name = SCHEDULE_INDEX_NAME
+        projection = IncludeProjection(["follow_up_stage", "email"])
+
+    schedule_state = UnicodeAttribute(hash_key=True)
+    schedule_at = UnicodeAttribute(range_key=True)
+
+
+class EmailIndex(GlobalSecondaryIndex["LeadModel"]):
+    """Leads by address, to match a reply that names no message reengage sent."""
+
+    class Meta:
+        index_name = "EmailIndex"
+        projection = KeysOnlyProjection()
+
+    email = UnicodeAttribute(hash_key=True)
+
+
+class LeadModel(Model):
+    class Meta:
+        table_name = "unbound"  # set by bind_leads_table from settings
+
+    id = UnicodeAttribute(hash_key=True)
+    name = UnicodeAttribute(null=True)
+    email = UnicodeAttribute(null=True)
+    company = UnicodeAttribute(null=True)
+    company_website = UnicodeAttribute(null=True)
+    engagement_status = UnicodeAttribute(null=True)
+    engagement_stage = UnicodeAttribute(null=True)
+    email_confidence_level = UnicodeAttribute(null=True)
+    last_contacted = UnicodeAttribute(null=True)
+    follow_up_stage = UnicodeAttribute(null=True)
+    response_status = UnicodeAttribute(null=True)
+    eligible_for_reengagement = BooleanAttribute(null=True)
+    suppressed = BooleanAttribute(null=True)
+    engagement_history = HistoryAttribute(null=True)
+    created_at = UnicodeAttribute(null=True)
+    updated_at = UnicodeAttribute(null=True)
+    schedule_state = UnicodeAttribute(null=True)
+    schedule_at = UnicodeAttribute(null=True)
+    claim_stage = UnicodeAttribute(null=True)
+    claim_campaign = UnicodeAttribute(null=True)
+    schedule_index = ScheduleIndex()
+    email_index = EmailIndex()
+
+
+def _to_lead(model: LeadModel) -> Lead:
+    return Lead(
+        id=model.id,
+        email=model.email or "",
+        name=model.name or "",
+        company=model.company or "",
+        company_website=model.company_website or "",
+        engagement_status=model.engagement_status or "",
+        engagement_stage=model.engagement_stage or "",
+        email_confidence_level=model.email_confidence_level or "",
+        last_contacted=model.last_contacted,
+        follow_up_stage=model.follow_up_stage,
+        response_status=model.response_status,
+        eligible_for_reengagement=bool(model.eligible_for_reengagement),
+        suppressed=bool(model.suppressed),
+        engagement_history=list(model.engagement_history or []),
+        created_at=model.created_at,
+        updated_at=model.updated_at,
+        schedule_state=model.schedule_state,
+        schedule_at=model.schedule_at,
+        claim_stage=model.claim_stage,
+        history_stored_as_text=isinstance(model.engagement_history, TextHistory),
+    )
+
+
+def _to_model(lead: Lead) -> LeadModel:
+    def optional(value: str | None) -> str | None:
+        return value if value else None
+
+    return LeadModel(
+        lead.id,
+        email=optional(lead.email),  # a key of EmailIndex: absent, never empty
+        name=lead.name,
+        company=lead.company,
+        company_website=lead.company_website,
+        engagement_status=lead.engagement_status,
+        engagement_stage=lead.engagement_stage,
+        email_confidence_level=lead.email_confidence_level,
+        last_contacted=optional(lead.last_contacted),
+        follow_up_stage=optional(lead.follow_up_stage),
+        response_status=optional(lead.response_status),
+        eligible_for_reengagement=lead.eligible_for_reengagement,
+        suppressed=lead.suppressed or None,
+        engagement_history=lead.engagement_history,
+        created_at=optional(lead.created_at),
+        updated_at=optional(lead.updated_at),
+        schedule_state=optional(lead.schedule_state),
+        schedule_at=optional(lead.schedule_at),
+        claim_stage=optional(lead.claim_stage),
+    )
+
+
+def unchanged_since(updated_at: str | None) -> Condition:
+    """Optimistic lock on `updated_at` (absent on items nobody updated)."""
+    return LeadModel.updated_at == updated_at if updated_at else LeadModel.updated_at.does_not_exist()
+
+
+def bind_leads_table(table_name: str) -> None:
+    """pynamodb reads the table name and builds its client lazily, per class: bind both here
+    so a process can point at another table or endpoint."""
+    LeadModel.Meta.table_name = table_name
+    LeadModel._connection = None
+
+
+def _read(action: Any) -> Any:
+    try:
+        return action()
+    except PynamoDBException as error:
+        raise_if_transient(error)
+        raise
+
+
+def _update(lead_id: str, actions: list[Any], condition: Condition) -> bool:
+    # The low-level call asks for no item back: a foreign item with a badly typed
+    # attribute must not turn a successful write into an error.
+    return conditionally(lambda: LeadModel._get_connection().update_item(lead_id, actions=actions, condition=condition))
+
+
+class DynamoLeads:
+    """Whole leads. Satisfies `reengage.ports.Leads`."""
+
+    def __init__(self, table_name: str, page_size: int = 500) -> None:
+        bind_leads_table(table_name)
+        self.page_size = page_size
+
+    def get(self, lead_id: str) -> Lead | None:
+        try:
+            return _to_lead(_read(lambda: LeadModel.get(lead_id, consistent_read=True)))
+        except LeadModel.DoesNotExist:
+            return None
+        except AttributeDeserializationError as error:
+            raise InvalidLeadDataError(f"lead {lead_id!r}: {error}") from error
+
+    def put(self, lead: Lead, previous: Lead | None = None) -> bool:
+        condition = LeadModel.id.does_not_exist() if previous is None else unchanged_since(previous.updated_at)
+        return conditionally(lambda: _to_model(lead).save(condition=condition))
+
+    def find_by_email(self, address: str) -> str | None:
+        for candidate in dict.fromkeys([address.strip(), address.strip().lower()]):
+            for row in _read(lambda c=candidate: list(LeadModel.email_index.query(c, limit=1))):
+                return str(row.id)
+        return None
+
+    def scan(self) -> Iterator[Lead | UnreadableLead]:
+        connection = LeadModel._get_connection()
+        last_key: dict[str, Any] | None = None
+        while True:
+            page = _read(lambda key=last_key: connection.scan(exclusive_start_key=key, limit=self.page_size))
+            for raw in page.get("Items", []):
+                yield read_item(raw)
+            last_key = page.get("LastEvaluatedKey")
+            if not last_key:
+                return
+
+    def set_attributes(self, lead_id: str, values: Mapping[str, Any], previous_updated_at: str | None) -> bool:
+        attributes = LeadModel.get_attributes()
+        actions = [
+            attributes[name].remove() if value is None else attributes[name].set(value)
+            for name, value in values.items()
+        ]
+        return _update(lead_id, actions, unchanged_since(previous_updated_at) & LeadModel.id.exists())
+
+    def put_many(self, leads: Iterable[Lead]) -> int:
+        """Bulk-write new leads, 25 per BatchWriteItem, unconditionally (benchmarks and bulk loads only)."""
+        written = 0
+        with LeadModel.batch_write() as batch:
+            for lead in leads:
+                batch.save(_to_model(lead))
+                written += 1
+        return written
+
+
+def read_item(raw: dict[str, Any]) -> Lead | UnreadableLead:
+    """A raw item (DynamoDB JSON, as a scan or the stream gives it) as a lead, or why it is not one."""
+    try:
+        return _to_lead(LeadModel.from_raw_data(raw))
+    except AttributeDeserializationError as error:
+        return UnreadableLead(str(raw.get("id", {}).get("S", "?")), str(error))
+
+
+def read_lead(raw: dict[str, Any]) -> Lead:
+    """A raw item as a lead; InvalidLeadDataError when an attribute has the wrong type."""
+    item = read_item(raw)
+    if isinstance(item, UnreadableLead):
+        raise InvalidLeadDataError(item.problem)
+    return item
+
+
+@dataclass
+class QueryStats:
+    """Items DynamoDB examined and Query calls made (the selection benchmark reads these)."""
+
+    items_examined: int = 0
+    calls: int = 0
+
+
+class DynamoSchedule:
+    """The sparse schedule index and the conditional moves along it. Satisfies `reengage.ports.Schedule`."""
+
+    def __init__(self, table_name: str, page_size: int = 500) -> None:
+        bind_leads_table(table_name)
+        self.page_size = page_size
+        self.query_stats = QueryStats()
+
+    def entries(self, state: ScheduleState, until: str) -> Iterator[ScheduleEntry]:
+        last_key: dict[str, Any] | None = None
+        while True:
+            page = LeadModel.schedule_index.query(
+                state.value,
+                LeadModel.schedule_at <= until,
+                limit=self.page_size,
+                page_size=self.page_size,
+                last_evaluated_key=last_key,
+            )
+            rows = _read(lambda page=page: list(page))
+            self.query_stats.calls += 1
+            self.query_stats.items_examined += page.page_iter.total_scanned_count
+            for row in rows:
+                yield ScheduleEntry(row.id, state, row.schedule_at or "", row.follow_up_stage, row.email or "")
+            last_key = page.last_evaluated_key
+            if not last_key:
+                return
+
+    def claim(self, entry: ScheduleEntry, stage: FollowUpStage, claimed_at: str, campaign_id: str) -> bool:
+        return _update(
+            entry.lead_id,
+            [
+                LeadModel.schedule_state.set(ScheduleState.CLAIMED.value),
+                LeadModel.schedule_at.set(claimed_at),
+                LeadModel.claim_stage.set(stage.value),
+                LeadModel.claim_campaign.set(campaign_id),
+                LeadModel.eligible_for_reengagement.set(True),
+                LeadModel.updated_at.set(claimed_at),
+            ],
+            (LeadModel.schedule_state == entry.state.value) & (LeadModel.schedule_at == entry.at),
+        )
+
+    def unschedule(self, entry: ScheduleEntry) -> bool:
+        return _update(
+            entry.lead_id,
+            [LeadModel.schedule_state.remove(), LeadModel.schedule_at.remove()],
+            (LeadModel.schedule_state == entry.state.value) & (LeadModel.schedule_at == entry.at),
+        )
+
+    def release_claim(self, lead_id: str, stage: FollowUpStage, due_at: str | None) -> bool:
+        schedule = (
+            [LeadModel.schedule_state.set(ScheduleState.DUE.value), LeadModel.schedule_at.set(due_at)]
+            if due_at
+            else [LeadModel.schedule_state.remove(), LeadModel.schedule_at.remove()]
+        )
+        return _update(
+            lead_id,
+            [
+                *schedule,
+                LeadModel.claim_stage.remove(),
+                LeadModel.claim_campaign.remove(),
+                LeadModel.eligible_for_reengagement.set(False),
+                LeadModel.updated_at.set(format_time(utc_now())),
+            ],
+            (LeadModel.schedule_state == ScheduleState.CLAIMED.value) & (LeadModel.claim_stage == stage.value),
+        )

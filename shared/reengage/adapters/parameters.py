@@ -1,0 +1,44 @@
+"""Secrets Manager and SSM Parameter Store through Powertools Parameters (cached 5 minutes).
+
+Imported only where a secret or a parameter is configured: Powertools Parameters imports boto3.
+"""
+
+from __future__ import annotations
+
+import json
+
+from reengage.domain.knowledge import KnowledgeBase, KnowledgeBaseError, load_knowledge_file
+
+SSM_PREFIX = "ssm:"
+CACHE_SECONDS = 300
+
+
+def secret_text(secret_name: str, field: str) -> str:
+    """A secret (a plain string, or JSON with `field`)."""
+    from aws_lambda_powertools.utilities import parameters
+
+    raw = parameters.get_secret(secret_name, max_age=CACHE_SECONDS)
+    text = raw.decode() if isinstance(raw, bytes) else str(raw)
+    try:
+        data = json.loads(text)
+    except ValueError:
+        return text.strip()
+    if isinstance(data, dict) and isinstance(data.get(field), str):
+        return str(data[field]).strip()
+    return text.strip()
+
+
+def load_knowledge_base(location: str) -> KnowledgeBase:
+    """The knowledge base at `location`: empty (bundled sample), a file path, or `ssm:/parameter/name`."""
+    if not location.startswith(SSM_PREFIX):
+        return load_knowledge_file(location)
+    from aws_lambda_powertools.utilities import parameters
+
+    name = location[len(SSM_PREFIX) :]
+    try:
+        data = parameters.get_parameter(name, transform="json", max_age=CACHE_SECONDS)
+    except parameters.exceptions.GetParameterError as error:
+        raise KnowledgeBaseError(f"SSM parameter {name}: {error}") from error
+    except parameters.exceptions.TransformParameterError as error:
+        raise KnowledgeBaseError(f"SSM parameter {name}: not JSON") from error
+    return KnowledgeBase.from_dict(data, f"SSM parameter {name}")

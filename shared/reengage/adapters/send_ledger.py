@@ -1,0 +1,165 @@
+"""The send-ledger table (DynamoDB through pynamodb): the ledger, the daily send count, the suppression list.
+
+A ledger record's key is (lead_id, stage); it is created with `attribute_not_exists`, in
+the same transaction that takes the send lock on the lead (adapters/send_lock.py). It
+outlives any change to the lead itself, so even a lead whose stage another system
+resets can never get a second email for a stage it already had. The same table keeps
+the daily send counter behind MAX_SENDS_PER_DAY and the suppressed addresses, each as
+its own item type under a reserved partition key.
+"""
+
+from __future__ import annotations
+
+from pynamodb.attributes import NumberAttribute, UnicodeAttribute
+from pynamodb.indexes import GlobalSecondaryIndex, KeysOnlyProjection
+from pynamodb.models import Model
+
+from reengage.adapters.dynamo_errors import conditionally
+from reengage.domain.leads import FollowUpStage
+from reengage.ports import LedgerRecord, LedgerState
+
+DAILY_COUNTER_KEY = "#daily-sends"
+SUPPRESSION_KEY = "#suppressed"  # sort key: the lowercased address
+
+
+class MessageIndex(GlobalSecondaryIndex["LedgerModel"]):
+    """Sparse: only sent records carry message_id. Replies name it in In-Reply-To."""
+
+    class Meta:
+        index_name = "MessageIndex"
+        projection = KeysOnlyProjection()
+
+    message_id = UnicodeAttribute(hash_key=True)
+
+
+class LedgerModel(Model):
+    """One record per lead and stage."""
+
+    class Meta:
+        table_name = "unbound"  # set by bind_ledger_table from settings
+
+    lead_id = UnicodeAttribute(hash_key=True)
+    stage = UnicodeAttribute(range_key=True)
+    state = UnicodeAttribute(null=True)
+    locked_at = UnicodeAttribute(null=True)
+    sent_at = UnicodeAttribute(null=True)
+    message_id = UnicodeAttribute(null=True)
+    campaign_id = UnicodeAttribute(null=True)
+    confirmed = UnicodeAttribute(null=True)
+    message_index = MessageIndex()
+
+
+class DailySendsModel(Model):
+    """The sends counted against one UTC day: key (#daily-sends, day)."""
+
+    class Meta:
+        table_name = "unbound"
+
+    key = UnicodeAttribute(hash_key=True, attr_name="lead_id")
+    day = UnicodeAttribute(range_key=True, attr_name="stage")
+    sent_count = NumberAttribute(null=True)
+
+
+class SuppressionModel(Model):
+    """An address never mailed again: key (#suppressed, lowercased address)."""
+
+    class Meta:
+        table_name = "unbound"
+
+    key = UnicodeAttribute(hash_key=True, attr_name="lead_id")
+    address = UnicodeAttribute(range_key=True, attr_name="stage")
+    reason = UnicodeAttribute(null=True)
+    suppressed_at = UnicodeAttribute(null=True)
+
+
+def bind_ledger_table(table_name: str) -> None:
+    for model in (LedgerModel, DailySendsModel, SuppressionModel):
+        model.Meta.table_name = table_name
+        model._connection = None
+
+
+def to_record(item: LedgerModel) -> LedgerRecord:
+    return LedgerRecord(
+        item.lead_id,
+        item.stage,
+        item.state or "",
+        item.locked_at or "",
+        item.sent_at or "",
+        item.message_id or "",
+        item.confirmed or "",
+    )
+
+
+class DynamoSendLedger:
+    """Ledger reads and SES-event updates. Satisfies `reengage.ports.SendLedger`."""
+
+    def __init__(self, table_name: str) -> None:
+        bind_ledger_table(table_name)
+
+    def record(self, lead_id: str, stage: FollowUpStage) -> LedgerRecord | None:
+        try:
+            return to_record(LedgerModel.get(lead_id, stage.value, consistent_read=True))
+        except LedgerModel.DoesNotExist:
+            return None
+
+    def lead_for_message(self, message_id: str) -> str | None:
+        for record in LedgerModel.message_index.query(message_id, limit=1):
+            return str(record.lead_id)
+        return None
+
+    def confirm(self, lead_id: str, stage: FollowUpStage, event: str, message_id: str) -> bool:
+        record = LedgerModel(lead_id, stage.value)
+        conditionally(
+            lambda: record.update(actions=[LedgerModel.confirmed.set(event)], condition=LedgerModel.lead_id.exists())
+        )
+        return conditionally(
+            lambda: record.update(
+                actions=[LedgerModel.state.set(LedgerState.SENT), LedgerModel.message_id.set(message_id)],
+                condition=LedgerModel.state == LedgerState.POSSIBLY_SENT,
+            )
+        )
+
+    def reject_after_send(self, lead_id: str, stage: FollowUpStage) -> None:
+        conditionally(
+            lambda: LedgerModel(lead_id, stage.value).update(
+                actions=[LedgerModel.state.set(LedgerState.REJECTED)], condition=LedgerModel.lead_id.exists()
+            )
+        )
+
+
+class DynamoQuota:
+    """The daily send cap. Satisfies `reengage.ports.Quota`."""
+
+    def __init__(self, table_name: str) -> None:
+        bind_ledger_table(table_name)
+
+    def reserve(self, day: str, cap: int) -> bool:
+        return conditionally(
+            lambda: DailySendsModel(DAILY_COUNTER_KEY, day).update(
+                actions=[DailySendsModel.sent_count.add(1)],
+                condition=DailySendsModel.sent_count.does_not_exist() | (DailySendsModel.sent_count < cap),
+            )
+        )
+
+    def used(self, day: str) -> int:
+        try:
+            return int(DailySendsModel.get(DAILY_COUNTER_KEY, day, consistent_read=True).sent_count or 0)
+        except DailySendsModel.DoesNotExist:
+            return 0
+
+
+class DynamoSuppression:
+    """The suppression list. Satisfies `reengage.ports.Suppression`."""
+
+    def __init__(self, table_name: str) -> None:
+        bind_ledger_table(table_name)
+
+    def suppress(self, email: str, reason: str, at: str) -> None:
+        SuppressionModel(SUPPRESSION_KEY, email.strip().lower(), reason=reason, suppressed_at=at).save()
+
+    def is_suppressed(self, email: str) -> bool:
+        try:
+            SuppressionModel.get(SUPPRESSION_KEY, email.strip().lower(), consistent_read=True)
+        except SuppressionModel.DoesNotExist:
+            return False
+        return True

@@ -1,0 +1,233 @@
+"""Imported lead rows: validating them and merging them into stored leads.
+
+A row is checked whole before anything is written; every problem is reported with
+the row number, the lead id and the field, so one import run shows all of them.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import uuid
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+from typing import Any
+
+from reengage.domain.clock import InvalidTimeError, format_time, parse_time
+from reengage.domain.leads import (
+    DEFAULT_ENGAGEMENT_STAGE,
+    KNOWN_CONFIDENCE,
+    KNOWN_ENGAGEMENT_STATUSES,
+    SENT,
+    STAGE_ORDER,
+    FollowUpPolicy,
+    Lead,
+    ResponseStatus,
+    ascii_domain,
+    email_problem,
+)
+from reengage.domain.text import CONTROL_CHARACTERS
+
+# Ids derived from an email are stable across imports: the same address is the same lead.
+LEAD_ID_NAMESPACE = uuid.UUID("6f1d2a1e-8a52-4c1f-9a57-1f0d3f9b2c11")
+TEXT_FIELDS = {
+    "id": 256,
+    "name": 256,
+    "email": 254,
+    "company": 256,
+    "company_website": 2048,
+    "engagement_status": 64,
+    "engagement_stage": 64,
+    "email_confidence_level": 64,
+    "follow_up_stage": 64,
+    "response_status": 64,
+}
+TIME_FIELDS = ("last_contacted", "created_at", "updated_at")
+KNOWN_FIELDS = frozenset({*TEXT_FIELDS, *TIME_FIELDS, "eligible_for_reengagement", "engagement_history"})
+_HISTORY_LIMIT = 100_000
+_FUTURE_TOLERANCE = timedelta(days=1)
+
+
+@dataclass(frozen=True)
+class RowError:
+    row: int
+    lead_id: str
+    field: str
+    reason: str
+
+    def __str__(self) -> str:
+        return f"row {self.row} (lead {self.lead_id or '?'}): {self.field}: {self.reason}"
+
+
+@dataclass(frozen=True)
+class ImportedLead:
+    """A valid row: the fields it sets (absent or empty cells are not set)."""
+
+    row: int
+    lead_id: str
+    fields: dict[str, Any]
+
+
+def derive_lead_id(email: str) -> str:
+    return str(uuid.uuid5(LEAD_ID_NAMESPACE, email.strip().lower()))
+
+
+def _boolean(value: Any) -> bool | None:
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in {"true", "1", "yes"}:
+        return True
+    if text in {"false", "0", "no"}:
+        return False
+    return None
+
+
+def _history(value: Any) -> list[dict[str, Any]] | None:
+    parsed = value
+    if isinstance(value, str):
+        if len(value) > _HISTORY_LIMIT:
+            return None
+        try:
+            parsed = json.loads(value)
+        except ValueError:
+            return None
+    if isinstance(parsed, list) and all(isinstance(entry, dict) for entry in parsed):
+        return parsed
+    return None
+
+
+def _check_website(value: str) -> str | None:
+    host = re.sub(r"^https?://", "", value, flags=re.IGNORECASE).split("/")[0].split(":")[0]
+    if ascii_domain(host) is None:
+        return "not a web address (expected e.g. https://example.com)"
+    return None
+
+
+_KNOWN_VALUES: dict[str, frozenset[str]] = {
+    "engagement_status": KNOWN_ENGAGEMENT_STATUSES,
+    "email_confidence_level": KNOWN_CONFIDENCE,
+    "response_status": frozenset(status.value for status in ResponseStatus),
+    "follow_up_stage": frozenset(stage.value for stage in STAGE_ORDER),
+}
+
+
+class _RowCheck:
+    """Collects every problem of one row, and the fields it sets."""
+
+    def __init__(self, row_number: int, row: dict[str, Any], lead_id: str) -> None:
+        self.row_number = row_number
+        self.row = row
+        self.lead_id = lead_id
+        self.errors: list[RowError] = []
+        self.fields: dict[str, Any] = {}
+
+    def error(self, field: str, reason: str) -> None:
+        self.errors.append(RowError(self.row_number, self.lead_id, field, reason))
+
+    def failed(self, field: str) -> bool:
+        return any(error.field == field for error in self.errors)
+
+    def unknown_fields(self) -> None:
+        for name in sorted(set(self.row) - KNOWN_FIELDS):
+            self.error(name, f"unknown field (known: {', '.join(sorted(KNOWN_FIELDS))})")
+
+    def text_fields(self) -> None:
+        for name, cap in TEXT_FIELDS.items():
+            value = self.row.get(name)
+            if value is None or value == "":
+                continue
+            if not isinstance(value, str):
+                self.error(name, f"must be text, got {type(value).__name__}")
+            elif CONTROL_CHARACTERS.search(value):
+                self.error(name, "contains control characters (line breaks, tabs...)")
+            elif len(value.strip()) > cap:
+                self.error(name, f"longer than {cap} characters")
+            elif value.strip():
+                self.fields[name] = value.strip()
+
+    def required_and_known(self) -> None:
+        email = self.fields.get("email")
+        if email is None and not self.failed("email"):
+            self.error("email", "required")
+        elif email is not None and (problem := email_problem(email)):
+            self.error("email", f"invalid address: {problem}")
+        if "engagement_status" not in self.fields and not self.failed("engagement_status"):
+            self.error("engagement_status", "required")
+        for name, known in _KNOWN_VALUES.items():
+            value = self.fields.get(name)
+            if value is not None and value not in known:
+                self.error(name, f"unknown value {value!r} (known: {', '.join(sorted(known))})")
+        website = self.fields.get("company_website")
+        if website is not None and (problem := _check_website(website)):
+            self.error("company_website", problem)
+
+    def times(self, now: datetime) -> None:
+        for name in TIME_FIELDS:
+            value = self.row.get(name)
+            if value is None or value == "":
+                continue
+            if not isinstance(value, str) or CONTROL_CHARACTERS.search(value):
+                self.error(name, "must be an ISO-8601 time without control characters")
+                continue
+            try:
+                moment = parse_time(value)
+            except InvalidTimeError:
+                self.error(name, f"not an ISO-8601 time: {value!r}")
+                continue
+            if moment > now + _FUTURE_TOLERANCE:
+                self.error(name, f"{value} is in the future")
+                continue
+            self.fields[name] = format_time(moment)
+        if self.fields.get("engagement_status") == SENT and "last_contacted" not in self.fields:
+            if not self.failed("last_contacted"):
+                self.error("last_contacted", "required when engagement_status is Sent")
+
+    def flag_and_history(self) -> None:
+        flag = self.row.get("eligible_for_reengagement")
+        if flag not in (None, "") and _boolean(flag) is None:
+            self.error("eligible_for_reengagement", f"must be true or false, got {flag!r}")
+        history = self.row.get("engagement_history")
+        if history not in (None, ""):
+            parsed = _history(history)
+            if parsed is None:
+                self.error("engagement_history", "must be a JSON list of objects (at most 100 kB)")
+            else:
+                self.fields["engagement_history"] = parsed
+
+
+def validate_row(row_number: int, row: dict[str, Any], now: datetime) -> ImportedLead | list[RowError]:
+    """Check one row; returns what it sets, or every problem found in it.
+
+    `eligible_for_reengagement` is checked but not imported: reengage manages that flag.
+    """
+    raw_id = row.get("id")
+    email_value = row.get("email")
+    lead_id = str(raw_id).strip() if raw_id not in (None, "") else ""
+    if not lead_id and isinstance(email_value, str) and email_problem(email_value.strip()) is None:
+        lead_id = derive_lead_id(email_value)
+    check = _RowCheck(row_number, row, lead_id)
+    check.unknown_fields()
+    check.text_fields()
+    check.required_and_known()
+    check.times(now)
+    check.flag_and_history()
+    if check.errors:
+        return check.errors
+    check.fields.pop("id", None)
+    return ImportedLead(row_number, lead_id, check.fields)
+
+
+def merge_import(existing: Lead | None, imported: ImportedLead, now: datetime, policy: FollowUpPolicy) -> Lead:
+    """The stored lead after an import row: row fields win, reengage's own state is kept.
+
+    A lead in flight (claimed or being sent) keeps its schedule; the sender re-checks
+    the new state before sending. Other leads get their schedule derived afresh.
+    """
+    base = existing or Lead(id=imported.lead_id, created_at=format_time(now))
+    lead = replace(base, **imported.fields)
+    lead.engagement_stage = lead.engagement_stage or DEFAULT_ENGAGEMENT_STAGE
+    lead.response_status = lead.response_status or ResponseStatus.NO_RESPONSE.value
+    lead.updated_at = format_time(now)
+    policy.reschedule(lead)
+    return lead

@@ -1,0 +1,87 @@
+"""Importing leads (from a file, a CRM): every row validated first, then one conditional write per lead.
+
+A lead is written whole or not at all; a rejected row is reported with its row number,
+lead id, field and reason, and the valid rows still land.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from reengage.domain.imports import ImportedLead, RowError, merge_import, validate_row
+from reengage.domain.leads import FollowUpPolicy
+from reengage.ports import InvalidLeadDataError, Leads
+
+_WRITE_ATTEMPTS = 3
+
+# (row number, the row as read, or the reason it could not be read)
+Row = tuple[int, dict[str, Any] | RowError]
+
+
+@dataclass
+class ImportReport:
+    created: int = 0
+    updated: int = 0
+    rejected: list[RowError] = field(default_factory=list)
+
+    @property
+    def rejected_rows(self) -> int:
+        return len({error.row for error in self.rejected})
+
+
+def validated_rows(rows: Iterable[Row], now: datetime) -> tuple[list[ImportedLead], list[RowError]]:
+    """Every row checked; a lead id seen twice is rejected on its second row."""
+    valid: list[ImportedLead] = []
+    rejected: list[RowError] = []
+    first_row_of: dict[str, int] = {}
+    for number, row in rows:
+        if isinstance(row, RowError):
+            rejected.append(row)
+            continue
+        result = validate_row(number, row, now)
+        if isinstance(result, list):
+            rejected.extend(result)
+            continue
+        if result.lead_id in first_row_of:
+            rejected.append(RowError(number, result.lead_id, "id", f"same lead as row {first_row_of[result.lead_id]}"))
+            continue
+        first_row_of[result.lead_id] = number
+        valid.append(result)
+    return valid, rejected
+
+
+def _upsert(leads: Leads, imported: ImportedLead, now: datetime, policy: FollowUpPolicy) -> str | RowError:
+    """Write one lead (retrying when it changes meanwhile): "created", "updated" or why not."""
+    for _ in range(_WRITE_ATTEMPTS):
+        try:
+            existing = leads.get(imported.lead_id)
+        except InvalidLeadDataError as error:
+            return RowError(imported.row, imported.lead_id, "id", f"stored lead unreadable: {error}")
+        if leads.put(merge_import(existing, imported, now, policy), previous=existing):
+            return "created" if existing is None else "updated"
+    return RowError(imported.row, imported.lead_id, "id", "lead kept changing while importing; try again")
+
+
+def import_rows(
+    leads: Leads,
+    rows: Iterable[Row],
+    now: datetime,
+    policy: FollowUpPolicy,
+    progress: Callable[[int, int], None] = lambda done, total: None,
+) -> ImportReport:
+    valid, rejected = validated_rows(rows, now)
+    report = ImportReport(rejected=rejected)
+    for done, imported in enumerate(valid, start=1):
+        progress(done, len(valid))
+        outcome = _upsert(leads, imported, now, policy)
+        if isinstance(outcome, RowError):
+            report.rejected.append(outcome)
+        elif outcome == "created":
+            report.created += 1
+        else:
+            report.updated += 1
+    report.rejected.sort(key=lambda error: error.row)
+    return report

@@ -1,0 +1,205 @@
+"""What the lead's side tells us, decided in one place: replies, SES events, unsubscribes, CRM marks.
+
+Any response other than `No Response` stops the sequence at once: the lead leaves the
+schedule (a lead already claimed keeps its claim and the sender, which re-checks the
+response status when it locks, skips it). Unsubscribes, hard bounces and complaints
+also put the address on the suppression list, so no other lead with that address is
+ever mailed either. SES Send/Delivery events confirm sends on the ledger, which is also
+what resolves a send recorded as "possibly sent" after a sender died.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping
+from dataclasses import replace
+from datetime import datetime
+from typing import Any
+
+from reengage.domain.clock import format_time
+from reengage.domain.correlation import is_own_reference, parse_own_reference
+from reengage.domain.leads import STAGE_ORDER, FollowUpPolicy, FollowUpStage, ResponseStatus
+from reengage.domain.replies import classify, read_reply
+from reengage.domain.ses_events import SesEvent
+from reengage.domain.unsubscribe import (
+    ONE_CLICK_BODY,
+    InvalidTokenError,
+    Page,
+    check_token,
+    confirmation_page,
+    invalid_link_page,
+    not_allowed_page,
+    unsubscribed_page,
+)
+from reengage.ports import Stores
+
+logger = logging.getLogger(__name__)
+
+SUPPRESSING = frozenset({ResponseStatus.UNSUBSCRIBED, ResponseStatus.BOUNCED, ResponseStatus.COMPLAINED})
+_ATTEMPTS = 3
+
+
+class UnknownLeadError(LookupError):
+    """No lead has that id."""
+
+
+def record_response(
+    stores: Stores,
+    lead_id: str,
+    status: ResponseStatus,
+    source: str,
+    now: datetime,
+    policy: FollowUpPolicy,
+    **details: Any,
+) -> bool:
+    """Set a lead's response status (and suppression); False if it already had that status."""
+    for _ in range(_ATTEMPTS):
+        lead = stores.leads.get(lead_id)
+        if lead is None:
+            raise UnknownLeadError(f"no lead with id {lead_id!r}")
+        if lead.response_status == status.value and (lead.suppressed or status not in SUPPRESSING):
+            return False
+        at = format_time(now)
+        updated = replace(
+            lead,
+            response_status=status.value,
+            suppressed=lead.suppressed or status in SUPPRESSING,
+            engagement_history=[
+                *lead.engagement_history,
+                {"outcome": "response", "status": status.value, "source": source, "at": at, **details},
+            ],
+            updated_at=at,
+        )
+        policy.reschedule(updated)
+        if stores.leads.put(updated, previous=lead):
+            if status in SUPPRESSING and lead.email:
+                stores.suppression.suppress(lead.email, status.value, at)
+            return True
+    raise TimeoutError(f"lead {lead_id} kept changing; try again")
+
+
+# -- SES events (FeedbackFunction) ----------------------------------------------
+def apply_ses_event(event: SesEvent, stores: Stores, now: datetime, policy: FollowUpPolicy) -> str:
+    """Act on one event; returns what was done (for logs and metrics)."""
+    if not event.lead_id:
+        return "ignored_untagged"
+    try:
+        if event.kind == "Complaint":
+            record_response(stores, event.lead_id, ResponseStatus.COMPLAINED, "ses-complaint", now, policy)
+            return "complaint"
+        if event.kind == "Bounce":
+            if not event.hard_bounce:
+                return "soft_bounce"
+            record_response(
+                stores, event.lead_id, ResponseStatus.BOUNCED, "ses-bounce", now, policy, detail=event.detail
+            )
+            return "hard_bounce"
+    except UnknownLeadError:
+        return "unknown_lead"
+    if event.kind in ("Send", "Delivery", "Reject") and event.stage in STAGE_ORDER:
+        return _confirm(event, stores, now)
+    return "ignored"
+
+
+def _confirm(event: SesEvent, stores: Stores, now: datetime) -> str:
+    """Send/Delivery: SES took the email. Recorded on the ledger without touching its state, so a
+    sender still recording its send is not disturbed; a send already settled as "possibly sent"
+    becomes "sent". Reject: SES dropped an email it had accepted."""
+    stage = FollowUpStage(event.stage)
+    if stores.ledger.record(event.lead_id, stage) is None:
+        return "unknown_send"
+    if event.kind == "Reject":
+        stores.ledger.reject_after_send(event.lead_id, stage)
+        _append_history(stores, event, "rejected_by_ses", now)
+        return "rejected"
+    resolved = stores.ledger.confirm(event.lead_id, stage, event.kind, event.message_id)
+    if resolved:
+        _append_history(stores, event, "confirmed_sent", now)
+        return "possibly_sent_resolved"
+    if event.kind == "Delivery":
+        _append_history(stores, event, "delivered", now)
+    return event.kind.lower()
+
+
+def _append_history(stores: Stores, event: SesEvent, outcome: str, now: datetime) -> None:
+    for _ in range(_ATTEMPTS):
+        lead = stores.leads.get(event.lead_id)
+        if lead is None:
+            return
+        entry = {"stage": event.stage, "at": event.at or format_time(now), "outcome": outcome}
+        entry["message_id"] = event.message_id
+        updated = replace(lead, engagement_history=[*lead.engagement_history, entry], updated_at=format_time(now))
+        if stores.leads.put(updated, previous=lead):
+            return
+    logger.warning("could not record an SES event on the lead", extra={"lead_id": event.lead_id})
+
+
+# -- inbound replies (ReplyFunction) ---------------------------------------------
+def _lead_of(stores: Stores, reference: str) -> str | None:
+    """The lead a referenced message went to: our own Message-ID, or the id SES assigned."""
+    if is_own_reference(reference):
+        own = parse_own_reference(reference)
+        if own is not None and stores.ledger.record(own.lead_id, own.stage) is not None:
+            return own.lead_id
+        return None
+    return stores.ledger.lead_for_message(reference)
+
+
+def handle_reply(
+    raw: bytes,
+    stores: Stores,
+    now: datetime,
+    policy: FollowUpPolicy,
+    classifier: Callable[[str], ResponseStatus] = classify,
+) -> str:
+    """Match an inbound email to its lead and record the answer; returns what happened.
+
+    Matching is strict: the In-Reply-To/References headers must name a message reengage
+    sent; only when they name none is the sender's address used. Automatic replies
+    (out of office and the like) never stop a sequence.
+    """
+    reply = read_reply(raw)
+    if reply.automatic:
+        return "automatic_ignored"
+    lead_id = next((found for found in (_lead_of(stores, ref) for ref in reply.referenced_ids) if found), None)
+    matched_by = "thread"
+    if lead_id is None and reply.sender:
+        lead_id, matched_by = stores.leads.find_by_email(reply.sender), "sender"
+    if lead_id is None:
+        return "unmatched"
+    status = classifier(reply.text)
+    try:
+        record_response(
+            stores, lead_id, status, "reply", now, policy, matched_by=matched_by, subject=reply.subject[:200]
+        )
+    except UnknownLeadError:
+        return "unmatched"
+    return f"reply_{status.value.lower().replace(' ', '_')}"
+
+
+# -- one-click unsubscribe (UnsubscribeFunction) ------------------------------------
+def unsubscribe_request(
+    method: str,
+    params: Mapping[str, str],
+    body: str,
+    key: bytes,
+    stores: Stores,
+    now: datetime,
+    policy: FollowUpPolicy,
+) -> Page:
+    """GET shows a confirmation form; POST (one-click or the form) unsubscribes. Never redirects."""
+    lead_id, token = params.get("lead", ""), params.get("token", "")
+    try:
+        check_token(lead_id, token, key, now)
+    except InvalidTokenError as error:
+        return invalid_link_page(error)
+    if method == "GET":
+        return confirmation_page(lead_id, token)
+    if method != "POST":
+        return not_allowed_page()
+    source = "one-click" if ONE_CLICK_BODY in body else "unsubscribe-page"
+    try:
+        record_response(stores, lead_id, ResponseStatus.UNSUBSCRIBED, source, now, policy)
+    except UnknownLeadError:
+        pass  # already deleted: nothing left to email
+    return unsubscribed_page()

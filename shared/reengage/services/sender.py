@@ -1,0 +1,255 @@
+"""The sender step: one queued follow-up request becomes at most one email.
+
+For each request: re-read the lead; skip it with a reason when it is no longer due;
+write the message; take the send lock (a conditional write that succeeds once per lead
+and stage); send; record the result under that lock. A request delivered twice, or two
+senders racing, cannot produce a second email: only one of them gets the lock, and a
+lock that is never released (a crash after the send) is treated as possibly sent.
+The SQS batch glue (partial failures, backoff) is the SenderFunction's handler.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from reengage.domain.clock import format_time, utc_now
+from reengage.domain.correlation import own_message_id
+from reengage.domain.leads import STAGE_ORDER, FollowUpPolicy, FollowUpStage, Lead, ScheduleState, SkipReason
+from reengage.domain.messages import FollowUpMessage, follow_up_email
+from reengage.domain.unsubscribe import UnsubscribeLinks
+from reengage.ports import (
+    FollowUpRequest,
+    InvalidLeadDataError,
+    LedgerState,
+    LockResult,
+    Mailer,
+    MessageWriter,
+    PoisonMessageError,
+    SendInDoubtError,
+    SendRejectedError,
+    Stores,
+    TransientError,
+)
+from reengage.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+SENT = "sent"
+SKIPPED = "skipped"
+DEFERRED = "deferred"  # over the daily send cap: due again for the next run
+FAILED = "failed"
+IN_DOUBT = "in_doubt"
+
+
+@dataclass(frozen=True)
+class SendOutcome:
+    lead_id: str
+    stage: str
+    kind: str  # sent | skipped | failed | in_doubt
+    reason: str = ""
+    message_id: str = ""
+    generator: str = ""
+    subject: str = ""
+    model: str = ""
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    fallback_reason: str = ""
+
+    @classmethod
+    def of(cls, lead_id: str, stage: str, kind: str, message: FollowUpMessage, **details: str) -> SendOutcome:
+        return cls(
+            lead_id,
+            stage,
+            kind,
+            generator=message.generator,
+            subject=message.subject,
+            model=message.model,
+            prompt_tokens=message.prompt_tokens,
+            completion_tokens=message.completion_tokens,
+            fallback_reason=message.fallback_reason,
+            **details,
+        )
+
+
+def _stage_index(stage: str | None) -> int:
+    return STAGE_ORDER.index(FollowUpStage(stage)) if stage in STAGE_ORDER else -1
+
+
+class FollowUpSender:
+    def __init__(
+        self,
+        stores: Stores,
+        mailer: Mailer,
+        writer: MessageWriter,
+        settings: Settings,
+        clock: Callable[[], datetime] = utc_now,
+        unsubscribe: UnsubscribeLinks | None = None,
+    ) -> None:
+        self.stores = stores
+        self.mailer = mailer
+        self.writer = writer
+        self.settings = settings
+        self.policy: FollowUpPolicy = settings.policy
+        self.clock = clock
+        self.unsubscribe = unsubscribe
+
+    def _skip(self, request: FollowUpRequest, reason: SkipReason, detail: str = "") -> SendOutcome:
+        logger.info(
+            "follow-up skipped",
+            extra={
+                "lead_id": request.lead_id,
+                "campaign_id": request.campaign_id,
+                "stage": request.stage,
+                "reason": reason,
+            },
+        )
+        return SendOutcome(request.lead_id, request.stage.value, SKIPPED, f"{reason}{': ' + detail if detail else ''}")
+
+    def _release(self, lead: Lead, stage: FollowUpStage) -> None:
+        """Give the claim back: due again when the lead can still get a follow-up, out of the index if not."""
+        key = self.policy.schedule_key(lead)
+        self.stores.schedule.release_claim(lead.id, stage, key.at if key else None)
+
+    def _next_due(self, stage: FollowUpStage) -> bool:
+        return self.policy.has_next_stage(stage)
+
+    def _claimed_lead(self, request: FollowUpRequest) -> Lead | SendOutcome:
+        """The lead, still claimed for this stage and still eligible, or the outcome that ends the request."""
+        try:
+            lead = self.stores.leads.get(request.lead_id)
+        except InvalidLeadDataError as error:
+            self.stores.schedule.release_claim(request.lead_id, request.stage, None)
+            return self._skip(request, SkipReason.INVALID_DATA, str(error))
+        if lead is None:
+            # Retried, then dead-lettered: a message for a lead nobody has is for an operator to see.
+            raise PoisonMessageError(f"lead {request.lead_id!r} does not exist")
+        if _stage_index(lead.follow_up_stage) >= _stage_index(request.stage):
+            return self._skip(request, SkipReason.ALREADY_SENT, lead.follow_up_stage or "")
+        if lead.schedule_state == ScheduleState.SENDING and lead.claim_stage == request.stage:
+            return self._skip(request, SkipReason.SEND_IN_DOUBT)
+        if lead.schedule_state != ScheduleState.CLAIMED or lead.claim_stage != request.stage:
+            return self._skip(request, SkipReason.NOT_CLAIMED, lead.schedule_state or "not scheduled")
+        verdict = self.policy.standing(lead)
+        if verdict.due and self.stores.suppression.is_suppressed(lead.email):
+            # Another lead with this address unsubscribed, bounced or complained: out of the schedule for good.
+            self.stores.schedule.release_claim(lead.id, request.stage, None)
+            return self._skip(request, SkipReason.SUPPRESSED, "address on the suppression list")
+        if verdict.stage != request.stage:
+            # Its state changed since it was claimed (replied, converted, opted out...).
+            self._release(lead, request.stage)
+            return self._skip(request, verdict.reason or SkipReason.NOT_CLAIMED, verdict.detail)
+        return lead
+
+    def send(self, request: FollowUpRequest) -> SendOutcome:
+        """Handle one request. Raises TransientError when it should be retried later."""
+        lead = self._claimed_lead(request)
+        if isinstance(lead, SendOutcome):
+            return lead
+        now = self.clock()
+        day, cap = now.date().isoformat(), self.settings.max_sends_per_day
+        if cap and self.stores.quota.used(day) >= cap:
+            self._release(lead, request.stage)  # due again: tomorrow's run takes it
+            return SendOutcome(lead.id, request.stage.value, DEFERRED, SkipReason.DAILY_CAP)
+        message = self.writer.write(lead, request.stage, now)
+        if self.settings.dry_run:
+            self._release(lead, request.stage)
+            return SendOutcome.of(lead.id, request.stage.value, SKIPPED, message, reason=SkipReason.DRY_RUN)
+
+        lock = self.stores.send_lock.lock(lead, request.stage, format_time(now), request.campaign_id)
+        if lock is LockResult.ALREADY_RECORDED:
+            return self._already_recorded(lead, request)
+        if lock is LockResult.LEAD_CHANGED:
+            # Changed between our read and the lock (another sender, a reply, an import):
+            # start over with what is stored now.
+            latest = self._claimed_lead(request)
+            if isinstance(latest, SendOutcome):
+                return latest
+            raise TransientError(f"lead {lead.id} changed while being locked; retrying")
+        if cap and not self.stores.quota.reserve(day, cap):
+            self.stores.send_lock.unlock(lead.id, request.stage)
+            self._release(lead, request.stage)
+            return SendOutcome(lead.id, request.stage.value, DEFERRED, SkipReason.DAILY_CAP)
+        return self._deliver(lead, request, message, now)
+
+    def _already_recorded(self, lead: Lead, request: FollowUpRequest) -> SendOutcome:
+        """The ledger already holds this stage for this lead: never send; repair the lead if it forgot."""
+        record = self.stores.ledger.record(lead.id, request.stage)
+        if record is None or record.state == LedgerState.SENDING:
+            return self._skip(request, SkipReason.SEND_IN_DOUBT)
+        entry = {
+            "stage": request.stage.value,
+            "at": record.sent_at or record.locked_at,
+            "outcome": "restored_from_ledger",
+            "ledger_state": record.state,
+        }
+        self.stores.send_lock.repair_from_ledger(lead, request.stage, record, entry, self._next_due(request.stage))
+        logger.warning("stage already in the send ledger", extra={"lead_id": lead.id, "stage": request.stage})
+        return self._skip(request, SkipReason.ALREADY_SENT, f"ledger says {record.state}")
+
+    def _deliver(self, lead: Lead, request: FollowUpRequest, message: FollowUpMessage, now: datetime) -> SendOutcome:
+        domain = self.settings.sender_email.split("@")[1]
+        message_id = own_message_id(lead.id, request.stage.value, secrets.token_hex(6), domain)
+        unsubscribe_url = self.unsubscribe.url(lead.id, now) if self.unsubscribe is not None else ""
+        email = follow_up_email(lead, request.stage, request.campaign_id, message, message_id, unsubscribe_url)
+        entry: dict[str, Any] = {
+            "stage": request.stage.value,
+            "at": format_time(now),
+            "generator": message.generator,
+            "campaign_id": request.campaign_id,
+            "subject": message.subject,
+        }
+        if message.model:
+            entry |= {
+                "model": message.model,
+                "prompt_tokens": message.prompt_tokens,
+                "completion_tokens": message.completion_tokens,
+            }
+        if message.fallback_reason:
+            entry["fallback_reason"] = message.fallback_reason
+        try:
+            message_id = self.mailer.send(email)
+        except TransientError:
+            self.stores.send_lock.unlock(lead.id, request.stage)
+            raise
+        except SendRejectedError as error:
+            self.stores.send_lock.record_failed(
+                lead, request.stage, {**entry, "outcome": "rejected", "error": str(error)}
+            )
+            logger.warning(
+                "follow-up rejected", extra={"lead_id": lead.id, "stage": request.stage, "error": str(error)}
+            )
+            return SendOutcome.of(lead.id, request.stage.value, FAILED, message, reason=str(error))
+        except SendInDoubtError as error:
+            # Keep the lock: a second email is worse than a missing one.
+            logger.error(
+                "follow-up possibly sent", extra={"lead_id": lead.id, "stage": request.stage, "error": str(error)}
+            )
+            return SendOutcome.of(lead.id, request.stage.value, IN_DOUBT, message, reason=str(error))
+
+        sent_at = format_time(self.clock())
+        entry = {**entry, "at": sent_at, "outcome": "sent", "message_id": message_id}
+        try:
+            recorded = self.stores.send_lock.record_sent(
+                lead, request.stage, sent_at, entry, self._next_due(request.stage)
+            )
+        except TransientError:
+            recorded = False
+        if not recorded:
+            logger.error("follow-up sent but not recorded", extra={"lead_id": lead.id, "stage": request.stage})
+        logger.info(
+            "follow-up sent",
+            extra={
+                "lead_id": lead.id,
+                "campaign_id": request.campaign_id,
+                "stage": request.stage,
+                "message_id": message_id,
+                "to": lead.email,  # masked by the log formatter
+                "generator": message.generator,
+            },
+        )
+        return SendOutcome.of(lead.id, request.stage.value, SENT, message, message_id=message_id)
