@@ -13,7 +13,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from reengage.domain.knowledge import load_knowledge_file
-from reengage.domain.leads import FollowUpStage, Lead, ScheduleState
+from reengage.domain.leads import FollowUpStage, Lead, ScheduleState, appended_history, normalized_address
 from reengage.domain.messages import OutgoingEmail, TemplateWriter
 from reengage.ports import FollowUpRequest, LedgerRecord, LedgerState, LockResult, ScheduleEntry, Stores, UnreadableLead
 
@@ -24,6 +24,7 @@ class InMemoryTables:
     def __init__(self, leads: Sequence[Lead] = ()) -> None:
         self.leads: dict[str, Lead] = {lead.id: copy.deepcopy(lead) for lead in leads}
         self.ledger: dict[tuple[str, str], LedgerRecord] = {}
+        self.addresses: dict[tuple[str, str], str] = {}  # (normalized address, stage) -> lead id
         self.daily_sends: dict[str, int] = {}
         self.suppressed: dict[str, str] = {}
         self.lock = threading.RLock()
@@ -36,8 +37,16 @@ class InMemoryTables:
             suppression=FakeSuppression(self),
         )
 
-    def held(self, lead_id: str, state: ScheduleState, at: str | None = None, stage: str | None = None) -> Lead | None:
-        """The stored lead when it is in `state` (at `at`, for `stage`), else None."""
+    def held(
+        self,
+        lead_id: str,
+        state: ScheduleState,
+        at: str | None = None,
+        stage: str | None = None,
+        version: int | None = None,
+    ) -> Lead | None:
+        """The stored lead when it is in `state` (at `at`, for `stage`, at `version`), else None; the
+        caller is about to write it, so its version is bumped."""
         lead = self.leads.get(lead_id)
         if lead is None or lead.schedule_state != state:
             return None
@@ -45,10 +54,13 @@ class InMemoryTables:
             return None
         if stage is not None and lead.claim_stage != stage:
             return None
+        if version is not None and lead.version != version:
+            return None
+        lead.version += 1
         return lead
 
     def is_suppressed(self, email: str) -> bool:
-        return email.strip().lower() in self.suppressed
+        return normalized_address(email) in self.suppressed
 
 
 @dataclass
@@ -64,9 +76,9 @@ class FakeLeads:
             current = self.tables.leads.get(lead.id)
             if (previous is None) != (current is None):
                 return False
-            if previous is not None and current is not None and previous.updated_at != current.updated_at:
+            if previous is not None and current is not None and previous.version != current.version:
                 return False
-            self.tables.leads[lead.id] = copy.deepcopy(lead)
+            self.tables.leads[lead.id] = replace(copy.deepcopy(lead), version=(previous.version if previous else 0) + 1)
             return True
 
     def find_by_email(self, address: str) -> str | None:
@@ -76,12 +88,12 @@ class FakeLeads:
     def scan(self) -> Iterator[Lead | UnreadableLead]:
         yield from (copy.deepcopy(lead) for lead in list(self.tables.leads.values()))
 
-    def set_attributes(self, lead_id: str, values: Mapping[str, Any], previous_updated_at: str | None) -> bool:
+    def set_attributes(self, lead_id: str, values: Mapping[str, Any], previous_version: int) -> bool:
         with self.tables.lock:
             lead = self.tables.leads.get(lead_id)
-            if lead is None or lead.updated_at != previous_updated_at:
+            if lead is None or lead.version != previous_version:
                 return False
-            self.tables.leads[lead_id] = replace(lead, **values)
+            self.tables.leads[lead_id] = replace(lead, **values, version=lead.version + 1)
             return True
 
 
@@ -119,6 +131,14 @@ class FakeSchedule:
             lead.schedule_state = lead.schedule_at = None
             return True
 
+    def set_aside(self, lead_id: str, problem: str) -> bool:
+        with self.tables.lock:
+            lead = self.tables.leads.get(lead_id)
+            if lead is None or lead.schedule_state == ScheduleState.SENDING:
+                return False
+            lead.schedule_state, lead.claim_stage, lead.version = ScheduleState.INVALID, None, lead.version + 1
+            return True
+
     def release_claim(self, lead_id: str, stage: FollowUpStage, due_at: str | None) -> bool:
         with self.tables.lock:
             lead = self.tables.held(lead_id, ScheduleState.CLAIMED, stage=stage.value)
@@ -135,7 +155,7 @@ def _advance(stored: Lead, read: Lead, stage: FollowUpStage, at: str, entry: dic
     stored.follow_up_stage = stage.value
     stored.last_contacted = at
     stored.eligible_for_reengagement = False
-    stored.engagement_history = [*read.engagement_history, entry]
+    stored.engagement_history = appended_history(read.engagement_history, entry)
     stored.updated_at = at
     stored.claim_stage = None
 
@@ -148,26 +168,36 @@ class FakeSendLock:
         with self.tables.lock:
             if (read.id, stage.value) in self.tables.ledger:
                 return LockResult.ALREADY_RECORDED
-            lead = self.tables.held(read.id, ScheduleState.CLAIMED, stage=stage.value)
+            address = (normalized_address(read.email), stage.value)
+            if self.tables.addresses.get(address, read.id) != read.id:
+                return LockResult.ADDRESS_TAKEN
+            current = self.tables.leads.get(read.id)
             as_read = (read.response_status, read.email, read.suppressed)
-            if lead is None or (lead.response_status, lead.email, lead.suppressed) != as_read:
+            if current is None or (current.response_status, current.email, current.suppressed) != as_read:
+                return LockResult.LEAD_CHANGED
+            lead = self.tables.held(read.id, ScheduleState.CLAIMED, stage=stage.value, version=read.version)
+            if lead is None:
                 return LockResult.LEAD_CHANGED
             self.tables.ledger[(read.id, stage.value)] = LedgerRecord(
                 read.id, stage.value, LedgerState.SENDING, locked_at
             )
+            self.tables.addresses[address] = read.id
             lead.schedule_state, lead.schedule_at = ScheduleState.SENDING, locked_at
             return LockResult.LOCKED
 
-    def unlock(self, lead_id: str, stage: FollowUpStage) -> None:
+    def unlock(self, read: Lead, stage: FollowUpStage) -> None:
         with self.tables.lock:
-            lead = self.tables.held(lead_id, ScheduleState.SENDING, stage=stage.value)
-            record = self.tables.ledger.get((lead_id, stage.value))
-            if lead is not None and record is not None and record.state == LedgerState.SENDING:
-                del self.tables.ledger[(lead_id, stage.value)]
+            record = self.tables.ledger.get((read.id, stage.value))
+            if record is None or record.state != LedgerState.SENDING:
+                return
+            lead = self.tables.held(read.id, ScheduleState.SENDING, stage=stage.value)
+            if lead is not None:
+                del self.tables.ledger[(read.id, stage.value)]
+                self.tables.addresses.pop((normalized_address(read.email), stage.value), None)
                 lead.schedule_state = ScheduleState.CLAIMED
 
     def _settle(self, read: Lead, stage: FollowUpStage, locked_at: str | None, **ledger: Any) -> Lead | None:
-        stored = self.tables.held(read.id, ScheduleState.SENDING, at=locked_at, stage=stage.value)
+        stored = self.tables.held(read.id, ScheduleState.SENDING, at=locked_at, stage=stage.value, version=read.version)
         if stored is not None:
             key = (read.id, stage.value)
             self.tables.ledger[key] = replace(self.tables.ledger[key], **ledger)
@@ -189,7 +219,7 @@ class FakeSendLock:
             if stored is not None:
                 stored.schedule_state = stored.schedule_at = stored.claim_stage = None
                 stored.eligible_for_reengagement = False
-                stored.engagement_history = [*lead.engagement_history, entry]
+                stored.engagement_history = appended_history(lead.engagement_history, entry)
 
     def settle_in_doubt(
         self, lead: Lead, stage: FollowUpStage, locked_at: str, entry: dict[str, Any], next_due: bool, state: str
@@ -204,7 +234,7 @@ class FakeSendLock:
         self, lead: Lead, stage: FollowUpStage, record: LedgerRecord, entry: dict[str, Any], next_due: bool
     ) -> bool:
         with self.tables.lock:
-            stored = self.tables.held(lead.id, ScheduleState.CLAIMED, stage=stage.value)
+            stored = self.tables.held(lead.id, ScheduleState.CLAIMED, stage=stage.value, version=lead.version)
             if stored is None:
                 return False
             if record.state in (LedgerState.SENT, LedgerState.POSSIBLY_SENT):
@@ -262,7 +292,7 @@ class FakeSuppression:
     tables: InMemoryTables
 
     def suppress(self, email: str, reason: str, at: str) -> None:
-        self.tables.suppressed[email.strip().lower()] = reason
+        self.tables.suppressed[normalized_address(email)] = reason
 
     def is_suppressed(self, email: str) -> bool:
         return self.tables.is_suppressed(email)

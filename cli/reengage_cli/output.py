@@ -113,6 +113,7 @@ def print_statistics(stats: dict[str, Any]) -> None:
     say(f"  Re-engagement success rate:     {stats['reengagement_success_rate']:.1%}")
     say(f"  Sends in progress:              {stats['sends_in_progress']}")
     say(f"  Possibly sent (review, never re-sent): {stats['sends_possibly_sent']}")
+    say(f"  Set aside, unreadable (invalid_lead_data): {stats['invalid_lead_data']}")
     say("  By follow-up stage:   " + (", ".join(f"{k}: {v}" for k, v in stats["by_followup_stage"].items()) or "none"))
     say("  By response status:   " + (", ".join(f"{k}: {v}" for k, v in stats["by_response_status"].items()) or "none"))
 

@@ -44,4 +44,6 @@ def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     count("LeadsLeftForNextRun", summary.left_for_next_run)
     count("DuplicateAddresses", summary.duplicate_email)
     count("SendsSettledInDoubt", summary.settled_in_doubt)
+    count("LeadsSetAside", summary.invalid)
+    count("SchedulerLeadErrors", summary.errors)
     return {"ok": True, **summary.as_dict()}

@@ -34,4 +34,5 @@ def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     count("RecentReengagements", figures["recent_reengagements"])
     count("ReengagementSuccessRate", figures["reengagement_success_rate"] * 100, MetricUnit.Percent)
     count("SendsPossiblySent", figures["sends_possibly_sent"])
+    count("LeadsInvalid", figures["invalid_lead_data"])
     return figures

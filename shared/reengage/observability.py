@@ -35,6 +35,8 @@ METRICS: dict[str, str | None] = {
     "LeadsLeftForNextRun": None,
     "DuplicateAddresses": None,
     "SendsSettledInDoubt": None,
+    "LeadsSetAside": None,  # unreadable items moved out of the schedule this run
+    "SchedulerLeadErrors": None,  # leads a write failed for; the run went on
     "InvalidEvents": None,
     # sender
     "FollowUpsSent": "Stage",
@@ -56,6 +58,7 @@ METRICS: dict[str, str | None] = {
     "RecentReengagements": None,
     "ReengagementSuccessRate": None,
     "SendsPossiblySent": None,
+    "LeadsInvalid": None,  # gauge: items set aside as unreadable
     # upkeep
     "StaleClaimsCleared": None,
     # feedback

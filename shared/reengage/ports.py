@@ -36,6 +36,7 @@ class LedgerRecord:
 class LockResult(StrEnum):
     LOCKED = "locked"
     ALREADY_RECORDED = "already_recorded"  # the ledger holds this lead and stage already
+    ADDRESS_TAKEN = "address_taken"  # another lead with this address had (or is sending) this stage
     LEAD_CHANGED = "lead_changed"  # no longer claimed for this stage, or changed since it was read
 
 
@@ -49,6 +50,10 @@ class PoisonMessageError(Exception):
 
 class TransientError(Exception):
     """Try again later: throttling, an outage, a lost connection before anything happened."""
+
+
+class SendNotAttemptedError(TransientError):
+    """The email was never handed to the mail service (it could not be built, no credentials...)."""
 
 
 class SendRejectedError(Exception):
@@ -68,6 +73,7 @@ class ScheduleEntry:
     at: str
     follow_up_stage: str | None
     email: str = ""
+    problem: str = ""  # the row cannot be read as a lead's (an attribute of the wrong type, say)
 
 
 @dataclass(frozen=True)
@@ -106,7 +112,7 @@ class Leads(Protocol):
         """Every item, page by page (upkeep and statistics only; selection never scans)."""
         ...
 
-    def set_attributes(self, lead_id: str, values: Mapping[str, Any], previous_updated_at: str | None) -> bool:
+    def set_attributes(self, lead_id: str, values: Mapping[str, Any], previous_version: int) -> bool:
         """Set (or, with None, remove) plain attributes, only if the lead is unchanged."""
         ...
 
@@ -130,23 +136,30 @@ class Schedule(Protocol):
         """Put a claimed lead back to due (or out of the index when `due_at` is None)."""
         ...
 
+    def set_aside(self, lead_id: str, problem: str) -> bool:
+        """Move an unreadable lead to the `invalid` state (unless a send lock holds it): never claimed
+        again until an import or `reengage migrate` writes it whole."""
+        ...
+
 
 class SendLock(Protocol):
     """The send lock: the lead and its ledger record for a stage, moved together (one transaction each)."""
 
     def lock(self, lead: Lead, stage: FollowUpStage, locked_at: str, campaign_id: str) -> LockResult:
-        """Create the ledger record for (lead, stage) and take the lead's send lock, atomically,
-        only if the lead is still claimed for the stage and unchanged since `lead` was read."""
+        """Create the ledger record for (lead, stage) and the address's record for the stage, and take
+        the lead's send lock, atomically, only if the lead is still claimed for the stage and unchanged
+        since `lead` was read (its version)."""
         ...
 
-    def unlock(self, lead_id: str, stage: FollowUpStage) -> None:
+    def unlock(self, lead: Lead, stage: FollowUpStage) -> None:
         """Give the lock back (and drop the ledger record) after a send that certainly did not happen."""
         ...
 
     def record_sent(
         self, lead: Lead, stage: FollowUpStage, sent_at: str, entry: dict[str, Any], next_due: bool
     ) -> bool:
-        """Record a successful send (lead and ledger), guarded by the lock; False when the lock was lost."""
+        """Record a successful send (lead and ledger), guarded by the lock and the version `lead` was
+        read at; False when either changed (read the lead again and retry, or see the ledger)."""
         ...
 
     def record_failed(self, lead: Lead, stage: FollowUpStage, entry: dict[str, Any]) -> None:

@@ -33,13 +33,15 @@ def test_import_reports_rejected_rows_and_keeps_the_valid_ones(aws: Emulator, tm
         "a-2,Bob,bob@@example.com,Sent,Real,2026-11-01T09:00:00Z\n"
         "a-3,Cy,cy@example.com,Sent,Sure,not a time\n"
         "a-1,Ana again,ana2@example.com,Sent,Real,2026-11-01T09:00:00Z\n"
+        "a-5,Di,di@example.com,Sent,Sure,2026-11-01T09:00:00Z\n"
     )
     result = reengage("import", str(csv_file))
     assert result.returncode == 1, result.stderr
-    assert "Imported 1 leads (1 new, 0 updated)" in result.stdout
+    assert "Imported 2 leads (2 new, 0 updated)" in result.stdout
     assert "row 2 (lead a-2): email: invalid address: must contain exactly one @" in result.stdout
-    assert "row 3 (lead a-3): email_confidence_level: unknown value 'Sure'" in result.stdout
     assert "row 3 (lead a-3): last_contacted: not an ISO-8601 time: 'not a time'" in result.stdout
+    # An upstream system's own vocabulary is kept, never eligible, and said so
+    assert "row 5 (lead a-5): email_confidence_level: 'Sure' is not one of" in result.stdout
     assert "row 4 (lead a-1): id: same lead as row 1" in result.stdout
     assert "Traceback" not in result.stdout + result.stderr
 

@@ -21,9 +21,13 @@ def test_a_cancelled_lock_leaves_the_lead_and_the_stream_as_they_were(aws: Emula
     assert claimed is not None and claimed.schedule_state == ScheduleState.CLAIMED
     now = format_time(utc_now())
     assert stores.send_lock.lock(claimed, FollowUpStage.FOLLOWUP_1, now, "c") is LockResult.LOCKED
-    stores.send_lock.unlock("lead-001", FollowUpStage.FOLLOWUP_1)
+    stores.send_lock.unlock(claimed, FollowUpStage.FOLLOWUP_1)
     assert stores.ledger.record("lead-001", FollowUpStage.FOLLOWUP_1) is None
+    # The lock and the unlock each moved the lead on: a lock from the old read is refused
+    assert stores.send_lock.lock(claimed, FollowUpStage.FOLLOWUP_1, now, "c") is LockResult.LEAD_CHANGED
     # Given a ledger record that already exists (another system reset the lead's stage, say)
+    claimed = stores.leads.get("lead-001")
+    assert claimed is not None
     assert stores.send_lock.lock(claimed, FollowUpStage.FOLLOWUP_1, now, "c") is LockResult.LOCKED
     settling = stores.leads.get("lead-001")
     assert settling is not None
@@ -51,3 +55,29 @@ def test_a_cancelled_lock_leaves_the_lead_and_the_stream_as_they_were(aws: Emula
     )
     record = stores.ledger.record("lead-001", FollowUpStage.FOLLOWUP_1)
     assert record is not None and record.state == "possibly_sent"
+
+
+def test_the_emulator_checks_an_items_size_after_an_update_as_dynamodb_does(aws: Emulator) -> None:
+    import boto3
+    import pytest
+    from botocore.exceptions import ClientError
+
+    dynamodb = boto3.client("dynamodb")
+    table = aws.settings.leads_table_name
+    notes = [{"M": {"note": {"S": "y" * 3900}}} for _ in range(98)]  # about 383 KB
+    dynamodb.put_item(TableName=table, Item={"id": {"S": "big"}, "engagement_history": {"L": notes}})
+    # Shrinking an item near the limit is allowed (moto alone refuses it)
+    dynamodb.update_item(
+        TableName=table,
+        Key={"id": {"S": "big"}},
+        UpdateExpression="SET engagement_history = :h",
+        ExpressionAttributeValues={":h": {"L": notes[:50]}},
+    )
+    # Growing it past the limit is still refused
+    with pytest.raises(ClientError, match="maximum allowed size"):
+        dynamodb.update_item(
+            TableName=table,
+            Key={"id": {"S": "big"}},
+            UpdateExpression="SET extra = :x",
+            ExpressionAttributeValues={":x": {"S": "z" * 300_000}},
+        )

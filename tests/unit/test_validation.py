@@ -50,8 +50,6 @@ def test_id_is_derived_from_the_lowercased_email():
         ({"email": "ana@@example.com"}, ("email", "invalid address: must contain exactly one @")),
         ({"email": None}, ("email", "required")),
         ({"engagement_status": None}, ("engagement_status", "required")),
-        ({"engagement_status": "Emailed"}, ("engagement_status", "unknown value 'Emailed'")),
-        ({"email_confidence_level": "Sure"}, ("email_confidence_level", "unknown value 'Sure'")),
         ({"response_status": "Maybe"}, ("response_status", "unknown value 'Maybe'")),
         ({"follow_up_stage": "Followup_3"}, ("follow_up_stage", "unknown value 'Followup_3'")),
         ({"last_contacted": "yesterday"}, ("last_contacted", "not an ISO-8601 time: 'yesterday'")),
@@ -67,6 +65,7 @@ def test_id_is_derived_from_the_lowercased_email():
             ("eligible_for_reengagement", "must be true or false, got 'perhaps'"),
         ),
         ({"engagement_history": "not json"}, ("engagement_history", "must be a JSON list of objects")),
+        ({"id": "é" * 100}, ("id", "200 bytes of UTF-8; lead ids are at most 190 bytes so SES events can name them")),
         ({"emial": "typo@example.com"}, ("emial", "unknown field")),
     ],
 )
@@ -94,7 +93,7 @@ def test_merge_keeps_history_and_sets_defaults_and_schedule():
     imported = validate_row(1, ROW, NOW)
     assert isinstance(imported, ImportedLead)
     existing = Lead(id="lead-1", email="old@example.com", engagement_history=[{"stage": "Initial"}], updated_at=ago(3))
-    merged = merge_import(existing, imported, NOW, FollowUpPolicy())
+    merged, _ = merge_import(existing, imported, NOW, FollowUpPolicy())
     assert merged.email == "ana@example.com"
     assert merged.engagement_history == [{"stage": "Initial"}]
     assert merged.response_status == "No Response" and merged.engagement_stage == "1st degree"
@@ -105,7 +104,7 @@ def test_merge_does_not_disturb_a_lead_in_flight():
     imported = validate_row(1, {**ROW, "response_status": "Converted"}, NOW)
     assert isinstance(imported, ImportedLead)
     in_flight = Lead(id="lead-1", schedule_state="claimed", schedule_at=ago(0), claim_stage="Followup_1")
-    merged = merge_import(in_flight, imported, NOW, FollowUpPolicy())
+    merged, _ = merge_import(in_flight, imported, NOW, FollowUpPolicy())
     # The sender re-checks and skips it; the import must not erase the claim under its feet.
     assert (merged.schedule_state, merged.claim_stage) == ("claimed", "Followup_1")
     assert merged.response_status == "Converted"
@@ -114,7 +113,66 @@ def test_merge_does_not_disturb_a_lead_in_flight():
 def test_merge_of_a_lead_that_cannot_be_followed_up_takes_it_out_of_the_index():
     imported = validate_row(1, {**ROW, "email_confidence_level": "Guess"}, NOW)
     assert isinstance(imported, ImportedLead)
-    merged = merge_import(
+    merged, _ = merge_import(
         replace(Lead(id="lead-1"), schedule_state="due", schedule_at=ago(9)), imported, NOW, FollowUpPolicy()
     )
     assert merged.schedule_state is None and merged.schedule_at is None
+
+
+@pytest.mark.parametrize(("field", "value"), [("engagement_status", "Emailed"), ("email_confidence_level", "Sure")])
+def test_unknown_upstream_values_are_kept_with_a_note_not_rejected(field, value):
+    imported = validate_row(3, {**ROW, field: value}, NOW)
+    assert isinstance(imported, ImportedLead) and imported.fields[field] == value
+    (note,) = imported.notes
+    assert note.startswith(f"row 3 (lead lead-1): {field}: {value!r}") and "not eligible" in note
+    merged, _ = merge_import(None, imported, NOW, FollowUpPolicy())
+    assert merged.schedule_state is None
+
+
+def test_a_reimport_never_moves_reengage_state_backwards():
+    # Given a lead reengage contacted (Followup_1) and that answered "remove me"
+    existing = Lead(
+        id="lead-1",
+        email="ana@example.com",
+        engagement_status="Sent",
+        email_confidence_level="Real",
+        follow_up_stage="Followup_1",
+        last_contacted="2026-11-20T09:00:00.000000Z",
+        response_status="Rejected",
+        engagement_history=[{"stage": "Followup_1", "outcome": "sent"}],
+    )
+    # When the CRM export (No Response, the first contact, no stage) comes in again
+    imported = validate_row(1, {**ROW, "response_status": "No Response", "company": "Acme Inc"}, NOW)
+    assert isinstance(imported, ImportedLead)
+    merged, notes = merge_import(existing, imported, NOW, FollowUpPolicy())
+    # Then what the CRM owns is updated, and nothing reengage owns moves backwards
+    assert merged.company == "Acme Inc"
+    assert (merged.response_status, merged.follow_up_stage) == ("Rejected", "Followup_1")
+    assert merged.last_contacted == "2026-11-20T09:00:00.000000Z"
+    assert merged.engagement_history == existing.engagement_history and merged.schedule_state is None
+    assert any("response_status" in note and "reengage mark" in note for note in notes)
+    assert any("last_contacted" in note for note in notes)
+
+
+def test_a_crm_may_stop_a_sequence_but_never_overwrites_an_unsubscribe():
+    existing = Lead(id="lead-1", email="ana@example.com", response_status="Unsubscribed", suppressed=True)
+    imported = validate_row(1, {**ROW, "response_status": "Interested"}, NOW)
+    assert isinstance(imported, ImportedLead)
+    merged, _ = merge_import(existing, imported, NOW, FollowUpPolicy())
+    assert merged.response_status == "Unsubscribed" and merged.suppressed
+    open_lead = replace(existing, response_status="No Response", suppressed=False)
+    stopped, _ = merge_import(open_lead, imported, NOW, FollowUpPolicy())
+    assert stopped.response_status == "Interested" and stopped.schedule_state is None
+
+
+def test_a_later_contact_the_crm_knows_of_delays_the_next_follow_up():
+    existing = Lead(
+        id="lead-1",
+        email="ana@example.com",
+        follow_up_stage="Followup_1",
+        last_contacted="2026-11-05T09:00:00.000000Z",
+    )
+    imported = validate_row(1, ROW, NOW)  # last contact 2026-11-10
+    assert isinstance(imported, ImportedLead)
+    merged, _ = merge_import(existing, imported, NOW, FollowUpPolicy())
+    assert merged.last_contacted == "2026-11-10T07:00:00.000000Z"

@@ -21,6 +21,10 @@ def cmd_import(args: argparse.Namespace) -> int:
         wiring.stores(settings).leads, Path(args.file), utc_now(), settings.policy, progress_bar("importing")
     )
     say(f"Imported {report.created + report.updated} leads ({report.created} new, {report.updated} updated).")
+    if report.notes:
+        say(f"Notes ({len(report.notes)}):")
+        for note in report.notes:
+            say(f"  {note}")
     if report.rejected:
         say(f"Rejected {report.rejected_rows} rows:")
         for error in report.rejected:

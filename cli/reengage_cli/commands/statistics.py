@@ -11,7 +11,7 @@ from typing import Any
 from reengage import wiring
 from reengage.adapters.leads_table import read_lead
 from reengage.domain.clock import utc_now
-from reengage.domain.leads import Lead
+from reengage.domain.leads import Lead, ScheduleState
 from reengage.domain.stats import RECENT_DAYS, statistics, tally
 from reengage.ports import Counters
 from reengage.settings import Settings
@@ -56,6 +56,11 @@ def cmd_status(args: argparse.Namespace) -> int:
         say(json.dumps(figures, indent=2))
         return EXIT_OK
     print_statistics(figures)
+    set_aside = list(wiring.stores(settings).schedule.entries(ScheduleState.INVALID, "9999"))
+    for entry in set_aside[:20]:
+        say(f"    {entry.lead_id}")
+    if len(set_aside) > 20:
+        say(f"    ... and {len(set_aside) - 20} more")
     return EXIT_OK
 
 

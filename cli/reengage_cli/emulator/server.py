@@ -12,7 +12,7 @@ import threading
 from collections.abc import Mapping, MutableMapping
 from typing import Any
 
-from reengage_cli.emulator import moto_transactions
+from reengage_cli.emulator import moto_fixes
 
 DEFAULT_REGION = "us-east-1"
 DUMMY_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
@@ -82,7 +82,7 @@ class LocalEmulator:
         from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
         from werkzeug.serving import make_server
 
-        moto_transactions.install()
+        moto_fixes.install()
         app = _Serialized(DomainDispatcherApplication(create_backend_app))
         self._server = make_server(self.host, self.port, app, threaded=True, request_handler=MotoRequestHandler)
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)

@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from decimal import Decimal
 from typing import Any
 
-from pynamodb.attributes import Attribute, BooleanAttribute, UnicodeAttribute
+from pynamodb.attributes import Attribute, BooleanAttribute, NumberAttribute, UnicodeAttribute
 from pynamodb.constants import LIST
 from pynamodb.exceptions import AttributeDeserializationError, PynamoDBException
 from pynamodb.expressions.condition import Condition
@@ -132,6 +132,8 @@ class LeadModel(Model):
     schedule_at = UnicodeAttribute(null=True)
     claim_stage = UnicodeAttribute(null=True)
     claim_campaign = UnicodeAttribute(null=True)
+    invalid_reason = UnicodeAttribute(null=True)
+    version = NumberAttribute(null=True)  # bumped by every reengage write; every write conditions on it
     schedule_index = ScheduleIndex()
     email_index = EmailIndex()
 
@@ -157,6 +159,7 @@ def _to_lead(model: LeadModel) -> Lead:
         schedule_state=model.schedule_state,
         schedule_at=model.schedule_at,
         claim_stage=model.claim_stage,
+        version=int(model.version or 0),
         history_stored_as_text=isinstance(model.engagement_history, TextHistory),
     )
 
@@ -185,12 +188,16 @@ def _to_model(lead: Lead) -> LeadModel:
         schedule_state=optional(lead.schedule_state),
         schedule_at=optional(lead.schedule_at),
         claim_stage=optional(lead.claim_stage),
+        version=lead.version or None,
     )
 
 
-def unchanged_since(updated_at: str | None) -> Condition:
-    """Optimistic lock on `updated_at` (absent on items nobody updated)."""
-    return LeadModel.updated_at == updated_at if updated_at else LeadModel.updated_at.does_not_exist()
+def unchanged_since(version: int) -> Condition:
+    """The item is as it was read: same version (absent on items reengage never wrote)."""
+    return LeadModel.version == version if version else LeadModel.version.does_not_exist()
+
+
+BUMP = LeadModel.version.add(1)
 
 
 def bind_leads_table(table_name: str) -> None:
@@ -230,8 +237,12 @@ class DynamoLeads:
             raise InvalidLeadDataError(f"lead {lead_id!r}: {error}") from error
 
     def put(self, lead: Lead, previous: Lead | None = None) -> bool:
-        condition = LeadModel.id.does_not_exist() if previous is None else unchanged_since(previous.updated_at)
-        return conditionally(lambda: _to_model(lead).save(condition=condition))
+        if previous is None:
+            condition, version = LeadModel.id.does_not_exist(), 1
+        else:
+            condition, version = LeadModel.id.exists() & unchanged_since(previous.version), previous.version + 1
+        model = _to_model(replace(lead, version=version))
+        return conditionally(lambda: model.save(condition=condition))
 
     def find_by_email(self, address: str) -> str | None:
         for candidate in dict.fromkeys([address.strip(), address.strip().lower()]):
@@ -250,13 +261,13 @@ class DynamoLeads:
             if not last_key:
                 return
 
-    def set_attributes(self, lead_id: str, values: Mapping[str, Any], previous_updated_at: str | None) -> bool:
+    def set_attributes(self, lead_id: str, values: Mapping[str, Any], previous_version: int) -> bool:
         attributes = LeadModel.get_attributes()
         actions = [
             attributes[name].remove() if value is None else attributes[name].set(value)
             for name, value in values.items()
         ]
-        return _update(lead_id, actions, unchanged_since(previous_updated_at) & LeadModel.id.exists())
+        return _update(lead_id, [*actions, BUMP], unchanged_since(previous_version) & LeadModel.id.exists())
 
     def put_many(self, leads: Iterable[Lead]) -> int:
         """Bulk-write new leads, 25 per BatchWriteItem, unconditionally (benchmarks and bulk loads only)."""
@@ -284,6 +295,24 @@ def read_lead(raw: dict[str, Any]) -> Lead:
     return item
 
 
+def _entry(row: dict[str, Any], state: ScheduleState) -> ScheduleEntry:
+    """An index row as an entry; a row whose stage or address is not text carries its problem."""
+    lead_id = str(row.get("id", {}).get("S", ""))
+    at = str(row.get("schedule_at", {}).get("S", ""))
+    values: dict[str, str | None] = {}
+    problems = []
+    for name in ("follow_up_stage", "email"):
+        value = row.get(name)
+        if value is None or "NULL" in value:
+            values[name] = None
+        elif "S" in value:
+            values[name] = value["S"]
+        else:
+            values[name] = None
+            problems.append(f"{name} is stored as {next(iter(value))}, not text")
+    return ScheduleEntry(lead_id, state, at, values["follow_up_stage"], values["email"] or "", "; ".join(problems))
+
+
 @dataclass
 class QueryStats:
     """Items DynamoDB examined and Query calls made (the selection benchmark reads these)."""
@@ -301,21 +330,24 @@ class DynamoSchedule:
         self.query_stats = QueryStats()
 
     def entries(self, state: ScheduleState, until: str) -> Iterator[ScheduleEntry]:
+        # Read raw: a row another system wrote with a badly typed attribute must not stop the run.
+        connection = LeadModel._get_connection()
         last_key: dict[str, Any] | None = None
         while True:
-            page = LeadModel.schedule_index.query(
-                state.value,
-                LeadModel.schedule_at <= until,
-                limit=self.page_size,
-                page_size=self.page_size,
-                last_evaluated_key=last_key,
+            page = _read(
+                lambda key=last_key: connection.query(
+                    state.value,
+                    range_key_condition=LeadModel.schedule_at <= until,
+                    index_name=SCHEDULE_INDEX_NAME,
+                    exclusive_start_key=key,
+                    limit=self.page_size,
+                )
             )
-            rows = _read(lambda page=page: list(page))
             self.query_stats.calls += 1
-            self.query_stats.items_examined += page.page_iter.total_scanned_count
-            for row in rows:
-                yield ScheduleEntry(row.id, state, row.schedule_at or "", row.follow_up_stage, row.email or "")
-            last_key = page.last_evaluated_key
+            self.query_stats.items_examined += page.get("ScannedCount", 0)
+            for row in page.get("Items", []):
+                yield _entry(row, state)
+            last_key = page.get("LastEvaluatedKey")
             if not last_key:
                 return
 
@@ -329,6 +361,7 @@ class DynamoSchedule:
                 LeadModel.claim_campaign.set(campaign_id),
                 LeadModel.eligible_for_reengagement.set(True),
                 LeadModel.updated_at.set(claimed_at),
+                BUMP,
             ],
             (LeadModel.schedule_state == entry.state.value) & (LeadModel.schedule_at == entry.at),
         )
@@ -336,7 +369,7 @@ class DynamoSchedule:
     def unschedule(self, entry: ScheduleEntry) -> bool:
         return _update(
             entry.lead_id,
-            [LeadModel.schedule_state.remove(), LeadModel.schedule_at.remove()],
+            [LeadModel.schedule_state.remove(), LeadModel.schedule_at.remove(), BUMP],
             (LeadModel.schedule_state == entry.state.value) & (LeadModel.schedule_at == entry.at),
         )
 
@@ -354,6 +387,22 @@ class DynamoSchedule:
                 LeadModel.claim_campaign.remove(),
                 LeadModel.eligible_for_reengagement.set(False),
                 LeadModel.updated_at.set(format_time(utc_now())),
+                BUMP,
             ],
             (LeadModel.schedule_state == ScheduleState.CLAIMED.value) & (LeadModel.claim_stage == stage.value),
+        )
+
+    def set_aside(self, lead_id: str, problem: str) -> bool:
+        return _update(
+            lead_id,
+            [
+                LeadModel.schedule_state.set(ScheduleState.INVALID.value),
+                LeadModel.schedule_at.set(format_time(utc_now())),
+                LeadModel.invalid_reason.set(problem[:500]),
+                LeadModel.claim_stage.remove(),
+                LeadModel.claim_campaign.remove(),
+                BUMP,
+            ],
+            LeadModel.id.exists()
+            & (LeadModel.schedule_state.does_not_exist() | (LeadModel.schedule_state != ScheduleState.SENDING.value)),
         )

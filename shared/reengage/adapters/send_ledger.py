@@ -15,11 +15,12 @@ from pynamodb.indexes import GlobalSecondaryIndex, KeysOnlyProjection
 from pynamodb.models import Model
 
 from reengage.adapters.dynamo_errors import conditionally
-from reengage.domain.leads import FollowUpStage
+from reengage.domain.leads import FollowUpStage, normalized_address
 from reengage.ports import LedgerRecord, LedgerState
 
 DAILY_COUNTER_KEY = "#daily-sends"
-SUPPRESSION_KEY = "#suppressed"  # sort key: the lowercased address
+SUPPRESSION_KEY = "#suppressed"  # sort key: the normalized address
+ADDRESS_PREFIX = "#address#"  # + the normalized address; sort key: the stage
 
 
 class MessageIndex(GlobalSecondaryIndex["LedgerModel"]):
@@ -72,8 +73,25 @@ class SuppressionModel(Model):
     suppressed_at = UnicodeAttribute(null=True)
 
 
+class AddressModel(Model):
+    """One person, one sequence: which lead's send of a stage went to this address. Written in the
+    send lock's transaction, so two leads with one address never both get a stage."""
+
+    class Meta:
+        table_name = "unbound"
+
+    key = UnicodeAttribute(hash_key=True, attr_name="lead_id")
+    stage = UnicodeAttribute(range_key=True)
+    lead = UnicodeAttribute(null=True)
+    locked_at = UnicodeAttribute(null=True)
+
+
+def address_key(email: str) -> str:
+    return ADDRESS_PREFIX + normalized_address(email)
+
+
 def bind_ledger_table(table_name: str) -> None:
-    for model in (LedgerModel, DailySendsModel, SuppressionModel):
+    for model in (LedgerModel, DailySendsModel, SuppressionModel, AddressModel):
         model.Meta.table_name = table_name
         model._connection = None
 
@@ -155,11 +173,11 @@ class DynamoSuppression:
         bind_ledger_table(table_name)
 
     def suppress(self, email: str, reason: str, at: str) -> None:
-        SuppressionModel(SUPPRESSION_KEY, email.strip().lower(), reason=reason, suppressed_at=at).save()
+        SuppressionModel(SUPPRESSION_KEY, normalized_address(email), reason=reason, suppressed_at=at).save()
 
     def is_suppressed(self, email: str) -> bool:
         try:
-            SuppressionModel.get(SUPPRESSION_KEY, email.strip().lower(), consistent_read=True)
+            SuppressionModel.get(SUPPRESSION_KEY, normalized_address(email), consistent_read=True)
         except SuppressionModel.DoesNotExist:
             return False
         return True

@@ -1,9 +1,10 @@
 """The send lock across both tables (DynamoDB transactions through pynamodb).
 
-Taking the lock creates the ledger record for (lead, stage) and moves the lead to
-`sending` in one transaction; recording the outcome moves both again in one
-transaction. Every write is conditioned on the state the lock left, so a lock that was
-lost (settled by a later run) is never overwritten.
+Taking the lock creates the ledger record for (lead, stage) and the address's record for
+the stage, and moves the lead to `sending`, in one transaction; recording the outcome moves
+the lead and its ledger record again in one transaction. Every write on the lead is
+conditioned on the version it was read at and bumps it, so no write another job read
+earlier can land in between unnoticed.
 """
 
 from __future__ import annotations
@@ -13,14 +14,18 @@ from collections.abc import Callable
 from typing import Any
 
 from pynamodb.connection import Connection
+from pynamodb.exceptions import TransactWriteError
 from pynamodb.transactions import TransactWrite
 
-from reengage.adapters.dynamo_errors import conditionally
-from reengage.adapters.leads_table import LeadModel, bind_leads_table
-from reengage.adapters.send_ledger import LedgerModel, bind_ledger_table
+from reengage.adapters.dynamo_errors import TRANSACTION_CANCELED, conditionally, raise_if_transient
+from reengage.adapters.leads_table import BUMP, LeadModel, bind_leads_table, unchanged_since
+from reengage.adapters.send_ledger import AddressModel, LedgerModel, address_key, bind_ledger_table
 from reengage.domain.clock import format_time, utc_now
-from reengage.domain.leads import FollowUpStage, Lead, ScheduleState
+from reengage.domain.leads import FollowUpStage, Lead, ScheduleState, appended_history
 from reengage.ports import LedgerRecord, LedgerState, LockResult
+
+# The order of the lock transaction's items, which is the order of its cancellation reasons.
+_LOCK_ITEMS = (LockResult.ALREADY_RECORDED, LockResult.ADDRESS_TAKEN, LockResult.LEAD_CHANGED)
 
 
 def _token(*parts: str) -> str:
@@ -45,12 +50,22 @@ def _advance(lead: Lead, stage: FollowUpStage, at: str, entry: dict[str, Any], n
         LeadModel.follow_up_stage.set(stage.value),
         LeadModel.last_contacted.set(at),
         LeadModel.eligible_for_reengagement.set(False),
-        # Rewritten whole: foreign items may hold the history as a string.
-        LeadModel.engagement_history.set([*lead.engagement_history, entry]),
+        # Rewritten whole (conditioned on the version it was read at): foreign items may hold the
+        # history as a string, and the history is trimmed to stay far below the item size limit.
+        LeadModel.engagement_history.set(appended_history(lead.engagement_history, entry)),
         LeadModel.updated_at.set(format_time(utc_now())),
         LeadModel.claim_stage.remove(),
         LeadModel.claim_campaign.remove(),
+        BUMP,
     ]
+
+
+def _failed_item(error: TransactWriteError) -> LockResult | None:
+    """Which of the lock's conditions failed, from the transaction's cancellation reasons."""
+    for result, reason in zip(_LOCK_ITEMS, error.cancellation_reasons, strict=False):
+        if reason is not None and reason.code == "ConditionalCheckFailed":
+            return result
+    return None
 
 
 class DynamoSendLock:
@@ -61,58 +76,83 @@ class DynamoSendLock:
         bind_ledger_table(ledger_table_name)
         self._connection: Connection | None = None  # built on first use
 
-    def _transaction(self, build: Callable[[TransactWrite], None], token: str | None = None) -> bool:
-        """All-or-nothing writes across the leads table and the ledger; False when a condition failed."""
+    def _commit(self, build: Callable[[TransactWrite], None], token: str | None = None) -> None:
         if self._connection is None:
             self._connection = Connection()
+        with TransactWrite(connection=self._connection, client_request_token=token) as transaction:
+            build(transaction)
 
-        def commit() -> None:
-            with TransactWrite(connection=self._connection, client_request_token=token) as transaction:
-                build(transaction)
-
-        return conditionally(commit)
+    def _transaction(self, build: Callable[[TransactWrite], None], token: str | None = None) -> bool:
+        """All-or-nothing writes across the leads table and the ledger; False when a condition failed."""
+        return conditionally(lambda: self._commit(build, token))
 
     def lock(self, lead: Lead, stage: FollowUpStage, locked_at: str, campaign_id: str) -> LockResult:
-        lead_id = lead.id
-        # Unchanged since the sender read it: a reply or an opt-out recorded meanwhile wins.
-        unchanged = (
+        # What decides whether the email may go, as read: other systems may write the table directly
+        # (without bumping the version), and a reply or an opt-out recorded meanwhile must win.
+        as_read = (
             LeadModel.response_status == lead.response_status
             if lead.response_status
             else LeadModel.response_status.does_not_exist()
         ) & (LeadModel.email == lead.email)
         if lead.suppressed:
-            unchanged &= LeadModel.suppressed == True  # noqa: E712 - a pynamodb condition, not a comparison
+            as_read &= LeadModel.suppressed == True  # noqa: E712 - a pynamodb condition, not a comparison
         else:
-            unchanged &= LeadModel.suppressed.does_not_exist() | (LeadModel.suppressed == False)  # noqa: E712
+            as_read &= LeadModel.suppressed.does_not_exist() | (LeadModel.suppressed == False)  # noqa: E712
 
         def build(transaction: TransactWrite) -> None:
             transaction.save(
                 LedgerModel(
-                    lead_id, stage.value, state=LedgerState.SENDING, locked_at=locked_at, campaign_id=campaign_id
+                    lead.id, stage.value, state=LedgerState.SENDING, locked_at=locked_at, campaign_id=campaign_id
                 ),
                 condition=LedgerModel.lead_id.does_not_exist(),
             )
+            transaction.save(
+                AddressModel(address_key(lead.email), stage.value, lead=lead.id, locked_at=locked_at),
+                condition=AddressModel.key.does_not_exist() | (AddressModel.lead == lead.id),
+            )
             transaction.update(
-                LeadModel(lead_id),
-                [LeadModel.schedule_state.set(ScheduleState.SENDING.value), LeadModel.schedule_at.set(locked_at)],
+                LeadModel(lead.id),
+                [
+                    LeadModel.schedule_state.set(ScheduleState.SENDING.value),
+                    LeadModel.schedule_at.set(locked_at),
+                    BUMP,
+                ],
                 (LeadModel.schedule_state == ScheduleState.CLAIMED.value)
                 & (LeadModel.claim_stage == stage.value)
-                & unchanged,
+                & unchanged_since(lead.version)
+                & as_read,
             )
 
-        if self._transaction(build):
-            return LockResult.LOCKED
         try:
-            LedgerModel.get(lead_id, stage.value, consistent_read=True)
-        except LedgerModel.DoesNotExist:
-            return LockResult.LEAD_CHANGED
-        return LockResult.ALREADY_RECORDED
+            self._commit(build)
+        except TransactWriteError as error:
+            raise_if_transient(error)
+            if error.cause_response_code != TRANSACTION_CANCELED:
+                raise
+            return _failed_item(error) or self._which_failed(lead, stage)
+        return LockResult.LOCKED
 
-    def unlock(self, lead_id: str, stage: FollowUpStage) -> None:
+    def _which_failed(self, lead: Lead, stage: FollowUpStage) -> LockResult:
+        """Which of the lock's conditions failed, read back (when no cancellation reasons came)."""
+        try:
+            LedgerModel.get(lead.id, stage.value, consistent_read=True)
+            return LockResult.ALREADY_RECORDED
+        except LedgerModel.DoesNotExist:
+            pass
+        try:
+            holder = AddressModel.get(address_key(lead.email), stage.value, consistent_read=True)
+        except AddressModel.DoesNotExist:
+            return LockResult.LEAD_CHANGED
+        return LockResult.ADDRESS_TAKEN if holder.lead != lead.id else LockResult.LEAD_CHANGED
+
+    def unlock(self, lead: Lead, stage: FollowUpStage) -> None:
         def build(transaction: TransactWrite) -> None:
-            transaction.delete(LedgerModel(lead_id, stage.value), condition=LedgerModel.state == LedgerState.SENDING)
+            transaction.delete(LedgerModel(lead.id, stage.value), condition=LedgerModel.state == LedgerState.SENDING)
+            transaction.delete(
+                AddressModel(address_key(lead.email), stage.value), condition=AddressModel.lead == lead.id
+            )
             transaction.update(
-                LeadModel(lead_id), [LeadModel.schedule_state.set(ScheduleState.CLAIMED.value)], _held(stage)
+                LeadModel(lead.id), [LeadModel.schedule_state.set(ScheduleState.CLAIMED.value), BUMP], _held(stage)
             )
 
         self._transaction(build)
@@ -123,7 +163,11 @@ class DynamoSendLock:
         message_id = str(entry.get("message_id", ""))
 
         def build(transaction: TransactWrite) -> None:
-            transaction.update(LeadModel(lead.id), _advance(lead, stage, sent_at, entry, next_due), _held(stage))
+            transaction.update(
+                LeadModel(lead.id),
+                _advance(lead, stage, sent_at, entry, next_due),
+                _held(stage) & unchanged_since(lead.version),
+            )
             transaction.update(
                 LedgerModel(lead.id, stage.value),
                 [
@@ -135,7 +179,7 @@ class DynamoSendLock:
             )
 
         # The token makes a retried commit of the same record a no-op instead of a failure.
-        return self._transaction(build, token=_token(lead.id, stage.value, message_id))
+        return self._transaction(build, token=_token(lead.id, stage.value, message_id, str(lead.version)))
 
     def record_failed(self, lead: Lead, stage: FollowUpStage, entry: dict[str, Any]) -> None:
         def build(transaction: TransactWrite) -> None:
@@ -147,10 +191,11 @@ class DynamoSendLock:
                     LeadModel.claim_stage.remove(),
                     LeadModel.claim_campaign.remove(),
                     LeadModel.eligible_for_reengagement.set(False),
-                    LeadModel.engagement_history.set([*lead.engagement_history, entry]),
+                    LeadModel.engagement_history.set(appended_history(lead.engagement_history, entry)),
                     LeadModel.updated_at.set(format_time(utc_now())),
+                    BUMP,
                 ],
-                _held(stage),
+                _held(stage) & unchanged_since(lead.version),
             )
             transaction.update(
                 LedgerModel(lead.id, stage.value),
@@ -165,7 +210,9 @@ class DynamoSendLock:
     ) -> bool:
         def build(transaction: TransactWrite) -> None:
             transaction.update(
-                LeadModel(lead.id), _advance(lead, stage, locked_at, entry, next_due), _held(stage, locked_at)
+                LeadModel(lead.id),
+                _advance(lead, stage, locked_at, entry, next_due),
+                _held(stage, locked_at) & unchanged_since(lead.version),
             )
             transaction.update(
                 LedgerModel(lead.id, stage.value),
@@ -188,9 +235,14 @@ class DynamoSendLock:
                 LeadModel.schedule_at.remove(),
                 LeadModel.claim_stage.remove(),
                 LeadModel.eligible_for_reengagement.set(False),
+                BUMP,
             ]
         )
-        claimed = (LeadModel.schedule_state == ScheduleState.CLAIMED.value) & (LeadModel.claim_stage == stage.value)
+        claimed = (
+            (LeadModel.schedule_state == ScheduleState.CLAIMED.value)
+            & (LeadModel.claim_stage == stage.value)
+            & unchanged_since(lead.version)
+        )
         return conditionally(
             lambda: LeadModel._get_connection().update_item(lead.id, actions=actions, condition=claimed)
         )

@@ -13,10 +13,10 @@ from typing import Any
 
 from botocore.exceptions import (
     ClientError,
-    ConnectionClosedError,
     ConnectTimeoutError,
     EndpointConnectionError,
-    ReadTimeoutError,
+    NoCredentialsError,
+    ParamValidationError,
 )
 
 from reengage.domain.correlation import encode_tag
@@ -24,7 +24,7 @@ from reengage.domain.leads import ascii_domain
 from reengage.domain.messages import OutgoingEmail
 from reengage.domain.text import single_line
 from reengage.domain.unsubscribe import ONE_CLICK_BODY
-from reengage.ports import SendInDoubtError, SendRejectedError, TransientError
+from reengage.ports import SendInDoubtError, SendNotAttemptedError, SendRejectedError, TransientError
 
 # Errors that say nothing was sent and a later try may work (quota, throttling, paused account).
 _RETRYABLE = frozenset(
@@ -39,6 +39,11 @@ _RETRYABLE = frozenset(
         "MailFromDomainNotVerifiedException",
         "InternalFailure",
         "ServiceUnavailable",
+        # The deployment's problem, not the lead's: retried, then dead-lettered for an operator.
+        "AccessDenied",
+        "AccessDeniedException",
+        "NotAuthorizedException",
+        "ConfigurationSetDoesNotExistException",
     }
 )
 
@@ -104,10 +109,13 @@ class SesMailer:
         self.unsubscribe_mailto = unsubscribe_mailto
 
     def send(self, email: OutgoingEmail) -> str:
-        raw = build_mime(email, self.sender_name, self.sender_email, self.reply_to, self.unsubscribe_mailto)
-        tags = [{"Name": key, "Value": encode_tag(value)[:256]} for key, value in email.tags.items()]
         try:
-            extra = {"ConfigurationSetName": self.configuration_set} if self.configuration_set else {}
+            raw = build_mime(email, self.sender_name, self.sender_email, self.reply_to, self.unsubscribe_mailto)
+            tags = [{"Name": key, "Value": encode_tag(value)} for key, value in email.tags.items()]
+        except Exception as error:  # noqa: BLE001 - whatever it is, nothing reached SES
+            raise SendNotAttemptedError(f"the message could not be built: {type(error).__name__}: {error}") from error
+        extra = {"ConfigurationSetName": self.configuration_set} if self.configuration_set else {}
+        try:
             response = self.client.send_email(
                 FromEmailAddress=self.sender_email, Content={"Raw": {"Data": raw}}, EmailTags=tags, **extra
             )
@@ -116,10 +124,12 @@ class SesMailer:
             if code in _RETRYABLE:
                 raise TransientError(f"SES {code}") from error
             raise SendRejectedError(f"SES {code}: {error.response.get('Error', {}).get('Message', '')}") from error
+        except (ParamValidationError, NoCredentialsError) as error:
+            raise SendNotAttemptedError(f"SES was not called: {error}") from error
         except (EndpointConnectionError, ConnectTimeoutError) as error:
             # The request never reached SES.
             raise TransientError(f"SES unreachable: {error}") from error
-        except (ReadTimeoutError, ConnectionClosedError) as error:
-            # The request reached SES and the answer was lost: it may have been sent.
-            raise SendInDoubtError(f"SES did not answer: {error}") from error
+        except Exception as error:  # noqa: BLE001 - ReadTimeout, ConnectionClosed, anything mid-request
+            # The request may have reached SES and the answer was lost: it may have been sent.
+            raise SendInDoubtError(f"SES did not answer: {type(error).__name__}: {error}") from error
         return str(response["MessageId"])

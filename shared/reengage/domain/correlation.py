@@ -7,27 +7,49 @@ survives the characters each allows.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import re
 from dataclasses import dataclass
 
 from reengage.domain.leads import STAGE_ORDER, FollowUpStage
 
-_TAG_SAFE = re.compile(r"^[A-Za-z0-9_-]{1,255}$")
+_TAG_SAFE = re.compile(r"^[A-Za-z0-9_-]{1,256}$")
 _OWN_PREFIX = "rg."
+_ENCODED, _LEGACY_HEX = "b_", "h_"
+TAG_LIMIT = 256  # characters in an SES message tag value
+# base64url carries 6 bits a character: 254 characters after the prefix hold 190 bytes.
+LEAD_ID_MAX_BYTES = 190
 
 
 def encode_tag(value: str) -> str:
-    """SES tag values allow only [A-Za-z0-9_-]: other ids travel hex-encoded behind `h_`."""
-    return value if _TAG_SAFE.match(value) and not value.startswith("h_") else "h_" + value.encode().hex()
+    """A lead id as an SES tag value ([A-Za-z0-9_-], at most 256): as is when it fits, else base64url.
+
+    Lossless for every id of at most LEAD_ID_MAX_BYTES bytes of UTF-8 (imports refuse longer ids).
+    """
+    if _TAG_SAFE.match(value) and not value.startswith((_ENCODED, _LEGACY_HEX)):
+        return value
+    return _ENCODED + base64.urlsafe_b64encode(value.encode()).decode().rstrip("=")
 
 
 def decode_tag(value: str) -> str:
-    if value.startswith("h_"):
-        try:
-            return bytes.fromhex(value[2:]).decode()
-        except ValueError:
-            return value
+    try:
+        if value.startswith(_ENCODED):
+            payload = value[len(_ENCODED) :]
+            return base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)).decode()
+        if value.startswith(_LEGACY_HEX):  # tags written before base64url
+            return bytes.fromhex(value[len(_LEGACY_HEX) :]).decode()
+    except (ValueError, binascii.Error):
+        return value
     return value
+
+
+def lead_id_problem(lead_id: str) -> str | None:
+    """Why a lead id cannot travel in SES tags and Message-IDs without loss, or None."""
+    size = len(lead_id.encode())
+    if size > LEAD_ID_MAX_BYTES:
+        return f"{size} bytes of UTF-8; lead ids are at most {LEAD_ID_MAX_BYTES} bytes so SES events can name them"
+    return None
 
 
 def own_message_id(lead_id: str, stage: str, nonce: str, domain: str) -> str:

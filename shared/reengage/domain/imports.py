@@ -1,7 +1,13 @@
-"""Imported lead rows: validating them and merging them into stored leads.
+"""Imported lead rows: validating them, and merging them into stored leads under the ownership rules.
 
 A row is checked whole before anything is written; every problem is reported with
 the row number, the lead id and the field, so one import run shows all of them.
+
+Who owns what: the CRM owns who the lead is (name, email, company, website, engagement
+status and stage, email confidence) and the first contact; reengage owns the sequence
+(follow-up stage, schedule, the contacts it made, the responses it learned, history). An
+import updates what the CRM owns and never moves what reengage owns backwards: it may
+stop a sequence (any response but No Response), never revive one (only `reengage mark`).
 """
 
 from __future__ import annotations
@@ -14,13 +20,17 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from reengage.domain.clock import InvalidTimeError, format_time, parse_time
+from reengage.domain.correlation import lead_id_problem
 from reengage.domain.leads import (
     DEFAULT_ENGAGEMENT_STAGE,
+    HISTORY_ENTRIES,
     KNOWN_CONFIDENCE,
     KNOWN_ENGAGEMENT_STATUSES,
+    OPEN_RESPONSE_STATUSES,
     SENT,
     STAGE_ORDER,
     FollowUpPolicy,
+    FollowUpStage,
     Lead,
     ResponseStatus,
     ascii_domain,
@@ -44,7 +54,21 @@ TEXT_FIELDS = {
 }
 TIME_FIELDS = ("last_contacted", "created_at", "updated_at")
 KNOWN_FIELDS = frozenset({*TEXT_FIELDS, *TIME_FIELDS, "eligible_for_reengagement", "engagement_history"})
-_HISTORY_LIMIT = 100_000
+_HISTORY_BYTES = 32_000  # an imported history, as JSON: far below DynamoDB's 400 KB item limit
+# Fields whose unknown values are stored as given (never eligible) rather than rejected: an upstream
+# system's vocabulary must not lose the lead.
+_OPEN_VOCABULARY = {"engagement_status": KNOWN_ENGAGEMENT_STATUSES, "email_confidence_level": KNOWN_CONFIDENCE}
+# Responses reengage learned that no import may overwrite (compliance: the address is suppressed).
+_LEARNED_STOPS = frozenset({ResponseStatus.UNSUBSCRIBED, ResponseStatus.BOUNCED, ResponseStatus.COMPLAINED})
+CRM_OWNED = (
+    "name",
+    "email",
+    "company",
+    "company_website",
+    "engagement_status",
+    "engagement_stage",
+    "email_confidence_level",
+)
 _FUTURE_TOLERANCE = timedelta(days=1)
 
 
@@ -61,11 +85,12 @@ class RowError:
 
 @dataclass(frozen=True)
 class ImportedLead:
-    """A valid row: the fields it sets (absent or empty cells are not set)."""
+    """A valid row: the fields it sets (absent or empty cells are not set), and notes worth telling."""
 
     row: int
     lead_id: str
     fields: dict[str, Any]
+    notes: tuple[str, ...] = ()
 
 
 def derive_lead_id(email: str) -> str:
@@ -83,18 +108,20 @@ def _boolean(value: Any) -> bool | None:
     return None
 
 
-def _history(value: Any) -> list[dict[str, Any]] | None:
+def _history(value: Any) -> list[dict[str, Any]] | str:
+    """The history as a list of objects, or why it cannot be imported."""
     parsed = value
     if isinstance(value, str):
-        if len(value) > _HISTORY_LIMIT:
-            return None
         try:
             parsed = json.loads(value)
         except ValueError:
-            return None
-    if isinstance(parsed, list) and all(isinstance(entry, dict) for entry in parsed):
-        return parsed
-    return None
+            return "must be a JSON list of objects"
+    if not isinstance(parsed, list) or not all(isinstance(entry, dict) for entry in parsed):
+        return "must be a JSON list of objects"
+    size = len(json.dumps(parsed, ensure_ascii=False).encode())
+    if size > _HISTORY_BYTES:
+        return f"too large ({size:,} bytes as JSON; at most {_HISTORY_BYTES:,}): keep the newest entries"
+    return parsed[-HISTORY_ENTRIES:]
 
 
 def _check_website(value: str) -> str | None:
@@ -105,8 +132,6 @@ def _check_website(value: str) -> str | None:
 
 
 _KNOWN_VALUES: dict[str, frozenset[str]] = {
-    "engagement_status": KNOWN_ENGAGEMENT_STATUSES,
-    "email_confidence_level": KNOWN_CONFIDENCE,
     "response_status": frozenset(status.value for status in ResponseStatus),
     "follow_up_stage": frozenset(stage.value for stage in STAGE_ORDER),
 }
@@ -121,6 +146,7 @@ class _RowCheck:
         self.lead_id = lead_id
         self.errors: list[RowError] = []
         self.fields: dict[str, Any] = {}
+        self.notes: list[str] = []
 
     def error(self, field: str, reason: str) -> None:
         self.errors.append(RowError(self.row_number, self.lead_id, field, reason))
@@ -158,6 +184,13 @@ class _RowCheck:
             value = self.fields.get(name)
             if value is not None and value not in known:
                 self.error(name, f"unknown value {value!r} (known: {', '.join(sorted(known))})")
+        for name, known in _OPEN_VOCABULARY.items():
+            value = self.fields.get(name)
+            if value is not None and value not in known:
+                self.notes.append(
+                    f"row {self.row_number} (lead {self.lead_id}): {name}: {value!r} is not one of"
+                    f" {', '.join(sorted(known))}; stored as given, the lead is not eligible"
+                )
         website = self.fields.get("company_website")
         if website is not None and (problem := _check_website(website)):
             self.error("company_website", problem)
@@ -190,8 +223,8 @@ class _RowCheck:
         history = self.row.get("engagement_history")
         if history not in (None, ""):
             parsed = _history(history)
-            if parsed is None:
-                self.error("engagement_history", "must be a JSON list of objects (at most 100 kB)")
+            if isinstance(parsed, str):
+                self.error("engagement_history", parsed)
             else:
                 self.fields["engagement_history"] = parsed
 
@@ -207,6 +240,8 @@ def validate_row(row_number: int, row: dict[str, Any], now: datetime) -> Importe
     if not lead_id and isinstance(email_value, str) and email_problem(email_value.strip()) is None:
         lead_id = derive_lead_id(email_value)
     check = _RowCheck(row_number, row, lead_id)
+    if lead_id and (problem := lead_id_problem(lead_id)):
+        check.error("id", problem)
     check.unknown_fields()
     check.text_fields()
     check.required_and_known()
@@ -215,19 +250,50 @@ def validate_row(row_number: int, row: dict[str, Any], now: datetime) -> Importe
     if check.errors:
         return check.errors
     check.fields.pop("id", None)
-    return ImportedLead(row_number, lead_id, check.fields)
+    return ImportedLead(row_number, lead_id, check.fields, tuple(check.notes))
 
 
-def merge_import(existing: Lead | None, imported: ImportedLead, now: datetime, policy: FollowUpPolicy) -> Lead:
-    """The stored lead after an import row: row fields win, reengage's own state is kept.
+def _stage_index(stage: str | None) -> int:
+    return STAGE_ORDER.index(FollowUpStage(stage)) + 1 if stage in STAGE_ORDER else 0
 
-    A lead in flight (claimed or being sent) keeps its schedule; the sender re-checks
-    the new state before sending. Other leads get their schedule derived afresh.
+
+def merge_import(
+    existing: Lead | None, imported: ImportedLead, now: datetime, policy: FollowUpPolicy
+) -> tuple[Lead, list[str]]:
+    """The stored lead after an import row, under the ownership rules (module docstring), and notes.
+
+    A new lead takes the row whole (a first load may carry an earlier system's stage and history).
+    A lead in flight (claimed or being sent) keeps its schedule; the sender re-checks the new
+    state before sending. Other leads get their schedule derived afresh.
     """
-    base = existing or Lead(id=imported.lead_id, created_at=format_time(now))
-    lead = replace(base, **imported.fields)
+    fields, notes = imported.fields, list(imported.notes)
+    where = f"row {imported.row} (lead {imported.lead_id})"
+    if existing is None:
+        lead = replace(Lead(id=imported.lead_id, created_at=format_time(now)), **fields)
+    else:
+        lead = replace(existing, **{name: fields[name] for name in CRM_OWNED if name in fields})
+        contact, stage, status = (
+            fields.get("last_contacted"),
+            fields.get("follow_up_stage"),
+            fields.get("response_status"),
+        )
+        if contact:
+            # The CRM owns the first contact; after reengage's own, only a later contact counts.
+            if not existing.follow_up_stage or not existing.last_contacted or contact > existing.last_contacted:
+                lead.last_contacted = contact
+            elif contact != existing.last_contacted:
+                notes.append(f"{where}: last_contacted: kept {existing.last_contacted}, the contact reengage made")
+        if stage and _stage_index(stage) > _stage_index(existing.follow_up_stage):
+            lead.follow_up_stage = stage  # another system sent that stage: never backwards
+        if status and status not in OPEN_RESPONSE_STATUSES and existing.response_status not in _LEARNED_STOPS:
+            lead.response_status = status  # the CRM may stop a sequence
+        elif status in OPEN_RESPONSE_STATUSES and (existing.response_status or "") not in OPEN_RESPONSE_STATUSES:
+            notes.append(
+                f"{where}: response_status: kept {existing.response_status!r}; only"
+                f' `reengage mark {imported.lead_id} "No Response"` resumes a stopped sequence'
+            )
     lead.engagement_stage = lead.engagement_stage or DEFAULT_ENGAGEMENT_STAGE
     lead.response_status = lead.response_status or ResponseStatus.NO_RESPONSE.value
     lead.updated_at = format_time(now)
     policy.reschedule(lead)
-    return lead
+    return lead, notes

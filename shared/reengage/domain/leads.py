@@ -49,6 +49,7 @@ class ScheduleState(StrEnum):
     DUE = "due"  # waiting for its next follow-up; sort key = last contact
     CLAIMED = "claimed"  # enqueued by a scheduler run; sort key = claim time
     SENDING = "sending"  # a sender holds the send lock; sort key = lock time
+    INVALID = "invalid"  # set aside: the item cannot be read as a lead (`reengage status` lists them)
 
 
 # A lead in one of these states belongs to a run: only the scheduler and the sender move it.
@@ -73,6 +74,7 @@ class SkipReason(StrEnum):
     DRY_RUN = "dry_run"
     INVALID_DATA = "invalid_lead_data"
     DAILY_CAP = "daily_send_cap_reached"
+    DUPLICATE_ADDRESS = "address_already_contacted"  # another lead with this address had this stage
 
 
 @dataclass
@@ -99,6 +101,8 @@ class Lead:
     claim_stage: str | None = None
     # Another system stored the history as text; `reengage migrate` rewrites it as a list.
     history_stored_as_text: bool = False
+    # Bumped by every write: each write is conditioned on the version it read (0: never written by reengage).
+    version: int = 0
 
 
 @dataclass(frozen=True)
@@ -164,6 +168,34 @@ def email_problem(address: str) -> str | None:
     if ascii_domain(domain) is None:
         return f"domain {domain!r} is not a valid host name"
     return None
+
+
+def normalized_address(address: str) -> str:
+    """One form per mailbox, for the suppression list and the one-sequence-per-person guard:
+    case folded, white space trimmed, an international domain in punycode."""
+    local, _, domain = address.strip().rpartition("@")
+    if not local:
+        return address.strip().lower()
+    return f"{local.lower()}@{ascii_domain(domain) or domain.lower()}"
+
+
+# History is bounded so a lead stays far below DynamoDB's 400 KB item limit: the newest entries are
+# kept, and one marker entry counts what was dropped (the ledger keeps every send regardless).
+HISTORY_ENTRIES = 50
+HISTORY_TRIMMED = "history_trimmed"
+
+
+def appended_history(history: list[dict[str, Any]], entry: dict[str, Any]) -> list[dict[str, Any]]:
+    """`history` with `entry` added, trimmed to the newest HISTORY_ENTRIES (and the marker)."""
+    entries = [*history, entry]
+    dropped = sum(int(e.get("dropped", 0)) for e in entries if e.get("outcome") == HISTORY_TRIMMED)
+    kept = [e for e in entries if e.get("outcome") != HISTORY_TRIMMED]
+    if len(kept) <= HISTORY_ENTRIES and not dropped:
+        return entries
+    if len(kept) > HISTORY_ENTRIES:
+        dropped += len(kept) - HISTORY_ENTRIES
+        kept = kept[-HISTORY_ENTRIES:]
+    return [{"outcome": HISTORY_TRIMMED, "dropped": dropped}, *kept]
 
 
 @dataclass(frozen=True)

@@ -35,6 +35,8 @@ def contribution(lead: Lead | None) -> Counts:
         counts["waiting"] = 1
     if lead.schedule_state == ScheduleState.SENDING:
         counts["in_progress"] = 1
+    if lead.schedule_state == ScheduleState.INVALID:
+        counts["invalid"] = 1
     if lead.follow_up_stage:
         counts[STAGE_PREFIX + lead.follow_up_stage] = 1
         counts["followed_up"] = 1
@@ -111,4 +113,6 @@ def statistics(totals: Mapping[str, int], days: Mapping[str, int], now: datetime
         "sends_in_progress": totals.get("in_progress", 0),
         # Senders that died between the send lock and the record: never re-sent, worth a look.
         "sends_possibly_sent": totals.get("possibly_sent", 0),
+        # Items that cannot be read as leads, set aside by the scheduler or the sender (`reengage status`).
+        "invalid_lead_data": totals.get("invalid", 0),
     }

@@ -26,6 +26,7 @@ class ImportReport:
     created: int = 0
     updated: int = 0
     rejected: list[RowError] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)  # accepted, with something worth knowing
 
     @property
     def rejected_rows(self) -> int:
@@ -53,15 +54,19 @@ def validated_rows(rows: Iterable[Row], now: datetime) -> tuple[list[ImportedLea
     return valid, rejected
 
 
-def _upsert(leads: Leads, imported: ImportedLead, now: datetime, policy: FollowUpPolicy) -> str | RowError:
-    """Write one lead (retrying when it changes meanwhile): "created", "updated" or why not."""
+def _upsert(
+    leads: Leads, imported: ImportedLead, now: datetime, policy: FollowUpPolicy
+) -> tuple[str, list[str]] | RowError:
+    """Write one lead (re-reading and merging again when it changes meanwhile): "created" or
+    "updated" with the merge's notes, or why not."""
     for _ in range(_WRITE_ATTEMPTS):
         try:
             existing = leads.get(imported.lead_id)
         except InvalidLeadDataError as error:
             return RowError(imported.row, imported.lead_id, "id", f"stored lead unreadable: {error}")
-        if leads.put(merge_import(existing, imported, now, policy), previous=existing):
-            return "created" if existing is None else "updated"
+        merged, notes = merge_import(existing, imported, now, policy)
+        if leads.put(merged, previous=existing):
+            return ("created" if existing is None else "updated"), notes
     return RowError(imported.row, imported.lead_id, "id", "lead kept changing while importing; try again")
 
 
@@ -79,7 +84,10 @@ def import_rows(
         outcome = _upsert(leads, imported, now, policy)
         if isinstance(outcome, RowError):
             report.rejected.append(outcome)
-        elif outcome == "created":
+            continue
+        kind, notes = outcome
+        report.notes.extend(notes)
+        if kind == "created":
             report.created += 1
         else:
             report.updated += 1

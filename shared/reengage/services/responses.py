@@ -82,7 +82,11 @@ def record_response(
 def apply_ses_event(event: SesEvent, stores: Stores, now: datetime, policy: FollowUpPolicy) -> str:
     """Act on one event; returns what was done (for logs and metrics)."""
     if not event.lead_id:
-        return "ignored_untagged"
+        # No lead tag (another sender's mail, or a tag lost on the way): the ledger knows SES's message id.
+        found = stores.ledger.lead_for_message(event.message_id) if event.message_id else None
+        if found is None:
+            return "ignored_untagged"
+        event = replace(event, lead_id=found)
     try:
         if event.kind == "Complaint":
             record_response(stores, event.lead_id, ResponseStatus.COMPLAINED, "ses-complaint", now, policy)

@@ -12,14 +12,22 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from itertools import chain
 from typing import Any
 
 from reengage.domain.clock import format_time
 from reengage.domain.leads import STAGE_ORDER, FollowUpPolicy, FollowUpStage, ScheduleState
-from reengage.ports import FollowUpQueue, FollowUpRequest, InvalidLeadDataError, LedgerState, ScheduleEntry, Stores
+from reengage.ports import (
+    FollowUpQueue,
+    FollowUpRequest,
+    InvalidLeadDataError,
+    LedgerState,
+    ScheduleEntry,
+    Stores,
+    TransientError,
+)
 from reengage.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -76,6 +84,8 @@ class CampaignSummary:
     left_for_next_run: int = 0  # due but not claimed (limit or deadline)
     duplicate_email: int = 0  # another lead with the same address is in this campaign
     settled_in_doubt: int = 0  # abandoned send locks recorded as possibly sent (never re-sent)
+    invalid: int = 0  # rows that cannot be read as leads, set aside (`reengage status` lists them)
+    errors: int = 0  # leads a write failed for (logged); the run went on with the others
     stopped_at_deadline: bool = False
     would_send: list[tuple[str, FollowUpStage]] = field(default_factory=list)  # dry run only
 
@@ -91,6 +101,8 @@ class CampaignSummary:
             "left_for_next_run": self.left_for_next_run,
             "duplicate_email": self.duplicate_email,
             "settled_in_doubt": self.settled_in_doubt,
+            "invalid": self.invalid,
+            "errors": self.errors,
             "stopped_at_deadline": self.stopped_at_deadline,
         }
 
@@ -160,27 +172,58 @@ def settle_abandoned_sends(stores: Stores, policy: FollowUpPolicy, now: datetime
     settled = []
     for entry in list(stores.schedule.entries(ScheduleState.SENDING, format_time(now - SEND_LOCK_TIMEOUT))):
         try:
-            lead = stores.leads.get(entry.lead_id)
-        except InvalidLeadDataError:
-            continue
-        if lead is None or lead.claim_stage not in STAGE_ORDER:
-            continue
-        stage = FollowUpStage(lead.claim_stage)
-        ledger = stores.ledger.record(lead.id, stage)
-        confirmed = ledger is not None and bool(ledger.confirmed)  # SES reported the send: not in doubt
-        record = {
-            "stage": stage.value,
-            "at": entry.at,
-            "outcome": "sent" if confirmed else "possibly_sent",
-            "note": "the sender stopped before recording the send; "
-            + ("SES confirmed it went out" if confirmed else "not re-sent"),
-        }
-        state = LedgerState.SENT if confirmed else LedgerState.POSSIBLY_SENT
-        next_due = policy.has_next_stage(stage)
-        if stores.send_lock.settle_in_doubt(lead, stage, entry.at, record, next_due, state):
-            logger.warning("send in doubt recorded as possibly sent", extra={"lead_id": lead.id, "stage": stage})
-            settled.append(lead.id)
+            if _settle(stores, policy, entry):
+                settled.append(entry.lead_id)
+        except TransientError:
+            raise
+        except Exception as error:  # noqa: BLE001 - one lead's bad item must not stop every run
+            logger.error("abandoned send lock not settled", extra={"lead_id": entry.lead_id, "error": repr(error)})
     return settled
+
+
+def _settle(stores: Stores, policy: FollowUpPolicy, entry: ScheduleEntry) -> bool:
+    try:
+        lead = stores.leads.get(entry.lead_id)
+    except InvalidLeadDataError:
+        return False  # a send lock on an unreadable item: left for an operator (`reengage status`)
+    if lead is None or lead.claim_stage not in STAGE_ORDER:
+        return False
+    stage = FollowUpStage(lead.claim_stage)
+    ledger = stores.ledger.record(lead.id, stage)
+    confirmed = ledger is not None and bool(ledger.confirmed)  # SES reported the send: not in doubt
+    record = {
+        "stage": stage.value,
+        "at": entry.at,
+        "outcome": "sent" if confirmed else "possibly_sent",
+        "note": "the sender stopped before recording the send; "
+        + ("SES confirmed it went out" if confirmed else "not re-sent"),
+    }
+    if confirmed and ledger is not None and ledger.message_id:
+        record["message_id"] = ledger.message_id
+    state = LedgerState.SENT if confirmed else LedgerState.POSSIBLY_SENT
+    next_due = policy.standing(replace(lead, follow_up_stage=stage.value)).due
+    if not stores.send_lock.settle_in_doubt(lead, stage, entry.at, record, next_due, state):
+        return False
+    logger.warning("send in doubt settled", extra={"lead_id": lead.id, "stage": stage, "as": state})
+    return True
+
+
+def _take(entry: ScheduleEntry, campaign: _Campaign, policy: FollowUpPolicy, claimed_at: str) -> None:
+    """One index row: set aside when unreadable, unscheduled when finished, else considered for a claim."""
+    dry_run = campaign.request.dry_run
+    if entry.problem:
+        campaign.summary.invalid += 1
+        if not dry_run:
+            campaign.schedule.set_aside(entry.lead_id, entry.problem)
+        logger.warning("unreadable lead set aside", extra={"lead_id": entry.lead_id, "problem": entry.problem})
+        return
+    stage = policy.next_stage(entry.follow_up_stage).stage
+    if stage is None:
+        # Finished its sequence under a smaller MAX_FOLLOWUPS: take it out of the index.
+        if not dry_run:
+            campaign.schedule.unschedule(entry)
+        return
+    campaign.consider(entry, stage, claimed_at)
 
 
 def run_scheduler(
@@ -211,13 +254,13 @@ def run_scheduler(
         if time_left_ms() < DEADLINE_MARGIN_MS:
             summary.stopped_at_deadline = True
             break
-        stage = policy.next_stage(entry.follow_up_stage).stage
-        if stage is None:
-            # Finished its sequence under a smaller MAX_FOLLOWUPS: take it out of the index.
-            if not request.dry_run:
-                stores.schedule.unschedule(entry)
-            continue
-        campaign.consider(entry, stage, claimed_at)
+        try:
+            _take(entry, campaign, policy, claimed_at)
+        except TransientError:
+            raise  # throttled or unavailable: the run fails and the schedule's retry runs it again
+        except Exception as error:  # noqa: BLE001 - one lead's bad item must not stop every send
+            summary.errors += 1
+            logger.error("lead skipped by the scheduler", extra={"lead_id": entry.lead_id, "error": repr(error)})
     campaign.flush()
     logger.info("scheduler finished", extra={"summary": summary.as_dict()})
     return summary

@@ -13,14 +13,14 @@ from __future__ import annotations
 import logging
 import secrets
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
 from reengage.domain.clock import format_time, utc_now
 from reengage.domain.correlation import own_message_id
 from reengage.domain.leads import STAGE_ORDER, FollowUpPolicy, FollowUpStage, Lead, ScheduleState, SkipReason
-from reengage.domain.messages import FollowUpMessage, follow_up_email
+from reengage.domain.messages import FollowUpMessage, OutgoingEmail, follow_up_email
 from reengage.domain.unsubscribe import UnsubscribeLinks
 from reengage.ports import (
     FollowUpRequest,
@@ -44,6 +44,7 @@ SKIPPED = "skipped"
 DEFERRED = "deferred"  # over the daily send cap: due again for the next run
 FAILED = "failed"
 IN_DOUBT = "in_doubt"
+_RECORD_ATTEMPTS = 3
 
 
 @dataclass(frozen=True)
@@ -115,15 +116,16 @@ class FollowUpSender:
         key = self.policy.schedule_key(lead)
         self.stores.schedule.release_claim(lead.id, stage, key.at if key else None)
 
-    def _next_due(self, stage: FollowUpStage) -> bool:
-        return self.policy.has_next_stage(stage)
+    def _next_due(self, lead: Lead, stage: FollowUpStage) -> bool:
+        """Whether the lead, as it now stands, gets another follow-up after `stage`."""
+        return self.policy.standing(replace(lead, follow_up_stage=stage.value)).due
 
     def _claimed_lead(self, request: FollowUpRequest) -> Lead | SendOutcome:
         """The lead, still claimed for this stage and still eligible, or the outcome that ends the request."""
         try:
             lead = self.stores.leads.get(request.lead_id)
         except InvalidLeadDataError as error:
-            self.stores.schedule.release_claim(request.lead_id, request.stage, None)
+            self.stores.schedule.set_aside(request.lead_id, str(error))
             return self._skip(request, SkipReason.INVALID_DATA, str(error))
         if lead is None:
             # Retried, then dead-lettered: a message for a lead nobody has is for an operator to see.
@@ -159,10 +161,18 @@ class FollowUpSender:
         if self.settings.dry_run:
             self._release(lead, request.stage)
             return SendOutcome.of(lead.id, request.stage.value, SKIPPED, message, reason=SkipReason.DRY_RUN)
+        # Everything that can fail without sending (the link-signing secret, the email itself) happens
+        # before the lock: a failure inside the lock window would leave a send in doubt.
+        email = self._email(lead, request, message, now)
 
-        lock = self.stores.send_lock.lock(lead, request.stage, format_time(now), request.campaign_id)
+        locked_at = format_time(now)
+        lock = self.stores.send_lock.lock(lead, request.stage, locked_at, request.campaign_id)
         if lock is LockResult.ALREADY_RECORDED:
             return self._already_recorded(lead, request)
+        if lock is LockResult.ADDRESS_TAKEN:
+            # The same person, under another lead, had (or is being sent) this stage: one sequence per person.
+            self.stores.schedule.release_claim(lead.id, request.stage, None)
+            return self._skip(request, SkipReason.DUPLICATE_ADDRESS)
         if lock is LockResult.LEAD_CHANGED:
             # Changed between our read and the lock (another sender, a reply, an import):
             # start over with what is stored now.
@@ -170,11 +180,28 @@ class FollowUpSender:
             if isinstance(latest, SendOutcome):
                 return latest
             raise TransientError(f"lead {lead.id} changed while being locked; retrying")
-        if cap and not self.stores.quota.reserve(day, cap):
-            self.stores.send_lock.unlock(lead.id, request.stage)
+        locked = replace(lead, version=lead.version + 1, schedule_state=ScheduleState.SENDING, schedule_at=locked_at)
+        try:
+            within_cap = not cap or self.stores.quota.reserve(day, cap)
+        except Exception:
+            self._unlock(locked, request, "the daily cap could not be counted")
+            raise
+        if not within_cap:
+            self._unlock(locked, request, "over the daily cap")
             self._release(lead, request.stage)
             return SendOutcome(lead.id, request.stage.value, DEFERRED, SkipReason.DAILY_CAP)
-        return self._deliver(lead, request, message, now)
+        return self._deliver(locked, request, message, email)
+
+    def _unlock(self, locked: Lead, request: FollowUpRequest, why: str) -> None:
+        """Give the lock back after a send that certainly did not happen: the request is retried."""
+        logger.warning("send lock given back", extra={"lead_id": locked.id, "stage": request.stage, "why": why})
+        self.stores.send_lock.unlock(locked, request.stage)
+
+    def _email(self, lead: Lead, request: FollowUpRequest, message: FollowUpMessage, now: datetime) -> OutgoingEmail:
+        domain = self.settings.sender_email.split("@")[1]
+        message_id = own_message_id(lead.id, request.stage.value, secrets.token_hex(6), domain)
+        unsubscribe_url = self.unsubscribe.url(lead.id, now) if self.unsubscribe is not None else ""
+        return follow_up_email(lead, request.stage, request.campaign_id, message, message_id, unsubscribe_url)
 
     def _already_recorded(self, lead: Lead, request: FollowUpRequest) -> SendOutcome:
         """The ledger already holds this stage for this lead: never send; repair the lead if it forgot."""
@@ -187,18 +214,18 @@ class FollowUpSender:
             "outcome": "restored_from_ledger",
             "ledger_state": record.state,
         }
-        self.stores.send_lock.repair_from_ledger(lead, request.stage, record, entry, self._next_due(request.stage))
+        self.stores.send_lock.repair_from_ledger(
+            lead, request.stage, record, entry, self._next_due(lead, request.stage)
+        )
         logger.warning("stage already in the send ledger", extra={"lead_id": lead.id, "stage": request.stage})
         return self._skip(request, SkipReason.ALREADY_SENT, f"ledger says {record.state}")
 
-    def _deliver(self, lead: Lead, request: FollowUpRequest, message: FollowUpMessage, now: datetime) -> SendOutcome:
-        domain = self.settings.sender_email.split("@")[1]
-        message_id = own_message_id(lead.id, request.stage.value, secrets.token_hex(6), domain)
-        unsubscribe_url = self.unsubscribe.url(lead.id, now) if self.unsubscribe is not None else ""
-        email = follow_up_email(lead, request.stage, request.campaign_id, message, message_id, unsubscribe_url)
+    def _deliver(
+        self, locked: Lead, request: FollowUpRequest, message: FollowUpMessage, email: OutgoingEmail
+    ) -> SendOutcome:
         entry: dict[str, Any] = {
             "stage": request.stage.value,
-            "at": format_time(now),
+            "at": locked.schedule_at,
             "generator": message.generator,
             "campaign_id": request.campaign_id,
             "subject": message.subject,
@@ -213,43 +240,57 @@ class FollowUpSender:
             entry["fallback_reason"] = message.fallback_reason
         try:
             message_id = self.mailer.send(email)
-        except TransientError:
-            self.stores.send_lock.unlock(lead.id, request.stage)
+        except TransientError as error:  # nothing was sent (throttled, unreachable, not even attempted)
+            self._unlock(locked, request, str(error))
             raise
         except SendRejectedError as error:
             self.stores.send_lock.record_failed(
-                lead, request.stage, {**entry, "outcome": "rejected", "error": str(error)}
+                locked, request.stage, {**entry, "outcome": "rejected", "error": str(error)}
             )
             logger.warning(
-                "follow-up rejected", extra={"lead_id": lead.id, "stage": request.stage, "error": str(error)}
+                "follow-up rejected", extra={"lead_id": locked.id, "stage": request.stage, "error": str(error)}
             )
-            return SendOutcome.of(lead.id, request.stage.value, FAILED, message, reason=str(error))
+            return SendOutcome.of(locked.id, request.stage.value, FAILED, message, reason=str(error))
         except SendInDoubtError as error:
             # Keep the lock: a second email is worse than a missing one.
             logger.error(
-                "follow-up possibly sent", extra={"lead_id": lead.id, "stage": request.stage, "error": str(error)}
+                "follow-up possibly sent", extra={"lead_id": locked.id, "stage": request.stage, "error": str(error)}
             )
-            return SendOutcome.of(lead.id, request.stage.value, IN_DOUBT, message, reason=str(error))
+            return SendOutcome.of(locked.id, request.stage.value, IN_DOUBT, message, reason=str(error))
 
         sent_at = format_time(self.clock())
-        entry = {**entry, "at": sent_at, "outcome": "sent", "message_id": message_id}
-        try:
-            recorded = self.stores.send_lock.record_sent(
-                lead, request.stage, sent_at, entry, self._next_due(request.stage)
-            )
-        except TransientError:
-            recorded = False
-        if not recorded:
-            logger.error("follow-up sent but not recorded", extra={"lead_id": lead.id, "stage": request.stage})
+        self._record_sent(
+            locked, request, sent_at, {**entry, "at": sent_at, "outcome": "sent", "message_id": message_id}
+        )
         logger.info(
             "follow-up sent",
             extra={
-                "lead_id": lead.id,
+                "lead_id": locked.id,
                 "campaign_id": request.campaign_id,
                 "stage": request.stage,
                 "message_id": message_id,
-                "to": lead.email,  # masked by the log formatter
+                "to": locked.email,  # masked by the log formatter
                 "generator": message.generator,
             },
         )
-        return SendOutcome.of(lead.id, request.stage.value, SENT, message, message_id=message_id)
+        return SendOutcome.of(locked.id, request.stage.value, SENT, message, message_id=message_id)
+
+    def _record_sent(self, locked: Lead, request: FollowUpRequest, sent_at: str, entry: dict[str, Any]) -> None:
+        """Record the send against the lead as it is stored now: a reply or an import that landed while
+        the email was on its way (each conditioned on its own read) is kept, never overwritten."""
+        lead: Lead | None = locked
+        for _ in range(_RECORD_ATTEMPTS):
+            assert lead is not None
+            try:
+                if self.stores.send_lock.record_sent(
+                    lead, request.stage, sent_at, entry, self._next_due(lead, request.stage)
+                ):
+                    return
+            except TransientError:
+                pass
+            lead = self.stores.leads.get(locked.id)
+            if lead is None or lead.schedule_state != ScheduleState.SENDING or lead.claim_stage != request.stage:
+                break
+        # The ledger still holds the lock: note that SES took it, so the next scheduler run records it as sent.
+        self.stores.ledger.confirm(locked.id, request.stage, "Send", str(entry["message_id"]))
+        logger.error("follow-up sent but not recorded yet", extra={"lead_id": locked.id, "stage": request.stage})

@@ -87,12 +87,12 @@ def migrate(
         if isinstance(item, UnreadableLead):
             report.problems.append(f"lead {item.lead_id}: {item.problem}")
             continue
-        previous_updated_at = item.updated_at
+        read_version = item.version
         report.problems.extend(_time_problems(item))
         changes = migration_changes(item, policy, now)
         if not changes:
             continue
-        if stores.leads.set_attributes(item.id, changes, previous_updated_at):
+        if stores.leads.set_attributes(item.id, changes, read_version):
             report.updated += 1
         else:
             report.conflicts += 1

@@ -1,11 +1,17 @@
-"""A lighter rollback for moto's TransactWriteItems, installed by the local emulator.
+"""Where moto and the AWS services it stands in for part ways, the emulator follows the service.
 
-moto snapshots every table a transaction touches with `copy.deepcopy` (all items and the
-stream's records) before each TransactWriteItems, so each transaction costs time and
-memory in proportion to the whole table: at 10,000 leads a load run exhausted 24 GiB.
-DynamoDB's contract only needs the touched items restored when a transaction is
-cancelled. This keeps moto's transaction logic and replaces its snapshot with one of the
-touched items (and of the stream's length), restored on the same errors.
+Each fix is installed once per process by `install()` and has a test that fails without it:
+
+- TransactWriteItems rollback: moto snapshots every table a transaction touches with
+  `copy.deepcopy` (all items and the stream's records) before each TransactWriteItems, so
+  each transaction costs time and memory in proportion to the whole table: at 10,000
+  leads a load run exhausted 24 GiB. DynamoDB's contract only needs the touched items
+  restored when a transaction is cancelled: this snapshots only those (and the stream's
+  length), restored on the same errors.
+- Item size on update: moto adds a replaced attribute's new size to the item's current
+  size without taking the old value out, so an update that shrinks an item near the
+  400 KB limit (trimming a long history) is refused. DynamoDB checks the item after the
+  update: so does this.
 """
 
 from __future__ import annotations
@@ -47,11 +53,36 @@ def _touched(backend: Any, transact_items: list[dict[str, Any]]) -> list[tuple[A
     return touched
 
 
+def _size_after_replacing(limited_dict: type) -> None:
+    """LimitedSizeDict.__setitem__, counting a replaced value once (its new size, not both)."""
+    from moto.dynamodb.exceptions import ItemSizeTooLarge
+    from moto.dynamodb.models.dynamo_type import DynamoType
+    from moto.dynamodb.models.utilities import bytesize
+
+    def size_of(item: Any) -> int:
+        return int(item.size()) if type(item) is DynamoType else bytesize(str(item))
+
+    def setitem(self: dict[str, Any], key: str, value: Any) -> None:
+        others = sum(bytesize(name) + size_of(item) for name, item in self.items() if name != key)
+        if others + bytesize(key) + size_of(value) > ITEM_SIZE_LIMIT:
+            raise ItemSizeTooLarge
+        dict.__setitem__(self, key, value)
+
+    limited_dict.__setitem__ = setitem
+
+
+# moto's own threshold (DynamoDB documents 400 KB and, measured, refuses just above 409 KB).
+ITEM_SIZE_LIMIT = 405_000
+
+
 def install() -> None:
-    """Patch moto's DynamoDB backend once per process."""
+    """Patch moto once per process."""
     global _installed
     if _installed:
         return
+    from moto.dynamodb.models.dynamo_type import LimitedSizeDict
+
+    _size_after_replacing(LimitedSizeDict)
     import moto.dynamodb.models as models
     from moto.dynamodb.models import DynamoDBBackend
 
