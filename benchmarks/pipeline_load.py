@@ -1,9 +1,12 @@
 """Load with faults: leads in mixed states through scheduler and sender on the emulator.
 
 Random faults are injected throughout (SES throttling, senders dying after the send, after
-the record and mid-batch, schedulers dying after claims, duplicate batch deliveries), and
-the run goes on until the queue is quiet. Prints leads due, emails sent, duplicates (must
-be 0), lost (must be 0) and throughput.
+the record and mid-batch, schedulers dying after claims, duplicate batch deliveries), people
+held by two lead records (the address in another case), and the CRM export re-imported
+between runs and while emails are being sent (it knows nothing of follow-ups or replies:
+every row says "No Response" with the first contact date). The run goes on until the queue
+is quiet. Prints leads due, emails sent, duplicates (must be 0), lost (must be 0) and
+throughput.
 
     .venv/bin/python benchmarks/pipeline_load.py [--leads 10000] [--seed 3]
 """
@@ -24,6 +27,7 @@ sys.path[:0] = [str(ROOT), str(ROOT / "shared"), str(ROOT / "cli")]
 
 from reengage.domain.clock import format_time  # noqa: E402
 from reengage.domain.leads import FollowUpPolicy, Lead  # noqa: E402
+from reengage.services.imports import import_rows  # noqa: E402
 from reengage.settings import Settings  # noqa: E402
 from reengage_cli.emulator import provision  # noqa: E402
 from reengage_cli.emulator.server import LocalEmulator, use_endpoint  # noqa: E402
@@ -36,6 +40,45 @@ FAULTS = {
     "sender.read": (0.003, crash),
     "scheduler.after_claim": (0.001, crash),
 }
+
+
+TWINS = 0.04  # share of people held by two lead records
+REIMPORTED = 0.2  # share of the export re-imported between runs
+REIMPORT_IN_LOCK = 0.01  # chance a lead's export row lands between its send lock and its record
+
+
+def export_row(lead: Lead) -> dict[str, object]:
+    """The lead as the CRM exports it: its own fields, no follow-ups, no responses learned."""
+    return {
+        "id": lead.id,
+        "name": lead.name,
+        "email": lead.email,
+        "company": lead.company,
+        "engagement_status": lead.engagement_status,
+        "email_confidence_level": lead.email_confidence_level,
+        "response_status": "No Response",
+        "last_contacted": lead.last_contacted,
+    }
+
+
+class Reimports:
+    """CRM re-imports, from the export taken before the campaign started."""
+
+    def __init__(self, pipeline: Pipeline, leads: list[Lead]) -> None:
+        self.pipeline = pipeline
+        self.export = {lead.id: export_row(lead) for lead in leads}
+        self.rows = 0
+        self.runs = 0
+
+    def rows_of(self, lead_ids: list[str]) -> None:
+        rows = enumerate((self.export[lead_id] for lead_id in lead_ids), start=1)
+        report = import_rows(self.pipeline.real_stores.leads, rows, self.pipeline.now, self.pipeline.settings.policy)
+        assert not report.rejected, report.rejected[:3]
+        self.rows += len(lead_ids)
+        self.runs += 1
+
+    def in_lock(self, lead_id: str) -> None:
+        self.rows_of([lead_id])
 
 
 def build_leads(count: int, pipeline: Pipeline, rng: random.Random) -> tuple[list[Lead], set[str], set[str]]:
@@ -61,6 +104,11 @@ def build_leads(count: int, pipeline: Pipeline, rng: random.Random) -> tuple[lis
         (due if kind in ("due1", "due2") else other).add(lead.email)
         FollowUpPolicy().reschedule(lead)
         leads.append(lead)
+        if rng.random() < TWINS:
+            # The same person under a second record: the address in another case, the same state.
+            twin = replace(lead, id=f"{lead.id}-twin", email=lead.email.replace("lead", "Lead").upper())
+            FollowUpPolicy().reschedule(twin)
+            leads.append(twin)
     return leads, due, other
 
 
@@ -82,13 +130,19 @@ def main() -> None:
 
         leads, due, other = build_leads(args.leads, pipeline, rng)
         pipeline.real_stores.leads.put_many(leads)  # type: ignore[attr-defined]
-        print(f"leads: {args.leads} ({len(due)} due, {len(other)} not due or not eligible)")
+        twins = sum(lead.id.endswith("-twin") for lead in leads)
+        print(f"leads: {len(leads)} ({len(due)} people due, {len(other)} not due or not eligible, {twins} twins)")
+        reimports = Reimports(pipeline, leads)
+        faults.sometimes("sender.after_lock", REIMPORT_IN_LOCK, reimports.in_lock)
 
         started = time.perf_counter()
-        pipeline.run_until_quiet(rounds=6, duplicate_chance=args.duplicate_batches)
+        for _ in range(6):  # daily runs, each drained, with a partial re-import of the export between them
+            pipeline.run_until_quiet(rounds=1, duplicate_chance=args.duplicate_batches)
+            reimports.rows_of(rng.sample(sorted(reimports.export), int(len(leads) * REIMPORTED)))
         elapsed = time.perf_counter() - started
         verdict = check_invariants(pipeline, due, other)
         print(f"faults injected:         {dict(faults.fired)}; invocations that died: {pipeline.crashes}")
+        print(f"re-imported:             {reimports.rows} rows in {reimports.runs} imports")
         print(f"leads due:               {verdict.due}")
         print(f"emails sent:             {verdict.sent} (+{verdict.ineligible_emailed} to leads not due)")
         print(f"duplicates:              {verdict.duplicates}")

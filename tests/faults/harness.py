@@ -121,7 +121,7 @@ class FaultySendLock(_Faulty):
         self.faults.at("sender.before_lock", lead.id)
         result: LockResult = self.real.lock(lead, *args)
         if result is LockResult.LOCKED:
-            self.faults.at("sender.after_lock")
+            self.faults.at("sender.after_lock", lead.id)
         return result
 
     def record_sent(self, *args: Any) -> bool:

@@ -16,6 +16,7 @@ from reengage.domain.clock import format_time, utc_now
 from reengage.domain.leads import FollowUpPolicy, ResponseStatus, ScheduleState
 from reengage.services.imports import import_rows
 from reengage.services.responses import record_response
+from reengage.services.upkeep import migrate
 from tests.conftest import Emulator, FakeLambdaContext, load_event, load_handler
 from tests.integration.test_pipeline import as_sqs_event, lead_row, receive_all, seed
 
@@ -123,6 +124,16 @@ def test_a_scheduled_lead_with_a_badly_typed_stage_or_email_is_set_aside_not_cra
     assert recipients(aws) == ["person1@example.com"]
     status = wiring.stores(aws.settings).schedule
     assert sorted(entry.lead_id for entry in status.entries(ScheduleState.INVALID, "9999")) == ["lead-002", "lead-003"]
+    # And once the item is fixed, `reengage migrate` puts it back in the schedule
+    dynamodb.update_item(
+        TableName=aws.settings.leads_table_name,
+        Key={"id": {"S": "lead-002"}},
+        UpdateExpression="REMOVE follow_up_stage",
+    )
+    migrate(wiring.stores(aws.settings), FollowUpPolicy(), utc_now())
+    assert schedule()["marked"] == 1
+    send(aws)
+    assert recipients(aws) == ["person1@example.com", "person2@example.com"]
 
 
 # -- 3. nothing that can fail inside the lock window ---------------------------------

@@ -18,7 +18,7 @@ from typing import Any
 
 from reengage.domain.clock import format_time
 from reengage.domain.correlation import is_own_reference, parse_own_reference
-from reengage.domain.leads import STAGE_ORDER, FollowUpPolicy, FollowUpStage, ResponseStatus
+from reengage.domain.leads import STAGE_ORDER, FollowUpPolicy, FollowUpStage, ResponseStatus, appended_history
 from reengage.domain.replies import classify, read_reply
 from reengage.domain.ses_events import SesEvent
 from reengage.domain.unsubscribe import (
@@ -64,10 +64,10 @@ def record_response(
             lead,
             response_status=status.value,
             suppressed=lead.suppressed or status in SUPPRESSING,
-            engagement_history=[
-                *lead.engagement_history,
+            engagement_history=appended_history(
+                lead.engagement_history,
                 {"outcome": "response", "status": status.value, "source": source, "at": at, **details},
-            ],
+            ),
             updated_at=at,
         )
         policy.reschedule(updated)
@@ -132,7 +132,7 @@ def _append_history(stores: Stores, event: SesEvent, outcome: str, now: datetime
             return
         entry = {"stage": event.stage, "at": event.at or format_time(now), "outcome": outcome}
         entry["message_id"] = event.message_id
-        updated = replace(lead, engagement_history=[*lead.engagement_history, entry], updated_at=format_time(now))
+        updated = replace(lead, engagement_history=appended_history(lead.engagement_history, entry), updated_at=format_time(now))
         if stores.leads.put(updated, previous=lead):
             return
     logger.warning("could not record an SES event on the lead", extra={"lead_id": event.lead_id})

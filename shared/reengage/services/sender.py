@@ -19,7 +19,15 @@ from typing import Any
 
 from reengage.domain.clock import format_time, utc_now
 from reengage.domain.correlation import own_message_id
-from reengage.domain.leads import STAGE_ORDER, FollowUpPolicy, FollowUpStage, Lead, ScheduleState, SkipReason
+from reengage.domain.leads import (
+    STAGE_ORDER,
+    FollowUpPolicy,
+    FollowUpStage,
+    Lead,
+    ScheduleState,
+    SkipReason,
+    appended_history,
+)
 from reengage.domain.messages import FollowUpMessage, OutgoingEmail, follow_up_email
 from reengage.domain.unsubscribe import UnsubscribeLinks
 from reengage.ports import (
@@ -116,6 +124,24 @@ class FollowUpSender:
         key = self.policy.schedule_key(lead)
         self.stores.schedule.release_claim(lead.id, stage, key.at if key else None)
 
+    def _stop_suppressed(self, lead: Lead, stage: FollowUpStage) -> None:
+        """Another lead with this address unsubscribed, bounced or complained: this one stops too, and
+        says so on the lead (suppressed, a history entry), so no import or run puts it back in the schedule."""
+        at = format_time(self.clock())
+        entry = {"stage": stage.value, "at": at, "outcome": "stopped", "reason": SkipReason.SUPPRESSED.value}
+        stopped = replace(
+            lead,
+            suppressed=True,
+            engagement_history=appended_history(lead.engagement_history, entry),
+            schedule_state=None,
+            schedule_at=None,
+            claim_stage=None,
+            updated_at=at,
+        )
+        if not self.stores.leads.put(stopped, previous=lead):
+            # Changed since read; whoever changed it owns the schedule now. The claim still goes.
+            self.stores.schedule.release_claim(lead.id, stage, None)
+
     def _next_due(self, lead: Lead, stage: FollowUpStage) -> bool:
         """Whether the lead, as it now stands, gets another follow-up after `stage`."""
         return self.policy.standing(replace(lead, follow_up_stage=stage.value)).due
@@ -138,8 +164,7 @@ class FollowUpSender:
             return self._skip(request, SkipReason.NOT_CLAIMED, lead.schedule_state or "not scheduled")
         verdict = self.policy.standing(lead)
         if verdict.due and self.stores.suppression.is_suppressed(lead.email):
-            # Another lead with this address unsubscribed, bounced or complained: out of the schedule for good.
-            self.stores.schedule.release_claim(lead.id, request.stage, None)
+            self._stop_suppressed(lead, request.stage)
             return self._skip(request, SkipReason.SUPPRESSED, "address on the suppression list")
         if verdict.stage != request.stage:
             # Its state changed since it was claimed (replied, converted, opted out...).
