@@ -68,7 +68,7 @@ def _size_after_replacing(limited_dict: type) -> None:
             raise ItemSizeTooLarge
         dict.__setitem__(self, key, value)
 
-    limited_dict.__setitem__ = setitem
+    limited_dict.__setitem__ = setitem  # type: ignore[index]
 
 
 # moto's own threshold (DynamoDB documents 400 KB and, measured, refuses just above 409 KB).

@@ -132,7 +132,9 @@ def _append_history(stores: Stores, event: SesEvent, outcome: str, now: datetime
             return
         entry = {"stage": event.stage, "at": event.at or format_time(now), "outcome": outcome}
         entry["message_id"] = event.message_id
-        updated = replace(lead, engagement_history=appended_history(lead.engagement_history, entry), updated_at=format_time(now))
+        updated = replace(
+            lead, engagement_history=appended_history(lead.engagement_history, entry), updated_at=format_time(now)
+        )
         if stores.leads.put(updated, previous=lead):
             return
     logger.warning("could not record an SES event on the lead", extra={"lead_id": event.lead_id})
