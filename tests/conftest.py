@@ -103,15 +103,24 @@ def moto_endpoint() -> Iterator[str]:
         server.stop()
 
 
-@pytest.fixture
-def aws(moto_endpoint: str, restore_environ: None) -> Emulator:
-    """A fresh, provisioned emulator; the process environment points at it for this test."""
+# Tests run at any hour and seed every lead at example.com: send windows and the company-wide pause
+# are off unless a test asks for them (tests/integration/test_send_windows.py provisions the defaults).
+TIMELESS = {"SendWindow": "always", "CompanyPauseDays": "0"}
+
+
+def provision_emulator(moto_endpoint: str, overrides: dict[str, str]) -> Emulator:
     request = urllib.request.Request(f"{moto_endpoint}/moto-api/reset", method="POST")
     urllib.request.urlopen(request, timeout=10).close()  # noqa: S310 - loopback
     os.environ["AWS_ENDPOINT_URL"] = moto_endpoint
-    provisioned = provision.provision()
+    provisioned = provision.provision(overrides)
     os.environ.update(provisioned.environment)
     return Emulator(moto_endpoint, provisioned.environment, Settings.from_env(os.environ))
+
+
+@pytest.fixture
+def aws(moto_endpoint: str, restore_environ: None) -> Emulator:
+    """A fresh, provisioned emulator; the process environment points at it for this test."""
+    return provision_emulator(moto_endpoint, TIMELESS)
 
 
 @pytest.fixture

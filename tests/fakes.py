@@ -12,6 +12,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
+from reengage.domain.companies import company_key
 from reengage.domain.knowledge import load_knowledge_file
 from reengage.domain.leads import FollowUpStage, Lead, ScheduleState, appended_history, normalized_address
 from reengage.domain.messages import OutgoingEmail, TemplateWriter
@@ -85,6 +86,11 @@ class FakeLeads:
         wanted = address.lower()
         return next((lead.id for lead in self.tables.leads.values() if lead.email.lower() == wanted), None)
 
+    def colleagues(self, company: str) -> list[str]:
+        return [
+            lead.id for lead in self.tables.leads.values() if company_key(lead.email, lead.company_website) == company
+        ]
+
     def scan(self) -> Iterator[Lead | UnreadableLead]:
         yield from (copy.deepcopy(lead) for lead in list(self.tables.leads.values()))
 
@@ -150,8 +156,10 @@ class FakeSchedule:
             return True
 
 
-def _advance(stored: Lead, read: Lead, stage: FollowUpStage, at: str, entry: dict[str, Any], next_due: bool) -> None:
-    stored.schedule_state, stored.schedule_at = (ScheduleState.DUE, at) if next_due else (None, None)
+def _advance(
+    stored: Lead, read: Lead, stage: FollowUpStage, at: str, entry: dict[str, Any], next_due_at: str | None
+) -> None:
+    stored.schedule_state, stored.schedule_at = (ScheduleState.DUE, next_due_at) if next_due_at else (None, None)
     stored.follow_up_stage = stage.value
     stored.last_contacted = at
     stored.eligible_for_reengagement = False
@@ -204,13 +212,13 @@ class FakeSendLock:
         return stored
 
     def record_sent(
-        self, lead: Lead, stage: FollowUpStage, sent_at: str, entry: dict[str, Any], next_due: bool
+        self, lead: Lead, stage: FollowUpStage, sent_at: str, entry: dict[str, Any], next_due_at: str | None
     ) -> bool:
         with self.tables.lock:
             message_id = str(entry.get("message_id", ""))
             stored = self._settle(lead, stage, None, state=LedgerState.SENT, sent_at=sent_at, message_id=message_id)
             if stored is not None:
-                _advance(stored, lead, stage, sent_at, entry, next_due)
+                _advance(stored, lead, stage, sent_at, entry, next_due_at)
             return stored is not None
 
     def record_failed(self, lead: Lead, stage: FollowUpStage, entry: dict[str, Any]) -> None:
@@ -222,23 +230,29 @@ class FakeSendLock:
                 stored.engagement_history = appended_history(lead.engagement_history, entry)
 
     def settle_in_doubt(
-        self, lead: Lead, stage: FollowUpStage, locked_at: str, entry: dict[str, Any], next_due: bool, state: str
+        self,
+        lead: Lead,
+        stage: FollowUpStage,
+        locked_at: str,
+        entry: dict[str, Any],
+        next_due_at: str | None,
+        state: str,
     ) -> bool:
         with self.tables.lock:
             stored = self._settle(lead, stage, locked_at, state=state)
             if stored is not None:
-                _advance(stored, lead, stage, locked_at, entry, next_due)
+                _advance(stored, lead, stage, locked_at, entry, next_due_at)
             return stored is not None
 
     def repair_from_ledger(
-        self, lead: Lead, stage: FollowUpStage, record: LedgerRecord, entry: dict[str, Any], next_due: bool
+        self, lead: Lead, stage: FollowUpStage, record: LedgerRecord, entry: dict[str, Any], next_due_at: str | None
     ) -> bool:
         with self.tables.lock:
             stored = self.tables.held(lead.id, ScheduleState.CLAIMED, stage=stage.value, version=lead.version)
             if stored is None:
                 return False
             if record.state in (LedgerState.SENT, LedgerState.POSSIBLY_SENT):
-                _advance(stored, lead, stage, record.sent_at or record.locked_at, entry, next_due)
+                _advance(stored, lead, stage, record.sent_at or record.locked_at, entry, next_due_at)
             else:
                 stored.schedule_state = stored.schedule_at = stored.claim_stage = None
                 stored.eligible_for_reengagement = False

@@ -40,7 +40,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
         for name in ("LEADS_TABLE_NAME", "QUEUE_URL"):
             os.environ.pop(name, None)
         say(f"Local AWS emulator on {server.endpoint}; provisioning from template.yaml")
-        os.environ.update(provision.provision().environment)
+        # The demo runs whenever it is started: send windows (each lead's local business hours)
+        # are shown, not waited for; `reengage preview` and `run --now` try them (README "Send windows").
+        os.environ.update(provision.provision({"SendWindow": "always"}).environment)
         settings = Settings.from_env(os.environ)
         stores = wiring.stores(settings)
 

@@ -29,6 +29,8 @@ from reengage_cli.emulator.template import TemplateError
 from reengage_cli.importer import ImportFileError
 from reengage_cli.output import EXIT_ERROR
 
+NOW_HELP = "act as if at this ISO-8601 instant (e.g. 2026-12-01T08:30:00+01:00), to try send windows and holidays"
+
 
 def build_parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
@@ -57,6 +59,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--limit", type=int, default=None)
     run.add_argument("--dry-run", action="store_true", help="claim nothing, send nothing; show what would be sent")
     run.add_argument("--no-drain", action="store_true", help="only enqueue; leave sending to SenderFunction")
+    run.add_argument("--now", default=None, metavar="TIMESTAMP", help=NOW_HELP)
     status = command("status", cmd_status, "re-engagement statistics (from counters, no table scan)")
     status.add_argument("--json", action="store_true")
     status.add_argument("--rebuild", action="store_true", help="recompute the counters from the table once")
@@ -65,6 +68,7 @@ def build_parser() -> argparse.ArgumentParser:
     preview = command("preview", cmd_preview, "print the follow-up a lead would get, without sending anything")
     preview.add_argument("lead_id")
     preview.add_argument("--stage", choices=[stage.value for stage in FollowUpStage])
+    preview.add_argument("--now", default=None, metavar="TIMESTAMP", help=NOW_HELP)
     mark = command("mark", cmd_mark, "set a lead's response status (CRM-driven); any status but No Response stops it")
     mark.add_argument("lead_id")
     mark.add_argument("status", choices=[status.value for status in ResponseStatus], metavar="STATUS")

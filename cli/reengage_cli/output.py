@@ -5,10 +5,11 @@ from __future__ import annotations
 import sys
 from collections import Counter
 from collections.abc import Callable
+from datetime import datetime
 from typing import Any
 
 from reengage.domain.knowledge import KnowledgeBase
-from reengage.domain.leads import FollowUpStage, Lead
+from reengage.domain.leads import FollowUpPolicy, FollowUpStage, Lead
 from reengage.domain.messages import GENERATOR_AI, FollowUpMessage
 from reengage.domain.quality import check_follow_up
 from reengage.services.scheduler import CampaignSummary
@@ -102,6 +103,19 @@ def print_preview(lead: Lead, stage: FollowUpStage, message: FollowUpMessage, kn
     say(f"Subject:   {message.subject}")
     say()
     say(message.text.rstrip())
+
+
+def print_next_send(lead: Lead, policy: FollowUpPolicy, now: datetime) -> None:
+    """The lead's zone (and where it came from) and its next send time, local and UTC."""
+    zone = policy.zone(lead)
+    say(f"Time zone: {zone.zone} (from {zone.source}{', country ' + zone.country if zone.country else ''})")
+    if lead.paused_until and policy.paused(lead, now):
+        say(f"Paused:    until {lead.paused_until} (a colleague at the same company responded)")
+    if not policy.standing(lead).due or not lead.last_contacted:
+        return
+    due_at = policy.due_at(lead, not_before=now)
+    local = due_at.astimezone(zone.zoneinfo)
+    say(f"Next send: {local:%a %Y-%m-%d %H:%M %Z} local, {due_at:%Y-%m-%d %H:%M} UTC")
 
 
 def print_statistics(stats: dict[str, Any]) -> None:

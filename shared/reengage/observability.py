@@ -44,6 +44,8 @@ METRICS: dict[str, str | None] = {
     "FollowUpsFailed": None,
     "FollowUpsInDoubt": None,
     "SendsDeferredByCap": None,
+    "FollowUpsDeferred": "Reason",  # back to due for a later window: daily cap, window closed, company pause
+    "FollowUpsSentByLocalHour": "LocalHour",  # the hour on the lead's own clock when it went out
     "RecordsRetried": None,
     "AIMessages": None,
     "AIFallbacks": None,
@@ -116,7 +118,10 @@ def send_outcome_metrics(outcomes: Iterable[Any], retried: int) -> None:
     kinds = Counter(o.kind for o in outcomes)
     count("FollowUpsFailed", kinds["failed"])
     count("FollowUpsInDoubt", kinds["in_doubt"])
-    count("SendsDeferredByCap", kinds["deferred"])
+    deferred = Counter(o.reason for o in outcomes if o.kind == "deferred")
+    count("SendsDeferredByCap", deferred["daily_send_cap_reached"])
+    count_by("FollowUpsDeferred", deferred)
+    count_by("FollowUpsSentByLocalHour", Counter(f"{o.local_hour:02d}" for o in outcomes if o.kind == "sent"))
     count("RecordsRetried", retried)
     written = [o for o in outcomes if o.generator]
     count("AIMessages", sum(o.generator == "ai" for o in written))

@@ -108,6 +108,10 @@ class Leads(Protocol):
         """The id of a lead with this address (any case), if one exists."""
         ...
 
+    def colleagues(self, company: str) -> list[str]:
+        """The ids of the leads whose company key (domain.companies) is `company`."""
+        ...
+
     def scan(self) -> Iterator[Lead | UnreadableLead]:
         """Every item, page by page (upkeep and statistics only; selection never scans)."""
         ...
@@ -156,7 +160,7 @@ class SendLock(Protocol):
         ...
 
     def record_sent(
-        self, lead: Lead, stage: FollowUpStage, sent_at: str, entry: dict[str, Any], next_due: bool
+        self, lead: Lead, stage: FollowUpStage, sent_at: str, entry: dict[str, Any], next_due_at: str | None
     ) -> bool:
         """Record a successful send (lead and ledger), guarded by the lock and the version `lead` was
         read at; False when either changed (read the lead again and retry, or see the ledger)."""
@@ -167,13 +171,19 @@ class SendLock(Protocol):
         ...
 
     def settle_in_doubt(
-        self, lead: Lead, stage: FollowUpStage, locked_at: str, entry: dict[str, Any], next_due: bool, state: str
+        self,
+        lead: Lead,
+        stage: FollowUpStage,
+        locked_at: str,
+        entry: dict[str, Any],
+        next_due_at: str | None,
+        state: str,
     ) -> bool:
         """Record an abandoned lock as `state` (possibly sent, or sent when SES confirmed it)."""
         ...
 
     def repair_from_ledger(
-        self, lead: Lead, stage: FollowUpStage, record: LedgerRecord, entry: dict[str, Any], next_due: bool
+        self, lead: Lead, stage: FollowUpStage, record: LedgerRecord, entry: dict[str, Any], next_due_at: str | None
     ) -> bool:
         """Bring back in line a lead claimed for a stage the ledger already holds."""
         ...

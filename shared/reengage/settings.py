@@ -15,6 +15,16 @@ from dataclasses import MISSING, dataclass, field, fields
 from typing import Any
 
 from reengage.domain.leads import FollowUpPolicy, email_problem
+from reengage.domain.send_windows import (
+    SendWindow,
+    SendWindowError,
+    parse_closed_dates,
+    parse_weekdays,
+    parse_window_times,
+    valid_zone,
+)
+
+ALWAYS = "always"  # SEND_WINDOW value: no send window (any hour, any day)
 
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off", ""}
@@ -58,6 +68,14 @@ class Settings:
     ses_configuration_set: str = _setting("")
     # Replies go here (an address on the SES inbound domain); empty = replies go to SENDER_EMAIL.
     reply_to: str = _setting("")
+    # Send windows, in each lead's local time (README "Send windows"); SEND_WINDOW=always turns them off.
+    send_window: str = _setting("08:00-11:00")
+    send_days: str = _setting("mon-fri")
+    closed_dates: str = _setting("")  # YYYY-MM-DD,...: the deployment's own closing days
+    public_holidays: bool = _setting(True)  # skip the public holidays of the lead's country
+    default_timezone: str = _setting("UTC")  # for leads whose zone cannot be inferred
+    # A response from one lead pauses the open sequences of its colleagues for this many days (0 = off).
+    company_pause_days: int = _setting(14, 0, 365)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Settings:
@@ -69,6 +87,12 @@ class Settings:
             problems.append(f"SENDER_EMAIL={sender_email!r} is not a valid address: {problem}")
         if values["unsubscribe_url"] and not values["unsubscribe_key_secret"]:
             problems.append("UNSUBSCRIBE_URL is set but UNSUBSCRIBE_KEY_SECRET is not")
+        if not valid_zone(values["default_timezone"]):
+            problems.append(f"DEFAULT_TIMEZONE={values['default_timezone']!r} is not an IANA time zone name")
+        try:
+            _window(values)
+        except SendWindowError as error:
+            problems.append(f"send window: {error}")
         if problems:
             raise SettingsError("; ".join(problems))
         return cls(**values)
@@ -78,8 +102,32 @@ class Settings:
         return {spec.name.upper(): _format(getattr(self, spec.name)) for spec in fields(self)}
 
     @property
+    def send_window_rule(self) -> SendWindow | None:
+        return _window(self.__dict__)
+
+    @property
     def policy(self) -> FollowUpPolicy:
-        return FollowUpPolicy(self.days_between_followups, self.max_followups)
+        return FollowUpPolicy(
+            self.days_between_followups,
+            self.max_followups,
+            window=self.send_window_rule,
+            default_zone=self.default_timezone,
+            company_pause_days=self.company_pause_days,
+        )
+
+
+def _window(values: Mapping[str, Any]) -> SendWindow | None:
+    """The send window the settings describe (None: always); SendWindowError says what is wrong."""
+    if str(values["send_window"]).strip().lower() == ALWAYS:
+        return None
+    start, end = parse_window_times(values["send_window"])
+    return SendWindow(
+        start=start,
+        end=end,
+        weekdays=parse_weekdays(values["send_days"]),
+        closed_dates=parse_closed_dates(values["closed_dates"]),
+        public_holidays=bool(values["public_holidays"]),
+    )
 
 
 def _format(value: Any) -> str:

@@ -87,10 +87,13 @@ def test_sender_reports_partial_batch_failures_with_bounded_concurrency():
     assert event["BatchSize"] == {"Ref": "SenderBatchSize"}
 
 
-def test_scheduler_runs_daily_at_nine_in_a_time_zone_and_never_scans():
+def test_scheduler_runs_often_enough_to_catch_every_send_window_and_never_scans():
     schedule = RESOURCES["SchedulerFunction"]["Properties"]["Events"]["Daily"]
     assert schedule["Type"] == "ScheduleV2"
-    assert schedule["Properties"]["ScheduleExpression"] == "cron(0 9 * * ? *)"
+    assert schedule["Properties"]["ScheduleExpression"] == {"Ref": "SchedulerScheduleExpression"}
+    parameters = TEMPLATE["Parameters"]
+    assert parameters["SchedulerScheduleExpression"]["Default"] == "rate(15 minutes)"
+    assert (parameters["SendWindow"]["Default"], parameters["SendDays"]["Default"]) == ("08:00-11:00", "mon-fri")
     assert schedule["Properties"]["ScheduleExpressionTimezone"] == {"Ref": "ScheduleTimezone"}
     actions = set()
     for statement in statements("SchedulerFunction"):

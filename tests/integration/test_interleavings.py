@@ -34,7 +34,7 @@ from reengage.services.scheduler import CampaignRequest, run_scheduler
 from reengage.services.sender import FollowUpSender
 from reengage.settings import Settings
 from reengage_cli.emulator import provision
-from tests.conftest import load_handler
+from tests.conftest import TIMELESS, load_handler
 from tests.fakes import template_writer
 
 EXAMPLES = int(os.environ.get("REENGAGE_INTERLEAVINGS", "8"))
@@ -87,7 +87,7 @@ class Interleavings(RuleBasedStateMachine):
         super().__init__()
         endpoint = os.environ["AWS_ENDPOINT_URL"]
         urllib.request.urlopen(urllib.request.Request(f"{endpoint}/moto-api/reset", method="POST"), timeout=10).close()
-        os.environ.update(provision.provision().environment)
+        os.environ.update(provision.provision(TIMELESS).environment)
         self.settings = Settings.from_env(os.environ)
         self.stores = wiring.stores(self.settings)
         self.queue = wiring.follow_up_queue(self.settings)

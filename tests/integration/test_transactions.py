@@ -32,7 +32,7 @@ def test_a_cancelled_lock_leaves_the_lead_and_the_stream_as_they_were(aws: Emula
     settling = stores.leads.get("lead-001")
     assert settling is not None
     stores.send_lock.settle_in_doubt(
-        settling, FollowUpStage.FOLLOWUP_1, now, {"outcome": "possibly_sent"}, True, "possibly_sent"
+        settling, FollowUpStage.FOLLOWUP_1, now, {"outcome": "possibly_sent"}, now, "possibly_sent"
     )
     import boto3
 

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from reengage.domain.clock import InvalidTimeError, canonical, parse_time
+from reengage.domain.clock import InvalidTimeError, canonical, format_time, parse_time
 from reengage.domain.leads import (
     FollowUpPolicy,
     FollowUpStage,
@@ -121,7 +121,9 @@ def test_unparseable_time_is_a_clear_error():
 
 def test_schedule_keys_only_for_leads_that_can_still_get_a_follow_up():
     policy = FollowUpPolicy()
-    assert policy.schedule_key(DUE) == ScheduleKey(ScheduleState.DUE, canonical(DUE.last_contacted or ""))
+    # With no send window the sort key is the last contact plus the days between follow-ups.
+    due_at = parse_time(DUE.last_contacted or "") + timedelta(days=policy.days_between_followups)
+    assert policy.schedule_key(DUE) == ScheduleKey(ScheduleState.DUE, format_time(due_at))
     assert policy.schedule_key(replace(DUE, response_status="Converted")) is None
     assert policy.schedule_key(replace(DUE, follow_up_stage="Followup_2")) is None
     # Time does not matter for the index: a lead contacted yesterday waits in it.

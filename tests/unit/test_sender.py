@@ -63,8 +63,8 @@ def test_sends_and_records_stage_status_and_history():
         "campaign_id": "c-1",
         "subject": mailer.sent[0].subject,
     }
-    # Waiting for Followup_2 from now on
-    assert (stored.schedule_state, stored.schedule_at) == (ScheduleState.DUE, stored.last_contacted)
+    # Waiting for Followup_2, due DAYS_BETWEEN_FOLLOWUPS after this contact
+    assert (stored.schedule_state, stored.schedule_at) == (ScheduleState.DUE, "2026-12-01T09:00:00.000000Z")
 
 
 def test_after_the_last_stage_the_lead_leaves_the_schedule():

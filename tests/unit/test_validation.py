@@ -97,7 +97,7 @@ def test_merge_keeps_history_and_sets_defaults_and_schedule():
     assert merged.email == "ana@example.com"
     assert merged.engagement_history == [{"stage": "Initial"}]
     assert merged.response_status == "No Response" and merged.engagement_stage == "1st degree"
-    assert (merged.schedule_state, merged.schedule_at) == (ScheduleState.DUE, "2026-11-10T07:00:00.000000Z")
+    assert (merged.schedule_state, merged.schedule_at) == (ScheduleState.DUE, "2026-11-17T07:00:00.000000Z")
 
 
 def test_merge_does_not_disturb_a_lead_in_flight():

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import argparse
 import os
+from datetime import datetime
 
 from reengage import wiring
 from reengage.adapters.parameters import load_knowledge_base
-from reengage.domain.clock import utc_now
+from reengage.domain.clock import InvalidTimeError, format_time, parse_time, utc_now
 from reengage.domain.leads import FollowUpStage
 from reengage.ports import Stores
 from reengage.services.scheduler import CampaignRequest, CampaignSummary, InvalidCampaignRequestError, run_scheduler
@@ -15,11 +16,31 @@ from reengage.settings import Settings
 from reengage_cli.config import CliError, load_settings
 from reengage_cli.drain import DrainReport, build_sender, drain_queue, queue_depth
 from reengage_cli.emulator.server import endpoint_override
-from reengage_cli.output import EXIT_OK, EXIT_REJECTED, print_campaign, print_outcome, print_preview, progress_bar, say
+from reengage_cli.output import (
+    EXIT_OK,
+    EXIT_REJECTED,
+    print_campaign,
+    print_next_send,
+    print_outcome,
+    print_preview,
+    progress_bar,
+    say,
+)
+
+
+def campaign_time(args: argparse.Namespace) -> datetime:
+    """`--now TIMESTAMP`, or the current time."""
+    if getattr(args, "now", None) is None:
+        return utc_now()
+    try:
+        return parse_time(args.now)
+    except InvalidTimeError as error:
+        raise CliError(f"--now: {error} (expected e.g. 2026-12-01T08:30:00Z)") from error
 
 
 def cmd_preview(args: argparse.Namespace) -> int:
     settings = load_settings()
+    now = campaign_time(args)
     lead = wiring.stores(settings).leads.get(args.lead_id)
     if lead is None:
         raise CliError(f"no lead with id {args.lead_id!r}")
@@ -28,12 +49,13 @@ def cmd_preview(args: argparse.Namespace) -> int:
         raise CliError(
             f"lead {lead.id} has finished its sequence ({lead.follow_up_stage}); pass --stage to preview one"
         )
-    verdict = settings.policy.due(lead, utc_now())
+    verdict = settings.policy.due(lead, now)
     writer = wiring.message_writer(settings)
     writer.start_batch(None)
-    print_preview(lead, stage, writer.write(lead, stage, utc_now()), load_knowledge_base(settings.knowledge_base))
+    print_preview(lead, stage, writer.write(lead, stage, now), load_knowledge_base(settings.knowledge_base))
     say()
     say("Due now." if verdict.due else f"Not due now: {verdict.reason} {verdict.detail}".rstrip())
+    print_next_send(lead, settings.policy, now)
     return EXIT_OK
 
 
@@ -49,7 +71,9 @@ def run_campaign(args: argparse.Namespace, settings: Settings) -> tuple[Campaign
     say("Starting re-engagement campaign")
     say(f"  Days since contact: {request.days_since_contact}")
     say(f"  Limit: {request.limit if request.limit is not None else 'none'}")
-    now = utc_now()
+    now = campaign_time(args)
+    if args.now is not None:
+        say(f"  As if at: {format_time(now)}")
     summary = run_scheduler(stores, wiring.follow_up_queue(settings), request, settings, now)
     if request.dry_run:
         say(f"Would send {len(summary.would_send)} follow-ups:")
@@ -63,14 +87,17 @@ def run_campaign(args: argparse.Namespace, settings: Settings) -> tuple[Campaign
         return summary, None
     if args.no_drain or not endpoint_override(os.environ):
         return summary, None
-    return summary, send_queued(settings, stores)
+    return summary, send_queued(settings, stores, now if args.now is not None else None)
 
 
-def send_queued(settings: Settings, stores: Stores) -> DrainReport:
-    """Run the sender over the queue until it is empty, printing each lead's outcome."""
+def send_queued(settings: Settings, stores: Stores, now: datetime | None = None) -> DrainReport:
+    """Run the sender over the queue until it is empty (as if at `now`), printing each lead's outcome."""
     sqs = wiring.client("sqs")
     say(f"Processing {queue_depth(sqs, settings.queue_url)} queued follow-ups")
-    drained = drain_queue(sqs, settings.queue_url, build_sender(settings), progress_bar("sending"))
+    sender = build_sender(settings)
+    if now is not None:
+        sender.clock = lambda: now
+    drained = drain_queue(sqs, settings.queue_url, sender, progress_bar("sending"))
     names = {}
     for outcome in drained.outcomes:
         lead = stores.leads.get(outcome.lead_id)

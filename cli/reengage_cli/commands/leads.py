@@ -21,6 +21,9 @@ def cmd_import(args: argparse.Namespace) -> int:
         wiring.stores(settings).leads, Path(args.file), utc_now(), settings.policy, progress_bar("importing")
     )
     say(f"Imported {report.created + report.updated} leads ({report.created} new, {report.updated} updated).")
+    if report.zone_sources:
+        sources = ", ".join(f"{count} from {source}" for source, count in report.zone_sources.most_common())
+        say(f"Time zones (for send windows): {sources} (default: {settings.default_timezone}).")
     if report.notes:
         say(f"Notes ({len(report.notes)}):")
         for note in report.notes:

@@ -24,6 +24,7 @@ from pynamodb.models import Model
 
 from reengage.adapters.dynamo_errors import conditionally, raise_if_transient
 from reengage.domain.clock import format_time, utc_now
+from reengage.domain.companies import company_key
 from reengage.domain.leads import FollowUpStage, Lead, ScheduleState
 from reengage.ports import InvalidLeadDataError, ScheduleEntry, UnreadableLead
 
@@ -108,6 +109,16 @@ class EmailIndex(GlobalSecondaryIndex["LeadModel"]):
     email = UnicodeAttribute(hash_key=True)
 
 
+class CompanyIndex(GlobalSecondaryIndex["LeadModel"]):
+    """Leads by company (registrable domain), for the company-wide pause."""
+
+    class Meta:
+        index_name = "CompanyIndex"
+        projection = KeysOnlyProjection()
+
+    company_key = UnicodeAttribute(hash_key=True)
+
+
 class LeadModel(Model):
     class Meta:
         table_name = "unbound"  # set by bind_leads_table from settings
@@ -117,6 +128,11 @@ class LeadModel(Model):
     email = UnicodeAttribute(null=True)
     company = UnicodeAttribute(null=True)
     company_website = UnicodeAttribute(null=True)
+    timezone = UnicodeAttribute(null=True)
+    country = UnicodeAttribute(null=True)
+    # Derived from email/website (domain.companies): the key of CompanyIndex, absent when none.
+    company_key = UnicodeAttribute(null=True)
+    paused_until = UnicodeAttribute(null=True)
     engagement_status = UnicodeAttribute(null=True)
     engagement_stage = UnicodeAttribute(null=True)
     email_confidence_level = UnicodeAttribute(null=True)
@@ -136,6 +152,7 @@ class LeadModel(Model):
     version = NumberAttribute(null=True)  # bumped by every reengage write; every write conditions on it
     schedule_index = ScheduleIndex()
     email_index = EmailIndex()
+    company_index = CompanyIndex()
 
 
 def _to_lead(model: LeadModel) -> Lead:
@@ -145,6 +162,9 @@ def _to_lead(model: LeadModel) -> Lead:
         name=model.name or "",
         company=model.company or "",
         company_website=model.company_website or "",
+        timezone=model.timezone or "",
+        country=model.country or "",
+        paused_until=model.paused_until,
         engagement_status=model.engagement_status or "",
         engagement_stage=model.engagement_stage or "",
         email_confidence_level=model.email_confidence_level or "",
@@ -174,6 +194,10 @@ def _to_model(lead: Lead) -> LeadModel:
         name=lead.name,
         company=lead.company,
         company_website=lead.company_website,
+        timezone=optional(lead.timezone),
+        country=optional(lead.country),
+        company_key=company_key(lead.email, lead.company_website),
+        paused_until=optional(lead.paused_until),
         engagement_status=lead.engagement_status,
         engagement_stage=lead.engagement_stage,
         email_confidence_level=lead.email_confidence_level,
@@ -249,6 +273,9 @@ class DynamoLeads:
             for row in _read(lambda c=candidate: list(LeadModel.email_index.query(c, limit=1))):
                 return str(row.id)
         return None
+
+    def colleagues(self, company: str) -> list[str]:
+        return [str(row.id) for row in _read(lambda: list(LeadModel.company_index.query(company)))]
 
     def scan(self) -> Iterator[Lead | UnreadableLead]:
         connection = LeadModel._get_connection()

@@ -38,11 +38,11 @@ def _held(stage: FollowUpStage, locked_at: str | None = None) -> Any:
     return condition & (LeadModel.schedule_at == locked_at) if locked_at else condition
 
 
-def _advance(lead: Lead, stage: FollowUpStage, at: str, entry: dict[str, Any], next_due: bool) -> list[Any]:
-    """The lead after a stage went out (or may have): next stage due from `at`, or done."""
+def _advance(lead: Lead, stage: FollowUpStage, at: str, entry: dict[str, Any], next_due_at: str | None) -> list[Any]:
+    """The lead after a stage went out (or may have) at `at`: next stage due at `next_due_at`, or done."""
     schedule = (
-        [LeadModel.schedule_state.set(ScheduleState.DUE.value), LeadModel.schedule_at.set(at)]
-        if next_due
+        [LeadModel.schedule_state.set(ScheduleState.DUE.value), LeadModel.schedule_at.set(next_due_at)]
+        if next_due_at
         else [LeadModel.schedule_state.remove(), LeadModel.schedule_at.remove()]
     )
     return [
@@ -158,14 +158,14 @@ class DynamoSendLock:
         self._transaction(build)
 
     def record_sent(
-        self, lead: Lead, stage: FollowUpStage, sent_at: str, entry: dict[str, Any], next_due: bool
+        self, lead: Lead, stage: FollowUpStage, sent_at: str, entry: dict[str, Any], next_due_at: str | None
     ) -> bool:
         message_id = str(entry.get("message_id", ""))
 
         def build(transaction: TransactWrite) -> None:
             transaction.update(
                 LeadModel(lead.id),
-                _advance(lead, stage, sent_at, entry, next_due),
+                _advance(lead, stage, sent_at, entry, next_due_at),
                 _held(stage) & unchanged_since(lead.version),
             )
             transaction.update(
@@ -206,12 +206,18 @@ class DynamoSendLock:
         self._transaction(build)
 
     def settle_in_doubt(
-        self, lead: Lead, stage: FollowUpStage, locked_at: str, entry: dict[str, Any], next_due: bool, state: str
+        self,
+        lead: Lead,
+        stage: FollowUpStage,
+        locked_at: str,
+        entry: dict[str, Any],
+        next_due_at: str | None,
+        state: str,
     ) -> bool:
         def build(transaction: TransactWrite) -> None:
             transaction.update(
                 LeadModel(lead.id),
-                _advance(lead, stage, locked_at, entry, next_due),
+                _advance(lead, stage, locked_at, entry, next_due_at),
                 _held(stage, locked_at) & unchanged_since(lead.version),
             )
             transaction.update(
@@ -223,12 +229,12 @@ class DynamoSendLock:
         return self._transaction(build)
 
     def repair_from_ledger(
-        self, lead: Lead, stage: FollowUpStage, record: LedgerRecord, entry: dict[str, Any], next_due: bool
+        self, lead: Lead, stage: FollowUpStage, record: LedgerRecord, entry: dict[str, Any], next_due_at: str | None
     ) -> bool:
         """A lead claimed for a stage the ledger already holds (its stage was reset elsewhere): put it back."""
         at = record.sent_at or record.locked_at or format_time(utc_now())
         actions = (
-            _advance(lead, stage, at, entry, next_due)
+            _advance(lead, stage, at, entry, next_due_at)
             if record.state in (LedgerState.SENT, LedgerState.POSSIBLY_SENT)
             else [
                 LeadModel.schedule_state.remove(),

@@ -36,6 +36,7 @@ from reengage.domain.leads import (
     ascii_domain,
     email_problem,
 )
+from reengage.domain.send_windows import country_code, valid_zone
 from reengage.domain.text import CONTROL_CHARACTERS
 
 # Ids derived from an email are stable across imports: the same address is the same lead.
@@ -46,6 +47,8 @@ TEXT_FIELDS = {
     "email": 254,
     "company": 256,
     "company_website": 2048,
+    "timezone": 64,
+    "country": 64,
     "engagement_status": 64,
     "engagement_stage": 64,
     "email_confidence_level": 64,
@@ -65,6 +68,8 @@ CRM_OWNED = (
     "email",
     "company",
     "company_website",
+    "timezone",
+    "country",
     "engagement_status",
     "engagement_stage",
     "email_confidence_level",
@@ -194,6 +199,15 @@ class _RowCheck:
         website = self.fields.get("company_website")
         if website is not None and (problem := _check_website(website)):
             self.error("company_website", problem)
+        zone = self.fields.get("timezone")
+        if zone is not None and not valid_zone(zone):
+            self.error("timezone", f"{zone!r} is not an IANA time zone name (e.g. Europe/Berlin, America/New_York)")
+        country = self.fields.get("country")
+        if country is not None and country_code(country) is None:
+            self.notes.append(
+                f"row {self.row_number} (lead {self.lead_id}): country: {country!r} is not a country code or"
+                " name reengage knows; stored as given, the time zone is inferred without it"
+            )
 
     def times(self, now: datetime) -> None:
         for name in TIME_FIELDS:

@@ -7,12 +7,13 @@ Plain Python: no AWS imports. The data-access adapters turn DynamoDB items into
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
 from reengage.domain.clock import InvalidTimeError, format_time, parse_time
+from reengage.domain.send_windows import LeadZone, SendWindow, lead_zone
 
 
 class FollowUpStage(StrEnum):
@@ -46,7 +47,7 @@ DEFAULT_ENGAGEMENT_STAGE = "1st degree"
 class ScheduleState(StrEnum):
     """Where a lead stands in the sparse schedule index (absent: not schedulable)."""
 
-    DUE = "due"  # waiting for its next follow-up; sort key = last contact
+    DUE = "due"  # waiting for its next follow-up; sort key = the instant it is due (FollowUpPolicy.due_at)
     CLAIMED = "claimed"  # enqueued by a scheduler run; sort key = claim time
     SENDING = "sending"  # a sender holds the send lock; sort key = lock time
     INVALID = "invalid"  # set aside: the item cannot be read as a lead (`reengage status` lists them)
@@ -75,6 +76,8 @@ class SkipReason(StrEnum):
     INVALID_DATA = "invalid_lead_data"
     DAILY_CAP = "daily_send_cap_reached"
     DUPLICATE_ADDRESS = "address_already_contacted"  # another lead with this address had this stage
+    OUTSIDE_WINDOW = "outside_send_window"  # its local send window closed before it went out: next window
+    COMPANY_PAUSED = "company_paused"  # a colleague responded: paused until `paused_until`
 
 
 @dataclass
@@ -84,6 +87,9 @@ class Lead:
     name: str = ""
     company: str = ""
     company_website: str = ""
+    # Where the lead works from: an IANA zone and a country (code or English name), both optional.
+    timezone: str = ""
+    country: str = ""
     engagement_status: str = ""
     engagement_stage: str = DEFAULT_ENGAGEMENT_STAGE
     email_confidence_level: str = ""
@@ -92,6 +98,8 @@ class Lead:
     response_status: str | None = None
     eligible_for_reengagement: bool = False
     suppressed: bool = False
+    # Set when someone else at the lead's company responded (the company-wide pause).
+    paused_until: str | None = None
     engagement_history: list[dict[str, Any]] = field(default_factory=list)
     created_at: str | None = None
     updated_at: str | None = None
@@ -202,13 +210,18 @@ def appended_history(history: list[dict[str, Any]], entry: dict[str, Any]) -> li
 class FollowUpPolicy:
     """When a lead is due a follow-up, and which one (SPEC §4). Every writer of the schedule asks here.
 
-    `standing` is every rule except time; `schedule_key` turns a standing lead into the
-    schedule-index keys, whose sort key is what time is compared on; `due_cutoff` is the
-    comparison the scheduler's range query applies; `due` puts the three together.
+    `standing` is every rule except time; `due_at` is the instant a standing lead is due: the
+    first moment of its local send window at or after its last contact plus the days between
+    follow-ups (and after any company-wide pause). That instant is the schedule index's sort
+    key, so the scheduler's range query up to `due_cutoff(now)` finds exactly the due leads;
+    `due` puts it all together, and `in_window` is what the sender asks just before it sends.
     """
 
     days_between_followups: int = 7
     max_followups: int = 2
+    window: SendWindow | None = None  # None: any time of day, any day
+    default_zone: str = "UTC"
+    company_pause_days: int = 0  # a colleague's response pauses a lead this long (0 = off)
 
     def next_stage(self, follow_up_stage: str | None) -> Verdict:
         """The stage a lead would get next, from the stage it already had."""
@@ -251,30 +264,81 @@ class FollowUpPolicy:
             return Verdict(None, SkipReason.NO_LAST_CONTACTED, str(error))
         return stage
 
-    def schedule_key(self, lead: Lead) -> ScheduleKey | None:
+    def zone(self, lead: Lead) -> LeadZone:
+        """The lead's time zone and country (for holidays), by the documented inference rule."""
+        return lead_zone(
+            timezone=lead.timezone,
+            country=lead.country,
+            email=lead.email,
+            website=lead.company_website,
+            default_zone=self.default_zone,
+        )
+
+    def due_at(self, lead: Lead, not_before: datetime | None = None) -> datetime:
+        """The instant a standing lead is due: the first send-window moment at or after its last
+        contact + the days between follow-ups, any company-wide pause, and `not_before`."""
+        assert lead.last_contacted is not None  # standing() checked it
+        earliest = parse_time(lead.last_contacted) + timedelta(days=self.days_between_followups)
+        if lead.paused_until:
+            try:
+                earliest = max(earliest, parse_time(lead.paused_until))
+            except InvalidTimeError:
+                pass  # written by another system: no pause rather than no follow-up ever
+        if not_before is not None:
+            earliest = max(earliest, not_before)
+        if self.window is None:
+            return earliest
+        zone = self.zone(lead)
+        return self.window.next_opening(earliest, zone.zoneinfo, zone.country)
+
+    def paused(self, lead: Lead, now: datetime) -> bool:
+        """Whether a company-wide pause holds the lead at `now`."""
+        if not lead.paused_until:
+            return False
+        try:
+            return parse_time(lead.paused_until) > now
+        except InvalidTimeError:
+            return False
+
+    def in_window(self, lead: Lead, now: datetime) -> bool:
+        """Whether `now` is inside the lead's local send window (always, with no window set)."""
+        if self.window is None:
+            return True
+        zone = self.zone(lead)
+        return self.window.is_open(now, zone.zoneinfo, zone.country)
+
+    def schedule_key(self, lead: Lead, not_before: datetime | None = None) -> ScheduleKey | None:
         """The schedule-index keys of a lead waiting for a follow-up, else None (not in the index).
 
-        The sort key is the last contact in canonical UTC, so one range query on the
-        index finds exactly the leads contacted before a cut-off (`due_cutoff`).
+        The sort key is `due_at` in canonical UTC, so one range query on the index finds exactly
+        the leads due at a moment (`due_cutoff`).
         """
         if not self.standing(lead).due:
             return None
-        assert lead.last_contacted is not None  # standing() checked it
-        return ScheduleKey(ScheduleState.DUE, format_time(parse_time(lead.last_contacted)))
+        return ScheduleKey(ScheduleState.DUE, format_time(self.due_at(lead, not_before)))
+
+    def next_due_at(self, lead: Lead, sent: FollowUpStage, contacted_at: str) -> str | None:
+        """The sort key of the lead's next follow-up once `sent` went out at `contacted_at`, or None
+        when the lead, as it now stands, gets no further follow-up."""
+        key = self.schedule_key(replace(lead, follow_up_stage=sent.value, last_contacted=contacted_at))
+        return key.at if key else None
 
     def due_cutoff(self, now: datetime, days_since_contact: int | None = None) -> str:
-        """The largest schedule sort key that is due at `now` (a run may ask for another interval)."""
+        """The largest schedule sort key that is due at `now`. A run that asks for another interval
+        than the deployment's moves the cut-off by the difference (send windows stay as computed)."""
         days = self.days_between_followups if days_since_contact is None else days_since_contact
-        return format_time(now - timedelta(days=days))
+        return format_time(now + timedelta(days=self.days_between_followups - days))
 
     def due(self, lead: Lead, now: datetime, days_since_contact: int | None = None) -> Verdict:
-        """All of SPEC §4 for one lead: the stage it is due now, or why it is not."""
+        """All of SPEC §4 for one lead, in its send window: the stage it is due now, or why it is not."""
         verdict = self.standing(lead)
         key = self.schedule_key(lead)
         if not verdict.due or key is None:
             return verdict
         if key.at > self.due_cutoff(now, days_since_contact):
-            return Verdict(None, SkipReason.NOT_DUE_YET, lead.last_contacted or "")
+            return Verdict(None, SkipReason.NOT_DUE_YET, f"due {key.at}")
+        if not self.in_window(lead, now):
+            return Verdict(None, SkipReason.OUTSIDE_WINDOW, f"next window {format_time(self.due_at(lead, now))}")
         return verdict
 
     def reschedule(self, lead: Lead) -> None:

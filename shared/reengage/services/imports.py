@@ -6,6 +6,7 @@ lead id, field and reason, and the valid rows still land.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -27,6 +28,8 @@ class ImportReport:
     updated: int = 0
     rejected: list[RowError] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)  # accepted, with something worth knowing
+    # Where the imported leads' time zones came from ("timezone", "country", "email domain", ...).
+    zone_sources: Counter[str] = field(default_factory=Counter)
 
     @property
     def rejected_rows(self) -> int:
@@ -56,9 +59,9 @@ def validated_rows(rows: Iterable[Row], now: datetime) -> tuple[list[ImportedLea
 
 def _upsert(
     leads: Leads, imported: ImportedLead, now: datetime, policy: FollowUpPolicy
-) -> tuple[str, list[str]] | RowError:
+) -> tuple[str, list[str], str] | RowError:
     """Write one lead (re-reading and merging again when it changes meanwhile): "created" or
-    "updated" with the merge's notes, or why not."""
+    "updated" with the merge's notes and where its time zone came from, or why not."""
     for _ in range(_WRITE_ATTEMPTS):
         try:
             existing = leads.get(imported.lead_id)
@@ -66,7 +69,7 @@ def _upsert(
             return RowError(imported.row, imported.lead_id, "id", f"stored lead unreadable: {error}")
         merged, notes = merge_import(existing, imported, now, policy)
         if leads.put(merged, previous=existing):
-            return ("created" if existing is None else "updated"), notes
+            return ("created" if existing is None else "updated"), notes, policy.zone(merged).source
     return RowError(imported.row, imported.lead_id, "id", "lead kept changing while importing; try again")
 
 
@@ -85,8 +88,9 @@ def import_rows(
         if isinstance(outcome, RowError):
             report.rejected.append(outcome)
             continue
-        kind, notes = outcome
+        kind, notes, zone_source = outcome
         report.notes.extend(notes)
+        report.zone_sources[zone_source] += 1
         if kind == "created":
             report.created += 1
         else:

@@ -13,12 +13,20 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from reengage.domain.clock import format_time
+from reengage.domain.companies import company_key
 from reengage.domain.correlation import is_own_reference, parse_own_reference
-from reengage.domain.leads import STAGE_ORDER, FollowUpPolicy, FollowUpStage, ResponseStatus, appended_history
+from reengage.domain.leads import (
+    STAGE_ORDER,
+    FollowUpPolicy,
+    FollowUpStage,
+    Lead,
+    ResponseStatus,
+    appended_history,
+)
 from reengage.domain.replies import classify, read_reply
 from reengage.domain.ses_events import SesEvent
 from reengage.domain.unsubscribe import (
@@ -31,11 +39,22 @@ from reengage.domain.unsubscribe import (
     not_allowed_page,
     unsubscribed_page,
 )
-from reengage.ports import Stores
+from reengage.ports import InvalidLeadDataError, Stores
 
 logger = logging.getLogger(__name__)
 
 SUPPRESSING = frozenset({ResponseStatus.UNSUBSCRIBED, ResponseStatus.BOUNCED, ResponseStatus.COMPLAINED})
+# A person's answer pauses their colleagues; a bounce says something about an address, not a company.
+PAUSING = frozenset(
+    {
+        ResponseStatus.INTERESTED,
+        ResponseStatus.REJECTED,
+        ResponseStatus.CONVERTED,
+        ResponseStatus.REPLIED,
+        ResponseStatus.UNSUBSCRIBED,
+        ResponseStatus.COMPLAINED,
+    }
+)
 _ATTEMPTS = 3
 
 
@@ -57,7 +76,8 @@ def record_response(
         lead = stores.leads.get(lead_id)
         if lead is None:
             raise UnknownLeadError(f"no lead with id {lead_id!r}")
-        if lead.response_status == status.value and (lead.suppressed or status not in SUPPRESSING):
+        resumes = status == ResponseStatus.NO_RESPONSE and bool(lead.paused_until)
+        if lead.response_status == status.value and (lead.suppressed or status not in SUPPRESSING) and not resumes:
             return False
         at = format_time(now)
         updated = replace(
@@ -70,12 +90,63 @@ def record_response(
             ),
             updated_at=at,
         )
+        if status == ResponseStatus.NO_RESPONSE:
+            updated.paused_until = None  # `reengage mark ID "No Response"` also lifts a company pause
         policy.reschedule(updated)
         if stores.leads.put(updated, previous=lead):
             if status in SUPPRESSING and lead.email:
                 stores.suppression.suppress(lead.email, status.value, at)
+            if status in PAUSING:
+                pause_colleagues(stores, updated, status, now, policy)
             return True
     raise TimeoutError(f"lead {lead_id} kept changing; try again")
+
+
+def pause_colleagues(
+    stores: Stores, responder: Lead, status: ResponseStatus, now: datetime, policy: FollowUpPolicy
+) -> list[str]:
+    """The company-wide pause: the open sequences of the responder's colleagues (same company key;
+    never a public mail domain) wait `company_pause_days`, recorded in their history. Returns their ids."""
+    company = company_key(responder.email, responder.company_website)
+    if not company or policy.company_pause_days <= 0:
+        return []
+    until = format_time(now + timedelta(days=policy.company_pause_days))
+    entry = {
+        "outcome": "paused",
+        "reason": "company_pause",
+        "by_lead": responder.id,
+        "status": status.value,
+        "until": until,
+        "at": format_time(now),
+    }
+    paused = []
+    for lead_id in stores.leads.colleagues(company):
+        if lead_id != responder.id and _pause(stores, lead_id, until, entry, policy):
+            paused.append(lead_id)
+    if paused:
+        logger.info("company paused", extra={"lead_id": responder.id, "company": company, "paused": len(paused)})
+    return paused
+
+
+def _pause(stores: Stores, lead_id: str, until: str, entry: dict[str, Any], policy: FollowUpPolicy) -> bool:
+    for _ in range(_ATTEMPTS):
+        try:
+            lead = stores.leads.get(lead_id)
+        except InvalidLeadDataError:
+            return False  # set aside for an operator; nothing to pause
+        if lead is None or not policy.standing(lead).due or (lead.paused_until or "") >= until:
+            return False  # no open sequence, or paused at least as long already
+        paused = replace(
+            lead,
+            paused_until=until,
+            engagement_history=appended_history(lead.engagement_history, entry),
+            updated_at=entry["at"],
+        )
+        policy.reschedule(paused)  # a claimed lead keeps its claim: the sender sees the pause and defers it
+        if stores.leads.put(paused, previous=lead):
+            return True
+    logger.warning("company pause not recorded: the lead kept changing", extra={"lead_id": lead_id})
+    return False
 
 
 # -- SES events (FeedbackFunction) ----------------------------------------------

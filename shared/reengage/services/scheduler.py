@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from itertools import chain
 from typing import Any
@@ -201,8 +201,8 @@ def _settle(stores: Stores, policy: FollowUpPolicy, entry: ScheduleEntry) -> boo
     if confirmed and ledger is not None and ledger.message_id:
         record["message_id"] = ledger.message_id
     state = LedgerState.SENT if confirmed else LedgerState.POSSIBLY_SENT
-    next_due = policy.standing(replace(lead, follow_up_stage=stage.value)).due
-    if not stores.send_lock.settle_in_doubt(lead, stage, entry.at, record, next_due, state):
+    next_due_at = policy.next_due_at(lead, stage, entry.at)
+    if not stores.send_lock.settle_in_doubt(lead, stage, entry.at, record, next_due_at, state):
         return False
     logger.warning("send in doubt settled", extra={"lead_id": lead.id, "stage": stage, "as": state})
     return True

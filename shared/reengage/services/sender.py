@@ -14,10 +14,10 @@ import logging
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import UTC, datetime, time, timedelta
 from typing import Any
 
-from reengage.domain.clock import format_time, utc_now
+from reengage.domain.clock import format_time, parse_time, utc_now
 from reengage.domain.correlation import own_message_id
 from reengage.domain.leads import (
     STAGE_ORDER,
@@ -49,7 +49,7 @@ logger = logging.getLogger(__name__)
 
 SENT = "sent"
 SKIPPED = "skipped"
-DEFERRED = "deferred"  # over the daily send cap: due again for the next run
+DEFERRED = "deferred"  # daily cap, closed send window or company pause: due again for a later window
 FAILED = "failed"
 IN_DOUBT = "in_doubt"
 _RECORD_ATTEMPTS = 3
@@ -68,9 +68,10 @@ class SendOutcome:
     prompt_tokens: int = 0
     completion_tokens: int = 0
     fallback_reason: str = ""
+    local_hour: int = 0  # of a sent follow-up, on the lead's own clock
 
     @classmethod
-    def of(cls, lead_id: str, stage: str, kind: str, message: FollowUpMessage, **details: str) -> SendOutcome:
+    def of(cls, lead_id: str, stage: str, kind: str, message: FollowUpMessage, **details: Any) -> SendOutcome:
         return cls(
             lead_id,
             stage,
@@ -119,10 +120,25 @@ class FollowUpSender:
         )
         return SendOutcome(request.lead_id, request.stage.value, SKIPPED, f"{reason}{': ' + detail if detail else ''}")
 
-    def _release(self, lead: Lead, stage: FollowUpStage) -> None:
-        """Give the claim back: due again when the lead can still get a follow-up, out of the index if not."""
-        key = self.policy.schedule_key(lead)
+    def _release(self, lead: Lead, stage: FollowUpStage, not_before: datetime | None = None) -> None:
+        """Give the claim back: due again (not before `not_before`) when the lead can still get a
+        follow-up, out of the index if not."""
+        key = self.policy.schedule_key(lead, not_before)
         self.stores.schedule.release_claim(lead.id, stage, key.at if key else None)
+
+    def _held_back(self, lead: Lead, request: FollowUpRequest) -> SendOutcome | None:
+        """A lead paused by a colleague's response, or whose local send window has closed (a backlog,
+        a retry, a slow model), goes back to due for its next window instead of going out late."""
+        now = self.clock()
+        if self.policy.paused(lead, now):
+            reason = SkipReason.COMPANY_PAUSED
+        elif not self.policy.in_window(lead, now):
+            reason = SkipReason.OUTSIDE_WINDOW
+        else:
+            return None
+        self._release(lead, request.stage, not_before=now)
+        logger.info("follow-up deferred", extra={"lead_id": lead.id, "stage": request.stage, "reason": reason.value})
+        return SendOutcome(lead.id, request.stage.value, DEFERRED, reason)
 
     def _stop_suppressed(self, lead: Lead, stage: FollowUpStage) -> None:
         """Another lead with this address unsubscribed, bounced or complained: this one stops too, and
@@ -141,10 +157,6 @@ class FollowUpSender:
         if not self.stores.leads.put(stopped, previous=lead):
             # Changed since read; whoever changed it owns the schedule now. The claim still goes.
             self.stores.schedule.release_claim(lead.id, stage, None)
-
-    def _next_due(self, lead: Lead, stage: FollowUpStage) -> bool:
-        """Whether the lead, as it now stands, gets another follow-up after `stage`."""
-        return self.policy.standing(replace(lead, follow_up_stage=stage.value)).due
 
     def _claimed_lead(self, request: FollowUpRequest) -> Lead | SendOutcome:
         """The lead, still claimed for this stage and still eligible, or the outcome that ends the request."""
@@ -177,10 +189,14 @@ class FollowUpSender:
         lead = self._claimed_lead(request)
         if isinstance(lead, SendOutcome):
             return lead
+        if held := self._held_back(lead, request):
+            return held
         now = self.clock()
         day, cap = now.date().isoformat(), self.settings.max_sends_per_day
         if cap and self.stores.quota.used(day) >= cap:
-            self._release(lead, request.stage)  # due again: tomorrow's run takes it
+            # Due again from tomorrow (UTC, the cap's day), in the lead's next window then.
+            tomorrow = datetime.combine(now.date() + timedelta(days=1), time(), tzinfo=UTC)
+            self._release(lead, request.stage, not_before=tomorrow)
             return SendOutcome(lead.id, request.stage.value, DEFERRED, SkipReason.DAILY_CAP)
         message = self.writer.write(lead, request.stage, now)
         if self.settings.dry_run:
@@ -189,6 +205,8 @@ class FollowUpSender:
         # Everything that can fail without sending (the link-signing secret, the email itself) happens
         # before the lock: a failure inside the lock window would leave a send in doubt.
         email = self._email(lead, request, message, now)
+        if held := self._held_back(lead, request):  # the model may have taken the window's last seconds
+            return held
 
         locked_at = format_time(now)
         lock = self.stores.send_lock.lock(lead, request.stage, locked_at, request.campaign_id)
@@ -239,8 +257,9 @@ class FollowUpSender:
             "outcome": "restored_from_ledger",
             "ledger_state": record.state,
         }
+        contacted = record.sent_at or record.locked_at or format_time(self.clock())
         self.stores.send_lock.repair_from_ledger(
-            lead, request.stage, record, entry, self._next_due(lead, request.stage)
+            lead, request.stage, record, entry, self.policy.next_due_at(lead, request.stage, contacted)
         )
         logger.warning("stage already in the send ledger", extra={"lead_id": lead.id, "stage": request.stage})
         return self._skip(request, SkipReason.ALREADY_SENT, f"ledger says {record.state}")
@@ -298,7 +317,9 @@ class FollowUpSender:
                 "generator": message.generator,
             },
         )
-        return SendOutcome.of(locked.id, request.stage.value, SENT, message, message_id=message_id)
+        local_hour = parse_time(sent_at).astimezone(self.policy.zone(locked).zoneinfo).hour
+        outcome = SendOutcome.of(locked.id, request.stage.value, SENT, message, message_id=message_id)
+        return replace(outcome, local_hour=local_hour)
 
     def _record_sent(self, locked: Lead, request: FollowUpRequest, sent_at: str, entry: dict[str, Any]) -> None:
         """Record the send against the lead as it is stored now: a reply or an import that landed while
@@ -308,7 +329,7 @@ class FollowUpSender:
             assert lead is not None
             try:
                 if self.stores.send_lock.record_sent(
-                    lead, request.stage, sent_at, entry, self._next_due(lead, request.stage)
+                    lead, request.stage, sent_at, entry, self.policy.next_due_at(lead, request.stage, sent_at)
                 ):
                     return
             except TransientError:
