@@ -72,7 +72,7 @@ class Reimports:
 
     def rows_of(self, lead_ids: list[str]) -> None:
         rows = enumerate((self.export[lead_id] for lead_id in lead_ids), start=1)
-        report = import_rows(self.pipeline.real_stores.leads, rows, self.pipeline.now, self.pipeline.settings.policy)
+        report = import_rows(self.pipeline.real_stores, rows, self.pipeline.now, self.pipeline.settings.policy)
         assert not report.rejected, report.rejected[:3]
         self.rows += len(lead_ids)
         self.runs += 1

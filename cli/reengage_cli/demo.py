@@ -47,7 +47,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         stores = wiring.stores(settings)
 
         sample = _rebased_sample(Path(args.leads) if args.leads else SAMPLE_LEADS)
-        report = import_file(stores.leads, sample, utc_now(), settings.policy)
+        report = import_file(stores, sample, utc_now(), settings.policy)
         say(f"Imported {report.created} sample leads ({report.rejected_rows} rejected)")
         for error in report.rejected:
             say(f"  {error}")

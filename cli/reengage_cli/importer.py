@@ -16,7 +16,7 @@ from typing import Any
 
 from reengage.domain.imports import RowError
 from reengage.domain.leads import FollowUpPolicy
-from reengage.ports import Leads
+from reengage.ports import Stores
 from reengage.services.imports import ImportReport, import_rows
 
 
@@ -64,10 +64,10 @@ def read_rows(path: Path) -> Iterator[tuple[int, dict[str, Any] | RowError]]:
 
 
 def import_file(
-    leads: Leads,
+    stores: Stores,
     path: Path,
     now: datetime,
     policy: FollowUpPolicy,
     progress: Callable[[int, int], None] = lambda done, total: None,
 ) -> ImportReport:
-    return import_rows(leads, read_rows(path), now, policy, progress)
+    return import_rows(stores, read_rows(path), now, policy, progress)

@@ -36,7 +36,7 @@ def seed(aws: Emulator, tmp_path: Path, pipeline: Pipeline) -> tuple[set[str], s
         extra: dict[str, Any] = dict(INELIGIBLE[number - DUE]) if number >= DUE else {}
         rows.append(lead_row(number, days=int(extra.pop("last_contacted_days", 9)), **extra))
     path = write_leads(tmp_path, rows)
-    report = import_file(wiring.stores(aws.settings).leads, path, pipeline.now, FollowUpPolicy())
+    report = import_file(wiring.stores(aws.settings), path, pipeline.now, FollowUpPolicy())
     assert report.rejected == []
     due = {row["email"] for row in rows[:DUE]}
     return due, {row["email"] for row in rows[DUE:]}

@@ -102,7 +102,7 @@ class Interleavings(RuleBasedStateMachine):
         self.sender.mailer.client.meta.events.register(  # type: ignore[attr-defined]
             "provide-client-params.sesv2.SendEmail", self._during_send
         )
-        report = import_rows(self.stores.leads, enumerate(self._export(), 1), self.now, self.settings.policy)
+        report = import_rows(self.stores, enumerate(self._export(), 1), self.now, self.settings.policy)
         assert report.rejected == []
 
     def _export(self) -> list[dict[str, Any]]:
@@ -165,7 +165,7 @@ class Interleavings(RuleBasedStateMachine):
             export_row(n, response_status="Converted") if LEADS[n] in converted else export_row(n)
             for n in range(len(LEADS))
         ]
-        import_rows(self.stores.leads, enumerate(rows, 1), self.now, self.settings.policy)
+        import_rows(self.stores, enumerate(rows, 1), self.now, self.settings.policy)
 
     @rule(lead_id=lead_ids, status=st.sampled_from(list(ResponseStatus)))
     def respond(self, lead_id: str, status: ResponseStatus) -> None:
@@ -181,7 +181,7 @@ class Interleavings(RuleBasedStateMachine):
     def reimport_while_sending(self) -> None:
         """The CRM export lands while an email is being handed to SES."""
         self.interfere = lambda lead_id: import_rows(
-            self.stores.leads,
+            self.stores,
             [(1, export_row(LEADS.index(lead_id), name="Renamed"))],
             self.now,
             self.settings.policy,

@@ -67,7 +67,7 @@ def test_a_reimport_does_not_revive_a_lead_that_said_remove_me_or_roll_back_its_
     stores = wiring.stores(aws.settings)
     record_response(stores, "lead-001", ResponseStatus.REJECTED, "reply", utc_now(), FollowUpPolicy())
     # When the same export is imported again (No Response, the original last_contacted)
-    report = import_rows(stores.leads, enumerate(rows, start=1), utc_now(), FollowUpPolicy())
+    report = import_rows(stores, enumerate(rows, start=1), utc_now(), FollowUpPolicy())
     assert report.rejected == []
     # Then the refusal stands, the contact reengage made stands, and a run right away claims nothing
     refused, waiting = stores.leads.get("lead-001"), stores.leads.get("lead-002")
@@ -88,7 +88,7 @@ def test_a_crm_may_stop_a_sequence_and_unknown_upstream_values_are_kept_not_reje
         lead_row(1, response_status="Converted"),
         lead_row(2, engagement_status="Bounced Elsewhere", email_confidence_level="Verified-ish"),
     ]
-    report = import_rows(stores.leads, enumerate(rows, start=1), utc_now(), FollowUpPolicy())
+    report = import_rows(stores, enumerate(rows, start=1), utc_now(), FollowUpPolicy())
     assert report.rejected == [] and report.updated == 2
     converted, odd = stores.leads.get("lead-001"), stores.leads.get("lead-002")
     assert converted is not None and converted.response_status == "Converted" and converted.schedule_state is None
@@ -172,7 +172,7 @@ def test_a_whole_item_write_landing_between_lock_and_record_strands_nothing(aws:
         renamed = replace(stale, name="Renamed by CRM", updated_at=format_time(utc_now()))
         outcomes.append(stores.leads.put(renamed, previous=stale))
         # And a fresh import of the same lead lands too (it re-reads, so it keeps the lock)
-        report = import_rows(stores.leads, [(1, lead_row(1, company="New Co"))], utc_now(), FollowUpPolicy())
+        report = import_rows(stores, [(1, lead_row(1, company="New Co"))], utc_now(), FollowUpPolicy())
         assert report.rejected == []
 
     sender = load_handler("sender")
@@ -254,7 +254,7 @@ def test_an_oversized_imported_history_is_rejected_with_its_row_and_field(aws: E
     path.write_text(json.dumps(lead_row(1, engagement_history=history)) + "\n" + json.dumps(lead_row(2)) + "\n")
     from reengage_cli.importer import import_file
 
-    report = import_file(wiring.stores(aws.settings).leads, path, utc_now(), FollowUpPolicy())
+    report = import_file(wiring.stores(aws.settings), path, utc_now(), FollowUpPolicy())
     assert report.created == 1
     (error,) = report.rejected
     assert (error.row, error.field) == (1, "engagement_history") and "too large" in error.reason
@@ -312,8 +312,67 @@ def test_a_bounce_reaches_a_lead_whose_long_id_has_characters_tags_do_not_allow(
 
 
 def test_lead_ids_too_long_for_any_tag_are_refused_at_import(aws: Emulator) -> None:
-    report = import_rows(
-        wiring.stores(aws.settings).leads, [(1, lead_row(1, id="é" * 120))], utc_now(), FollowUpPolicy()
-    )
+    report = import_rows(wiring.stores(aws.settings), [(1, lead_row(1, id="é" * 120))], utc_now(), FollowUpPolicy())
     (error,) = report.rejected
     assert error.field == "id" and "bytes" in error.reason
+
+
+# -- found from outside (README-only review of issue 10) -------------------------------------
+def test_an_imported_unsubscribe_or_bounce_suppresses_the_address_for_the_persons_other_record(
+    aws: Emulator, tmp_path: Path
+) -> None:
+    seed(
+        aws,
+        tmp_path,
+        [
+            lead_row(1, email="kim@example.com", response_status="Unsubscribed"),
+            lead_row(2, email="KIM@Example.com"),
+            lead_row(3, email="mo@example.com", response_status="Bounced"),
+            lead_row(4, email="Mo@example.com"),
+            lead_row(5),
+        ],
+    )
+    assert schedule()["marked"] == 3
+    send(aws)
+    # Only the unrelated lead is mailed; the twins of the stopped records are stopped too
+    assert recipients(aws) == ["person5@example.com"]
+    stores = wiring.stores(aws.settings)
+    for stopped, twin in (("lead-001", "lead-002"), ("lead-003", "lead-004")):
+        lead, other = stores.leads.get(stopped), stores.leads.get(twin)
+        assert lead is not None and other is not None
+        assert lead.suppressed and lead.engagement_history[-1]["source"] == "import"
+        assert other.suppressed and other.engagement_history[-1]["reason"] == "suppressed"
+        assert not other.eligible_for_reengagement and other.schedule_state is None
+
+
+def test_history_numbers_dynamodb_cannot_store_are_row_errors(aws: Emulator, tmp_path: Path) -> None:
+    rows = [
+        lead_row(1, engagement_history='[{"v": 1e400}]'),
+        lead_row(2, engagement_history='[{"v": NaN}]'),
+        lead_row(3, engagement_history='[{"v": 123456789012345678901234567890123456789012345}]'),
+        lead_row(4, engagement_history='[{"v": 1.5, "n": 12345678901234567890}]'),
+    ]
+    report = import_rows(wiring.stores(aws.settings), enumerate(rows, start=1), utc_now(), FollowUpPolicy())
+    assert [(error.row, error.field) for error in report.rejected] == [(n, "engagement_history") for n in (1, 2, 3)]
+    assert "DynamoDB" in str(report.rejected[2]) and report.created == 1
+    # And the status figures still add up afterwards
+    assert load_handler("stats").lambda_handler(load_event("hourly-stats"), FakeLambdaContext())
+
+
+def test_a_version_another_system_wrote_as_text_is_set_aside_and_counted(aws: Emulator, tmp_path: Path) -> None:
+    seed(aws, tmp_path, [lead_row(1), lead_row(2)])
+    dynamodb = boto3.client("dynamodb")
+    dynamodb.update_item(
+        TableName=aws.settings.leads_table_name,
+        Key={"id": {"S": "lead-001"}},
+        UpdateExpression="SET version = :v",
+        ExpressionAttributeValues={":v": {"S": "abc"}},
+    )
+    result = schedule()
+    assert result["ok"] and result["marked"] == 1 and result["invalid"] == 1 and result["errors"] == 0
+    entries = wiring.stores(aws.settings).schedule.entries(ScheduleState.INVALID, "9999")
+    assert [entry.lead_id for entry in entries] == ["lead-001"]
+    # `reengage status` counts it (the counters see an item nobody can read as a set-aside lead)
+    from reengage_cli.commands.statistics import current_statistics
+
+    assert current_statistics(aws.settings)["invalid_lead_data"] == 1

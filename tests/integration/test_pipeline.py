@@ -36,8 +36,9 @@ def lead_row(number: int, days: float = 8, **changes: Any) -> dict[str, Any]:
 
 
 def seed(aws: Emulator, tmp_path: Path, rows: list[dict[str, Any]]) -> None:
-    leads = wiring.stores(aws.settings).leads
-    report = import_file(leads, write_leads(tmp_path, rows), NOW.now(NOW.tzinfo), FollowUpPolicy())
+    report = import_file(
+        wiring.stores(aws.settings), write_leads(tmp_path, rows), NOW.now(NOW.tzinfo), FollowUpPolicy()
+    )
     assert report.rejected == []
 
 

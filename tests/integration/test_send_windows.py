@@ -59,7 +59,7 @@ LEADS = [
 def windows(moto_endpoint: str, restore_environ: None) -> Iterator[Emulator]:
     aws = provision_emulator(moto_endpoint, {})  # the template's defaults: windows and the pause on
     report = import_rows(
-        wiring.stores(aws.settings).leads,
+        wiring.stores(aws.settings),
         enumerate(LEADS, start=1),
         datetime(2026, 12, 19, tzinfo=UTC),  # after every last contact (none may be in the future)
         aws.settings.policy,

@@ -10,7 +10,7 @@ from reengage import wiring
 from reengage.adapters.parameters import load_knowledge_base
 from reengage.domain.clock import InvalidTimeError, format_time, parse_time, utc_now
 from reengage.domain.leads import FollowUpStage
-from reengage.ports import Stores
+from reengage.ports import InvalidLeadDataError, Stores
 from reengage.services.scheduler import CampaignRequest, CampaignSummary, InvalidCampaignRequestError, run_scheduler
 from reengage.settings import Settings
 from reengage_cli.config import CliError, load_settings
@@ -100,7 +100,10 @@ def send_queued(settings: Settings, stores: Stores, now: datetime | None = None)
     drained = drain_queue(sqs, settings.queue_url, sender, progress_bar("sending"))
     names = {}
     for outcome in drained.outcomes:
-        lead = stores.leads.get(outcome.lead_id)
+        try:
+            lead = stores.leads.get(outcome.lead_id)
+        except InvalidLeadDataError:
+            lead = None  # set aside by the sender; the outcome says why
         names[outcome.lead_id] = f"{lead.name} ({lead.email})" if lead else outcome.lead_id
     for index, outcome in enumerate(drained.outcomes, start=1):
         print_outcome(index, len(drained.outcomes), outcome, names)

@@ -18,7 +18,7 @@ from reengage_cli.output import EXIT_OK, EXIT_REJECTED, progress_bar, say
 def cmd_import(args: argparse.Namespace) -> int:
     settings = load_settings()
     report = import_file(
-        wiring.stores(settings).leads, Path(args.file), utc_now(), settings.policy, progress_bar("importing")
+        wiring.stores(settings), Path(args.file), utc_now(), settings.policy, progress_bar("importing")
     )
     say(f"Imported {report.created + report.updated} leads ({report.created} new, {report.updated} updated).")
     if report.zone_sources:

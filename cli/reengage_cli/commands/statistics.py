@@ -12,7 +12,7 @@ from reengage import wiring
 from reengage.adapters.leads_table import read_lead
 from reengage.domain.clock import utc_now
 from reengage.domain.leads import Lead, ScheduleState
-from reengage.domain.stats import RECENT_DAYS, statistics, tally
+from reengage.domain.stats import RECENT_DAYS, UNREADABLE, statistics, tally
 from reengage.ports import Counters
 from reengage.settings import Settings
 from reengage_cli import plot
@@ -41,7 +41,7 @@ def current_statistics(settings: Settings) -> dict[str, Any]:
 def rebuild_statistics(settings: Settings) -> None:
     """Recompute every counter from the table (one scan), e.g. after a restore."""
     counters = up_to_date_counters(settings)
-    leads = (item for item in wiring.stores(settings).leads.scan() if isinstance(item, Lead))
+    leads = (item if isinstance(item, Lead) else UNREADABLE for item in wiring.stores(settings).leads.scan())
     counters.replace(*tally(leads))
 
 
@@ -57,6 +57,8 @@ def cmd_status(args: argparse.Namespace) -> int:
         return EXIT_OK
     print_statistics(figures)
     set_aside = list(wiring.stores(settings).schedule.entries(ScheduleState.INVALID, "9999"))
+    if set_aside:
+        say("  Set aside (fix the item, then run `reengage migrate`):")
     for entry in set_aside[:20]:
         say(f"    {entry.lead_id}")
     if len(set_aside) > 20:

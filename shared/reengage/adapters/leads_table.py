@@ -10,6 +10,7 @@ conditional write: two schedulers or two senders racing for a lead cannot both w
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, replace
 from decimal import Decimal
@@ -428,7 +429,9 @@ class DynamoSchedule:
                 LeadModel.invalid_reason.set(problem[:500]),
                 LeadModel.claim_stage.remove(),
                 LeadModel.claim_campaign.remove(),
-                BUMP,
+                # Set, not added: the unreadable attribute may be the version itself (another
+                # system wrote text there). Any new value fails every write conditioned on an old read.
+                LeadModel.version.set(time.time_ns()),
             ],
             LeadModel.id.exists()
             & (LeadModel.schedule_state.does_not_exist() | (LeadModel.schedule_state != ScheduleState.SENDING.value)),

@@ -13,6 +13,7 @@ stop a sequence (any response but No Response), never revive one (only `reengage
 from __future__ import annotations
 
 import json
+import math
 import re
 import uuid
 from dataclasses import dataclass, replace
@@ -33,6 +34,7 @@ from reengage.domain.leads import (
     FollowUpStage,
     Lead,
     ResponseStatus,
+    appended_history,
     ascii_domain,
     email_problem,
 )
@@ -57,6 +59,7 @@ TEXT_FIELDS = {
 }
 TIME_FIELDS = ("last_contacted", "created_at", "updated_at")
 KNOWN_FIELDS = frozenset({*TEXT_FIELDS, *TIME_FIELDS, "eligible_for_reengagement", "engagement_history"})
+_DYNAMODB_DIGITS = 38  # significant digits of a DynamoDB number
 _HISTORY_BYTES = 32_000  # an imported history, as JSON: far below DynamoDB's 400 KB item limit
 # Fields whose unknown values are stored as given (never eligible) rather than rejected: an upstream
 # system's vocabulary must not lose the lead.
@@ -113,16 +116,45 @@ def _boolean(value: Any) -> bool | None:
     return None
 
 
+def _refuse_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a number DynamoDB can store")
+
+
+def _number_problem(value: Any) -> str | None:
+    """Why a number inside the history cannot be stored (DynamoDB: finite, at most 38 digits), if it cannot."""
+    if isinstance(value, dict):
+        return next((found for item in value.values() if (found := _number_problem(item))), None)
+    if isinstance(value, list):
+        return next((found for item in value if (found := _number_problem(item))), None)
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    if isinstance(value, float) and not math.isfinite(value):
+        return f"holds {value}, which DynamoDB cannot store"
+    # A float's repr has at most 17 significant digits; an integer may have any number.
+    digits = len(str(abs(value)).rstrip("0")) if isinstance(value, int) else 0
+    if isinstance(value, int) and len(str(abs(value))) > 126 or isinstance(value, float) and abs(value) >= 1e126:
+        return "holds a number larger than DynamoDB stores (10^126)"
+    if digits > _DYNAMODB_DIGITS:
+        return f"holds a number with {digits} significant digits (DynamoDB stores at most {_DYNAMODB_DIGITS})"
+    return None
+
+
 def _history(value: Any) -> list[dict[str, Any]] | str:
     """The history as a list of objects, or why it cannot be imported."""
     parsed = value
     if isinstance(value, str):
         try:
-            parsed = json.loads(value)
-        except ValueError:
-            return "must be a JSON list of objects"
+            parsed = json.loads(value, parse_constant=_refuse_constant)
+        except ValueError as error:
+            return (
+                f"must be a JSON list of objects ({error})"
+                if "DynamoDB" in str(error)
+                else ("must be a JSON list of objects")
+            )
     if not isinstance(parsed, list) or not all(isinstance(entry, dict) for entry in parsed):
         return "must be a JSON list of objects"
+    if problem := _number_problem(parsed):
+        return problem
     size = len(json.dumps(parsed, ensure_ascii=False).encode())
     if size > _HISTORY_BYTES:
         return f"too large ({size:,} bytes as JSON; at most {_HISTORY_BYTES:,}): keep the newest entries"
@@ -271,6 +303,18 @@ def _stage_index(stage: str | None) -> int:
     return STAGE_ORDER.index(FollowUpStage(stage)) + 1 if stage in STAGE_ORDER else 0
 
 
+def _learned_from_file(lead: Lead, existing: Lead | None, now: datetime) -> None:
+    """A response the file tells us (in place): noted in the history; a stop that suppresses the
+    address (unsubscribed, bounced, complained) marks the lead suppressed, as `reengage mark` would."""
+    status = lead.response_status or ""
+    if status in OPEN_RESPONSE_STATUSES or (existing is not None and existing.response_status == status):
+        return
+    entry = {"outcome": "response", "status": status, "source": "import", "at": format_time(now)}
+    lead.engagement_history = appended_history(lead.engagement_history, entry)
+    if status in _LEARNED_STOPS:
+        lead.suppressed = True
+
+
 def merge_import(
     existing: Lead | None, imported: ImportedLead, now: datetime, policy: FollowUpPolicy
 ) -> tuple[Lead, list[str]]:
@@ -284,6 +328,7 @@ def merge_import(
     where = f"row {imported.row} (lead {imported.lead_id})"
     if existing is None:
         lead = replace(Lead(id=imported.lead_id, created_at=format_time(now)), **fields)
+        _learned_from_file(lead, None, now)
     else:
         lead = replace(existing, **{name: fields[name] for name in CRM_OWNED if name in fields})
         contact, stage, status = (
@@ -299,8 +344,15 @@ def merge_import(
                 notes.append(f"{where}: last_contacted: kept {existing.last_contacted}, the contact reengage made")
         if stage and _stage_index(stage) > _stage_index(existing.follow_up_stage):
             lead.follow_up_stage = stage  # another system sent that stage: never backwards
+        elif stage and stage != existing.follow_up_stage:
+            notes.append(f"{where}: follow_up_stage: kept {existing.follow_up_stage}, the stage reengage reached")
         if status and status not in OPEN_RESPONSE_STATUSES and existing.response_status not in _LEARNED_STOPS:
             lead.response_status = status  # the CRM may stop a sequence
+            _learned_from_file(lead, existing, now)
+        elif status and status != existing.response_status and existing.response_status in _LEARNED_STOPS:
+            notes.append(
+                f"{where}: response_status: kept {existing.response_status!r}; the address is suppressed for good"
+            )
         elif status in OPEN_RESPONSE_STATUSES and (existing.response_status or "") not in OPEN_RESPONSE_STATUSES:
             notes.append(
                 f"{where}: response_status: kept {existing.response_status!r}; only"

@@ -24,10 +24,20 @@ RESPONSE_PREFIX = "response:"
 Counts = dict[str, int]
 
 
-def contribution(lead: Lead | None) -> Counts:
+class Unreadable:
+    """An item that cannot be read as a lead: counted as a lead set aside, nothing else."""
+
+
+UNREADABLE = Unreadable()
+Image = Lead | Unreadable | None  # a lead, an unreadable item, or nothing (created / deleted)
+
+
+def contribution(lead: Image) -> Counts:
     """What one lead adds to the counters."""
     if lead is None:
         return {}
+    if isinstance(lead, Unreadable):
+        return {"total": 1, "invalid": 1}
     counts: Counts = {"total": 1, RESPONSE_PREFIX + (lead.response_status or ResponseStatus.NO_RESPONSE.value): 1}
     if lead.eligible_for_reengagement:
         counts["eligible"] = 1
@@ -47,10 +57,10 @@ def contribution(lead: Lead | None) -> Counts:
     return counts
 
 
-def sends_by_day(lead: Lead | None) -> Counts:
+def sends_by_day(lead: Image) -> Counts:
     """Follow-ups in a lead's history, by UTC day (`YYYY-MM-DD`)."""
     days: Counts = {}
-    for entry in lead.engagement_history if lead else []:
+    for entry in lead.engagement_history if isinstance(lead, Lead) else []:
         if entry.get("outcome") != "sent" or entry.get("stage") not in STAGE_ORDER:
             continue
         try:
@@ -71,12 +81,12 @@ def add(total: Counts, more: Mapping[str, int]) -> None:
         total[key] = total.get(key, 0) + value
 
 
-def delta(old: Lead | None, new: Lead | None) -> tuple[Counts, Counts]:
+def delta(old: Image, new: Image) -> tuple[Counts, Counts]:
     """How a change from `old` to `new` (either may be None) moves the totals and the daily sends."""
     return difference(contribution(new), contribution(old)), difference(sends_by_day(new), sends_by_day(old))
 
 
-def tally(leads: Iterable[Lead]) -> tuple[Counts, Counts]:
+def tally(leads: Iterable[Image]) -> tuple[Counts, Counts]:
     """Totals and daily sends from scratch (the rebuild)."""
     totals: Counts = {}
     days: Counts = {}

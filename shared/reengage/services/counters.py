@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from reengage.domain.leads import Lead
-from reengage.domain.stats import Counts, add, delta
+from reengage.domain.stats import UNREADABLE, Counts, Image, add, delta
 from reengage.ports import InvalidLeadDataError
 
 logger = logging.getLogger(__name__)
@@ -19,15 +19,15 @@ logger = logging.getLogger(__name__)
 ReadLead = Callable[[dict[str, Any]], Lead]
 
 
-def _image(read_lead: ReadLead, image: Mapping[str, Any] | None, record_id: str) -> Lead | None:
+def _image(read_lead: ReadLead, image: Mapping[str, Any] | None, record_id: str) -> Image:
     if not image:
         return None
     try:
         return read_lead(dict(image))
     except InvalidLeadDataError as error:
-        # Counted as absent: a lead nobody can read is not a lead the statistics can describe.
+        # Counted as a lead set aside: `reengage status` shows how many items nobody can read.
         logger.warning("unreadable lead image in the stream", extra={"record": record_id, "error": str(error)})
-        return None
+        return UNREADABLE
 
 
 def stream_delta(records: Iterable[Mapping[str, Any]], read_lead: ReadLead) -> tuple[Counts, Counts]:

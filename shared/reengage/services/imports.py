@@ -12,9 +12,10 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from reengage.domain.clock import format_time
 from reengage.domain.imports import ImportedLead, RowError, merge_import, validate_row
 from reengage.domain.leads import FollowUpPolicy
-from reengage.ports import InvalidLeadDataError, Leads
+from reengage.ports import InvalidLeadDataError, Stores
 
 _WRITE_ATTEMPTS = 3
 
@@ -58,23 +59,30 @@ def validated_rows(rows: Iterable[Row], now: datetime) -> tuple[list[ImportedLea
 
 
 def _upsert(
-    leads: Leads, imported: ImportedLead, now: datetime, policy: FollowUpPolicy
+    stores: Stores, imported: ImportedLead, now: datetime, policy: FollowUpPolicy
 ) -> tuple[str, list[str], str] | RowError:
     """Write one lead (re-reading and merging again when it changes meanwhile): "created" or
-    "updated" with the merge's notes and where its time zone came from, or why not."""
+    "updated" with the merge's notes and where its time zone came from, or why not.
+
+    A file that says a lead unsubscribed, bounced or complained suppresses the address too, so the
+    same person under another lead is never mailed either (the suppression list is written first:
+    a failure in between leaves the address suppressed, never the lead stopped but its twin not)."""
+    leads = stores.leads
     for _ in range(_WRITE_ATTEMPTS):
         try:
             existing = leads.get(imported.lead_id)
         except InvalidLeadDataError as error:
             return RowError(imported.row, imported.lead_id, "id", f"stored lead unreadable: {error}")
         merged, notes = merge_import(existing, imported, now, policy)
+        if merged.suppressed and merged.email and not (existing and existing.suppressed):
+            stores.suppression.suppress(merged.email, merged.response_status or "import", format_time(now))
         if leads.put(merged, previous=existing):
             return ("created" if existing is None else "updated"), notes, policy.zone(merged).source
     return RowError(imported.row, imported.lead_id, "id", "lead kept changing while importing; try again")
 
 
 def import_rows(
-    leads: Leads,
+    stores: Stores,
     rows: Iterable[Row],
     now: datetime,
     policy: FollowUpPolicy,
@@ -84,7 +92,7 @@ def import_rows(
     report = ImportReport(rejected=rejected)
     for done, imported in enumerate(valid, start=1):
         progress(done, len(valid))
-        outcome = _upsert(leads, imported, now, policy)
+        outcome = _upsert(stores, imported, now, policy)
         if isinstance(outcome, RowError):
             report.rejected.append(outcome)
             continue

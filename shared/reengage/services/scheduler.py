@@ -208,6 +208,22 @@ def _settle(stores: Stores, policy: FollowUpPolicy, entry: ScheduleEntry) -> boo
     return True
 
 
+def _set_aside_if_unreadable(stores: Stores, entry: ScheduleEntry, summary: CampaignSummary, dry_run: bool) -> bool:
+    """A write failed on an item whose unprojected attributes (its version, say) cannot be read as a
+    lead: set it aside like an unreadable index row, so it is listed instead of failing every run."""
+    try:
+        stores.leads.get(entry.lead_id)
+    except InvalidLeadDataError as error:
+        summary.invalid += 1
+        if not dry_run:
+            stores.schedule.set_aside(entry.lead_id, str(error))
+        logger.warning("unreadable lead set aside", extra={"lead_id": entry.lead_id, "problem": str(error)})
+        return True
+    except Exception:  # noqa: BLE001 - the original error is the one reported
+        return False
+    return False
+
+
 def _take(entry: ScheduleEntry, campaign: _Campaign, policy: FollowUpPolicy, claimed_at: str) -> None:
     """One index row: set aside when unreadable, unscheduled when finished, else considered for a claim."""
     dry_run = campaign.request.dry_run
@@ -259,6 +275,8 @@ def run_scheduler(
         except TransientError:
             raise  # throttled or unavailable: the run fails and the schedule's retry runs it again
         except Exception as error:  # noqa: BLE001 - one lead's bad item must not stop every send
+            if _set_aside_if_unreadable(stores, entry, summary, request.dry_run):
+                continue
             summary.errors += 1
             logger.error("lead skipped by the scheduler", extra={"lead_id": entry.lead_id, "error": repr(error)})
     campaign.flush()

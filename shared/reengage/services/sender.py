@@ -140,14 +140,16 @@ class FollowUpSender:
         logger.info("follow-up deferred", extra={"lead_id": lead.id, "stage": request.stage, "reason": reason.value})
         return SendOutcome(lead.id, request.stage.value, DEFERRED, reason)
 
-    def _stop_suppressed(self, lead: Lead, stage: FollowUpStage) -> None:
-        """Another lead with this address unsubscribed, bounced or complained: this one stops too, and
-        says so on the lead (suppressed, a history entry), so no import or run puts it back in the schedule."""
+    def _stop(self, lead: Lead, stage: FollowUpStage, reason: SkipReason) -> None:
+        """This record's sequence ends, and the lead says why in its history: another lead with the
+        address unsubscribed, bounced or complained (suppressed, so no import or run puts it back), or
+        the same person under another lead had this stage (one sequence per person)."""
         at = format_time(self.clock())
-        entry = {"stage": stage.value, "at": at, "outcome": "stopped", "reason": SkipReason.SUPPRESSED.value}
+        entry = {"stage": stage.value, "at": at, "outcome": "stopped", "reason": reason.value}
         stopped = replace(
             lead,
-            suppressed=True,
+            suppressed=lead.suppressed or reason is SkipReason.SUPPRESSED,
+            eligible_for_reengagement=False,
             engagement_history=appended_history(lead.engagement_history, entry),
             schedule_state=None,
             schedule_at=None,
@@ -176,7 +178,7 @@ class FollowUpSender:
             return self._skip(request, SkipReason.NOT_CLAIMED, lead.schedule_state or "not scheduled")
         verdict = self.policy.standing(lead)
         if verdict.due and self.stores.suppression.is_suppressed(lead.email):
-            self._stop_suppressed(lead, request.stage)
+            self._stop(lead, request.stage, SkipReason.SUPPRESSED)
             return self._skip(request, SkipReason.SUPPRESSED, "address on the suppression list")
         if verdict.stage != request.stage:
             # Its state changed since it was claimed (replied, converted, opted out...).
@@ -214,7 +216,7 @@ class FollowUpSender:
             return self._already_recorded(lead, request)
         if lock is LockResult.ADDRESS_TAKEN:
             # The same person, under another lead, had (or is being sent) this stage: one sequence per person.
-            self.stores.schedule.release_claim(lead.id, request.stage, None)
+            self._stop(lead, request.stage, SkipReason.DUPLICATE_ADDRESS)
             return self._skip(request, SkipReason.DUPLICATE_ADDRESS)
         if lock is LockResult.LEAD_CHANGED:
             # Changed between our read and the lock (another sender, a reply, an import):
