@@ -14,7 +14,16 @@ from reengage.settings import Settings
 from tests.conftest import NOW, ago
 from tests.fakes import InMemoryTables, RecordingQueue, template_writer
 
-SETTINGS = Settings(leads_table_name="t", send_ledger_table_name="l", queue_url="q", sender_email="sales@example.com")
+# Windows and the company pause off: these tests are about other things and some run on the real clock
+# (tests/unit/test_send_windows.py and tests/integration/test_send_windows.py cover them).
+SETTINGS = Settings(
+    leads_table_name="t",
+    send_ledger_table_name="l",
+    queue_url="q",
+    sender_email="sales@example.com",
+    send_window="always",
+    company_pause_days=0,
+)
 
 
 def lead(number: int, days: float = 8, **changes) -> Lead:
