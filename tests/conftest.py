@@ -17,9 +17,10 @@ from typing import Any
 import pytest
 
 from reengage.settings import Settings
-from reengage_cli.emulator import provision
+from reengage_cli.emulator import iam, provision
 from reengage_cli.emulator.outbox import CapturedEmail, outbox
 from reengage_cli.emulator.server import LocalEmulator
+from reengage_cli.emulator.template import load_template
 from tests.openai_stub import OpenAIStub
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -36,6 +37,8 @@ os.environ.update(
 os.environ.pop("AWS_PROFILE", None)
 for _name in [name for name in os.environ if name.startswith("AWS_ENDPOINT_URL")]:
     del os.environ[_name]
+# Before any client exists: handlers invoked under the `aws` fixture sign with their role's credentials.
+iam.install_credential_switch()
 
 
 def load_event(name: str) -> dict[str, Any]:
@@ -60,14 +63,30 @@ class FakeLambdaContext:
 
 
 def load_handler(function: str) -> ModuleType:
-    """A fresh copy of functions/<function>/app.py, the module Lambda loads (settings read now)."""
+    """A fresh copy of functions/<function>/app.py, the module Lambda loads (settings read now).
+
+    Under the `aws` fixture, `lambda_handler` runs with the credentials of the function's own
+    role (built from template.yaml), and the emulator refuses what that role does not allow.
+    """
     path = ROOT / "functions" / function / "app.py"
     spec = importlib.util.spec_from_file_location(f"handler_{function}_{id(path)}_{len(sys.modules)}", path)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module  # pydantic resolves the module's annotations through sys.modules
     spec.loader.exec_module(module)
+    handler = vars(module)["lambda_handler"]
+
+    def lambda_handler_as_its_role(event: Any, context: Any) -> Any:
+        credentials = iam.registered(iam.function_for_code(TEMPLATE, function)) if ROLES_ACTIVE else None
+        with iam.acting_as(credentials):
+            return handler(event, context)
+
+    vars(module)["lambda_handler"] = lambda_handler_as_its_role
     return module
+
+
+TEMPLATE = load_template(ROOT / "template.yaml")
+ROLES_ACTIVE = False  # set while the `aws` fixture's emulator holds the functions' roles
 
 
 @pytest.fixture
@@ -104,14 +123,26 @@ def moto_endpoint() -> Iterator[str]:
 
 
 @pytest.fixture
-def aws(moto_endpoint: str, restore_environ: None) -> Emulator:
-    """A fresh, provisioned emulator; the process environment points at it for this test."""
+def aws(moto_endpoint: str, restore_environ: None) -> Iterator[Emulator]:
+    """A fresh, provisioned emulator; the process environment points at it for this test.
+
+    Handlers run as their roles; any request the emulator refused fails the test at the end,
+    even if the code swallowed the error.
+    """
+    global ROLES_ACTIVE
     request = urllib.request.Request(f"{moto_endpoint}/moto-api/reset", method="POST")
     urllib.request.urlopen(request, timeout=10).close()  # noqa: S310 - loopback
     os.environ["AWS_ENDPOINT_URL"] = moto_endpoint
     provisioned = provision.provision()
     os.environ.update(provisioned.environment)
-    return Emulator(moto_endpoint, provisioned.environment, Settings.from_env(os.environ))
+    ROLES_ACTIVE = True
+    try:
+        yield Emulator(moto_endpoint, provisioned.environment, Settings.from_env(os.environ))
+    finally:
+        ROLES_ACTIVE = False
+        iam.register({})
+    refused = iam.denials()
+    assert not refused, "the emulator refused calls the template does not allow:\n" + "\n".join(refused)
 
 
 @pytest.fixture

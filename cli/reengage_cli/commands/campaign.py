@@ -14,6 +14,7 @@ from reengage.services.scheduler import CampaignRequest, CampaignSummary, Invali
 from reengage.settings import Settings
 from reengage_cli.config import CliError, load_settings
 from reengage_cli.drain import DrainReport, build_sender, drain_queue, queue_depth
+from reengage_cli.emulator import iam, provision
 from reengage_cli.emulator.server import endpoint_override
 from reengage_cli.output import EXIT_OK, EXIT_REJECTED, print_campaign, print_outcome, print_preview, progress_bar, say
 
@@ -50,7 +51,8 @@ def run_campaign(args: argparse.Namespace, settings: Settings) -> tuple[Campaign
     say(f"  Days since contact: {request.days_since_contact}")
     say(f"  Limit: {request.limit if request.limit is not None else 'none'}")
     now = utc_now()
-    summary = run_scheduler(stores, wiring.follow_up_queue(settings), request, settings, now)
+    with iam.acting_as(provision.function_credentials("SchedulerFunction")):  # on an emulator, as its role
+        summary = run_scheduler(stores, wiring.follow_up_queue(settings), request, settings, now)
     if request.dry_run:
         say(f"Would send {len(summary.would_send)} follow-ups:")
         writer, knowledge = wiring.message_writer(settings), load_knowledge_base(settings.knowledge_base)
@@ -70,7 +72,8 @@ def send_queued(settings: Settings, stores: Stores) -> DrainReport:
     """Run the sender over the queue until it is empty, printing each lead's outcome."""
     sqs = wiring.client("sqs")
     say(f"Processing {queue_depth(sqs, settings.queue_url)} queued follow-ups")
-    drained = drain_queue(sqs, settings.queue_url, build_sender(settings), progress_bar("sending"))
+    with iam.acting_as(provision.function_credentials("SenderFunction")):
+        drained = drain_queue(sqs, settings.queue_url, build_sender(settings), progress_bar("sending"))
     names = {}
     for outcome in drained.outcomes:
         lead = stores.leads.get(outcome.lead_id)
