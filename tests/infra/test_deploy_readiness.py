@@ -175,3 +175,21 @@ def test_the_stream_mapping_has_a_failure_destination_and_alarms_watch_both():
         == [{"Name": "QueueName", "Value": {"Fn::GetAtt": ["FailedEventsQueue", "QueueName"]}}]
     ]
     assert failed and failed[0]["AlarmActions"] == [{"Ref": "AlarmTopic"}]
+
+
+def test_a_sender_domain_gets_easy_dkim_a_custom_mail_from_and_its_dns_records_as_outputs():
+    # Gmail/Yahoo bulk-sender rules: SPF and DKIM aligned with the From domain, and DMARC.
+    identity = RESOURCES["SenderDomainIdentity"]
+    assert identity["Condition"] == "HasSenderDomain"
+    props = identity["Properties"]
+    assert props["EmailIdentity"] == {"Ref": "SenderDomain"}
+    assert props["DkimSigningAttributes"]["NextSigningKeyLength"] == "RSA_2048_BIT"
+    assert props["MailFromAttributes"]["MailFromDomain"] == {"Fn::Sub": "${MailFromSubdomain}.${SenderDomain}"}
+    outputs = TEMPLATE["Outputs"]
+    for number in (1, 2, 3):
+        value = outputs[f"DkimRecord{number}"]["Value"]["Fn::Sub"]
+        assert f"${{SenderDomainIdentity.DkimDNSTokenName{number}}}" in value and "CNAME" in value
+    assert "feedback-smtp.${AWS::Region}.amazonses.com" in outputs["MailFromMxRecord"]["Value"]["Fn::Sub"]
+    assert "v=spf1 include:amazonses.com" in outputs["MailFromSpfRecord"]["Value"]["Fn::Sub"]
+    assert "v=DMARC1" in outputs["DmarcRecord"]["Value"]["Fn::Sub"]
+    assert all(outputs[name]["Condition"] == "HasSenderDomain" for name in ("DkimRecord1", "MailFromMxRecord"))
