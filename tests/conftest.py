@@ -8,6 +8,7 @@ import os
 import sys
 import urllib.request
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -17,9 +18,10 @@ from typing import Any
 import pytest
 
 from reengage.settings import Settings
-from reengage_cli.emulator import provision
+from reengage_cli.emulator import iam, provision
 from reengage_cli.emulator.outbox import CapturedEmail, outbox
 from reengage_cli.emulator.server import LocalEmulator
+from reengage_cli.emulator.template import load_template
 from tests.openai_stub import OpenAIStub
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -36,6 +38,8 @@ os.environ.update(
 os.environ.pop("AWS_PROFILE", None)
 for _name in [name for name in os.environ if name.startswith("AWS_ENDPOINT_URL")]:
     del os.environ[_name]
+# Before any client exists: handlers invoked under the `aws` fixture sign with their role's credentials.
+iam.install_credential_switch()
 
 
 def load_event(name: str) -> dict[str, Any]:
@@ -60,14 +64,30 @@ class FakeLambdaContext:
 
 
 def load_handler(function: str) -> ModuleType:
-    """A fresh copy of functions/<function>/app.py, the module Lambda loads (settings read now)."""
+    """A fresh copy of functions/<function>/app.py, the module Lambda loads (settings read now).
+
+    Under the `aws` fixture, `lambda_handler` runs with the credentials of the function's own
+    role (built from template.yaml), and the emulator refuses what that role does not allow.
+    """
     path = ROOT / "functions" / function / "app.py"
     spec = importlib.util.spec_from_file_location(f"handler_{function}_{id(path)}_{len(sys.modules)}", path)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module  # pydantic resolves the module's annotations through sys.modules
     spec.loader.exec_module(module)
+    handler = vars(module)["lambda_handler"]
+
+    def lambda_handler_as_its_role(event: Any, context: Any) -> Any:
+        credentials = iam.registered(iam.function_for_code(TEMPLATE, function)) if ROLES_ACTIVE else None
+        with iam.acting_as(credentials):
+            return handler(event, context)
+
+    vars(module)["lambda_handler"] = lambda_handler_as_its_role
     return module
+
+
+TEMPLATE = load_template(ROOT / "template.yaml")
+ROLES_ACTIVE = False  # set while the `aws` fixture's emulator holds the functions' roles
 
 
 @pytest.fixture
@@ -108,19 +128,34 @@ def moto_endpoint() -> Iterator[str]:
 TIMELESS = {"SendWindow": "always", "CompanyPauseDays": "0"}
 
 
-def provision_emulator(moto_endpoint: str, overrides: dict[str, str]) -> Emulator:
+@contextmanager
+def provisioned_emulator(moto_endpoint: str, overrides: dict[str, str]) -> Iterator[Emulator]:
+    """A fresh emulator provisioned with these parameter overrides; the process environment points at it.
+
+    Handlers run as their roles; any request the emulator refused fails the test at the end,
+    even if the code swallowed the error.
+    """
+    global ROLES_ACTIVE
     request = urllib.request.Request(f"{moto_endpoint}/moto-api/reset", method="POST")
     urllib.request.urlopen(request, timeout=10).close()  # noqa: S310 - loopback
     os.environ["AWS_ENDPOINT_URL"] = moto_endpoint
     provisioned = provision.provision(overrides)
     os.environ.update(provisioned.environment)
-    return Emulator(moto_endpoint, provisioned.environment, Settings.from_env(os.environ))
+    ROLES_ACTIVE = True
+    try:
+        yield Emulator(moto_endpoint, provisioned.environment, Settings.from_env(os.environ))
+    finally:
+        ROLES_ACTIVE = False
+        iam.register({})
+    refused = iam.denials()
+    assert not refused, "the emulator refused calls the template does not allow:\n" + "\n".join(refused)
 
 
 @pytest.fixture
-def aws(moto_endpoint: str, restore_environ: None) -> Emulator:
-    """A fresh, provisioned emulator; the process environment points at it for this test."""
-    return provision_emulator(moto_endpoint, TIMELESS)
+def aws(moto_endpoint: str, restore_environ: None) -> Iterator[Emulator]:
+    """A fresh, provisioned emulator (send windows and the company pause off); see provisioned_emulator."""
+    with provisioned_emulator(moto_endpoint, TIMELESS) as emulator:
+        yield emulator
 
 
 @pytest.fixture

@@ -23,7 +23,7 @@ from reengage.services.scheduler import CampaignRequest, run_scheduler
 from reengage.settings import Settings
 from reengage_cli.commands.campaign import send_queued
 from reengage_cli.commands.statistics import current_statistics
-from reengage_cli.emulator import provision
+from reengage_cli.emulator import iam, provision
 from reengage_cli.emulator.outbox import outbox
 from reengage_cli.emulator.server import LocalEmulator, use_endpoint
 from reengage_cli.importer import import_file
@@ -58,7 +58,10 @@ def cmd_demo(args: argparse.Namespace) -> int:
         # A CRM marks one claimed lead as converted between selection and sending:
         # the sender must notice and skip it.
         queue = wiring.follow_up_queue(settings)
-        summary = run_scheduler(stores, queue, CampaignRequest(settings.days_between_followups), settings, utc_now())
+        with iam.acting_as(iam.registered("SchedulerFunction")):  # as the deployed function's role
+            summary = run_scheduler(
+                stores, queue, CampaignRequest(settings.days_between_followups), settings, utc_now()
+            )
         converted = _convert_one_claimed(stores)
         if converted:
             say(f"(demo) {converted} replied and converted after being claimed: it must be skipped")
@@ -73,7 +76,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
         _demo_feedback(settings, stores, server.endpoint)
         say()
         print_statistics(current_statistics(settings))
-        again = run_scheduler(stores, queue, CampaignRequest(settings.days_between_followups), settings, utc_now())
+        with iam.acting_as(iam.registered("SchedulerFunction")):
+            again = run_scheduler(stores, queue, CampaignRequest(settings.days_between_followups), settings, utc_now())
         say()
         say(f"Running the campaign again right away claims {again.marked} leads: nothing is sent twice.")
     return EXIT_OK

@@ -66,6 +66,33 @@ def _sending(ses: Any, sesv2: Any) -> tuple[bool, str]:
     return enabled, ("sending enabled, " if enabled else "sending PAUSED by SES, ") + detail
 
 
+def _authentication(sesv2: Any, settings: Settings) -> tuple[bool, str]:
+    """DKIM and MAIL FROM of the sender's domain (the template's SenderDomainIdentity)."""
+    domain = settings.sender_email.split("@")[1]
+    try:
+        identity = sesv2.get_email_identity(EmailIdentity=domain)
+    except ClientError as error:
+        if error.response.get("Error", {}).get("Code") != "NotFoundException":
+            raise
+        return True, (
+            f"no domain identity for {domain}: mail is DKIM-signed by amazonses.com only, not aligned with "
+            "your From domain (deploy with SenderDomain; README: Before you deploy)"
+        )
+    dkim = identity.get("DkimAttributes", {}).get("Status", "NOT_STARTED")
+    mail_from = identity.get("MailFromAttributes", {})
+    detail = f"DKIM {dkim}"
+    healthy = dkim == "SUCCESS"
+    if mail_from.get("MailFromDomain"):
+        status = mail_from.get("MailFromDomainStatus", "PENDING")
+        detail += f", MAIL FROM {mail_from['MailFromDomain']} {status}"
+        healthy = healthy and status == "SUCCESS"
+    else:
+        detail += ", no custom MAIL FROM (SPF is not aligned with the From domain)"
+    if not healthy:
+        detail += " (add the DNS records from the stack outputs)"
+    return healthy, detail
+
+
 def _ai(secrets: Any, settings: Settings) -> tuple[bool, str]:
     if not settings.openai_api_key_secret:
         return True, "no OpenAI key configured: follow-ups are written from templates"
@@ -89,6 +116,7 @@ def resource_checks(settings: Settings) -> list[Check]:
         _check("dead-letter queue", lambda: _dead_letters(sqs, settings)),
         _check("SES sender identity", lambda: _identity(ses, settings)),
         _check("SES sending", lambda: _sending(ses, wiring.client("sesv2"))),
+        _check("SES DKIM and MAIL FROM", lambda: _authentication(wiring.client("sesv2"), settings)),
         _check("AI writer", lambda: _ai(wiring.client("secretsmanager"), settings)),
         _check("knowledge base", lambda: _knowledge(settings)),
     ]

@@ -25,6 +25,7 @@ from reengage_cli.commands.operations import cmd_dlq, cmd_health, cmd_outbox
 from reengage_cli.commands.statistics import cmd_stats, cmd_status
 from reengage_cli.config import CliError
 from reengage_cli.demo import cmd_demo
+from reengage_cli.emulator import iam
 from reengage_cli.emulator.template import TemplateError
 from reengage_cli.importer import ImportFileError
 from reengage_cli.output import EXIT_ERROR
@@ -94,6 +95,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     for noisy in ("botocore", "urllib3", "werkzeug"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    # Before any client exists: against an emulator, the function steps run as their roles.
+    iam.install_credential_switch()
     try:
         return int(args.handler(args))
     except (CliError, SettingsError, TemplateError, ImportFileError, InvalidLeadDataError, KnowledgeBaseError) as error:

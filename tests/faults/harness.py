@@ -26,6 +26,7 @@ from reengage.ports import LockResult, Stores
 from reengage.services.scheduler import CampaignRequest, CampaignSummary, run_scheduler
 from reengage.services.sender import FollowUpSender, SendOutcome
 from reengage.settings import Settings
+from reengage_cli.emulator import iam
 from tests.conftest import load_handler
 from tests.fakes import template_writer
 
@@ -82,7 +83,8 @@ class Faults:
             if hook is not None:
                 self.fired[point] += 1
         if hook is not None:
-            hook(*details)
+            with iam.acting_as(None):  # the fault is another party (a reply, SES), not the function
+                hook(*details)
 
 
 def crash(*_: Any) -> None:
@@ -176,14 +178,15 @@ class Pipeline:
     # -- the two functions ----------------------------------------------------
     def schedule(self, time_left_ms: Callable[[], int] = lambda: 300_000) -> CampaignSummary | None:
         try:
-            return run_scheduler(
-                self.stores,
-                self.queue,
-                CampaignRequest(self.settings.days_between_followups),
-                self.settings,
-                self.now,
-                time_left_ms,
-            )
+            with iam.acting_as(iam.registered("SchedulerFunction")):  # as the deployed function's role
+                return run_scheduler(
+                    self.stores,
+                    self.queue,
+                    CampaignRequest(self.settings.days_between_followups),
+                    self.settings,
+                    self.now,
+                    time_left_ms,
+                )
         except Crash:
             self.crashes += 1
             return None
@@ -208,13 +211,14 @@ class Pipeline:
                 return
             event = _as_event(messages)
             try:
-                response, outcomes = SENDER_FUNCTION.handle_batch(
-                    event, self.context, self.sender, lambda handle, delay: self._retry_now(handle)
-                )
-                if rng.random() < duplicate_chance:
-                    # At-least-once delivery: the same batch again.
-                    _, again = SENDER_FUNCTION.handle_batch(event, self.context, self.sender)
-                    outcomes = outcomes + again
+                with iam.acting_as(iam.registered("SenderFunction")):
+                    response, outcomes = SENDER_FUNCTION.handle_batch(
+                        event, self.context, self.sender, lambda handle, delay: self._retry_now(handle)
+                    )
+                    if rng.random() < duplicate_chance:
+                        # At-least-once delivery: the same batch again.
+                        _, again = SENDER_FUNCTION.handle_batch(event, self.context, self.sender)
+                        outcomes = outcomes + again
             except Crash:
                 self.crashes += 1
                 self._visible_again(messages)  # the invocation failed: every record comes back

@@ -117,7 +117,7 @@ def test_policies_are_scoped_to_the_stack_resources():
             assert statement["Resource"] != "*", f"{function}: {statement['Action']} on every resource"
     sender = {str(statement["Action"]): statement["Resource"] for statement in statements("SenderFunction")}
     assert sender["secretsmanager:GetSecretValue"] == {"Ref": "OpenAIApiKeySecretArn"}
-    (ses,) = [statement for statement in statements("SenderFunction") if "ses:SendEmail" in statement["Action"]]
+    (ses,) = [s for s in statements("SenderFunction") if "ses:SendEmail" in s["Action"] and "identity/" in str(s)]
     assert ses["Condition"]["StringEquals"]["ses:FromAddress"] == {"Ref": "SenderEmail"}
 
 

@@ -237,12 +237,17 @@ def test_sender_handler_uses_the_key_from_secrets_manager(aws: Any, openai_stub:
     import boto3
 
     from reengage import wiring
+    from reengage_cli.emulator import provision
     from tests.conftest import FakeLambdaContext, load_handler
     from tests.integration.test_pipeline import as_sqs_event, lead_row, receive_all, seed
 
     # Given the key in Secrets Manager and the model endpoint configured
-    boto3.client("secretsmanager").create_secret(Name="reengage/openai", SecretString='{"api_key": "sk-from-secret"}')
-    os.environ.update(OPENAI_API_KEY_SECRET="reengage/openai", OPENAI_BASE_URL=openai_stub.base_url)
+    secret = boto3.client("secretsmanager").create_secret(
+        Name="reengage/openai", SecretString='{"api_key": "sk-from-secret"}'
+    )["ARN"]
+    # deployed with the secret's ARN: the sender's role may read that secret (and only it)
+    provision.provision({"OpenAIApiKeySecretArn": secret})
+    os.environ.update(OPENAI_API_KEY_SECRET=secret, OPENAI_BASE_URL=openai_stub.base_url)
     seed(aws, tmp_path, [lead_row(1, company="Acme Robotics", name="Person 1")])
     load_handler("scheduler").lambda_handler({"days_since_contact": 7}, FakeLambdaContext())
     openai_stub.draft("A thought for Acme Robotics", GOOD_1)

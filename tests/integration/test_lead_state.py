@@ -17,6 +17,7 @@ from reengage.domain.leads import FollowUpPolicy, ResponseStatus, ScheduleState
 from reengage.services.imports import import_rows
 from reengage.services.responses import record_response
 from reengage.services.upkeep import migrate
+from reengage_cli.emulator import iam
 from tests.conftest import Emulator, FakeLambdaContext, load_event, load_handler
 from tests.integration.test_pipeline import as_sqs_event, lead_row, receive_all, seed
 
@@ -52,7 +53,12 @@ def ledger_item(aws: Emulator, lead_id: str, stage: str) -> dict[str, Any] | Non
 def on_send_email(sender_module: Any, hook: Any) -> None:
     """Run `hook(params)` when the sender calls SES SendEmail: between the send lock and the record."""
     sender, _ = sender_module._deployment()
-    sender.mailer.client.meta.events.register("provide-client-params.sesv2.SendEmail", hook)
+
+    def as_another_party(**params: Any) -> None:
+        with iam.acting_as(None):  # a CRM sync or a reply: not the sender's role
+            hook(**params)
+
+    sender.mailer.client.meta.events.register("provide-client-params.sesv2.SendEmail", as_another_party)
 
 
 # -- 1. a re-import never undoes what reengage learned ------------------------------
@@ -141,7 +147,8 @@ def test_a_secrets_outage_before_sending_keeps_the_first_follow_up(aws: Emulator
     import os
 
     # Given the link-signing secret cannot be read (its first read happens on a cold start)
-    os.environ["UNSUBSCRIBE_KEY_SECRET"] = "reengage/missing-for-now"
+    secrets = boto3.client("secretsmanager")
+    secrets.delete_secret(SecretId=os.environ["UNSUBSCRIBE_KEY_SECRET"], RecoveryWindowInDays=7)
     seed(aws, tmp_path, [lead_row(1)])
     schedule()
     messages = receive_all(aws.settings.queue_url)
@@ -152,7 +159,7 @@ def test_a_secrets_outage_before_sending_keeps_the_first_follow_up(aws: Emulator
     assert lead is not None and lead.schedule_state == ScheduleState.CLAIMED
     assert ledger_item(aws, "lead-001", "Followup_1") is None
     # When the secret is back, the retry sends Followup_1, not Followup_2 later
-    boto3.client("secretsmanager").create_secret(Name="reengage/missing-for-now", SecretString="k" * 64)
+    secrets.restore_secret(SecretId=os.environ["UNSUBSCRIBE_KEY_SECRET"])
     assert load_handler("sender").lambda_handler(as_sqs_event(messages), FakeLambdaContext())["batchItemFailures"] == []
     sent = wiring.stores(aws.settings).leads.get("lead-001")
     assert sent is not None and sent.follow_up_stage == "Followup_1"

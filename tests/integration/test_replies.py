@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -11,12 +13,25 @@ import pytest
 from reengage import wiring
 from reengage.domain.leads import FollowUpStage, ScheduleState
 from reengage.domain.replies import classify
+from reengage.settings import Settings
+from reengage_cli.emulator import provision
 from tests.conftest import EVENTS, Emulator, FakeLambdaContext, load_event, load_handler
 from tests.integration.test_pipeline import as_sqs_event, lead_row, receive_all, seed
 from tests.openai_stub import Reply
 
 SAMPLE_SES_ID = "0100019a1b2c3d4e-5f6a7b8c-9d0e-1f2a-3b4c-5d6e7f8a9b0c-000000"
-BUCKET = "reengage-inbound-mail"
+SAMPLE_BUCKET = "reengage-inbound-mail"  # the bucket named in events/s3-inbound-reply.json
+inbound_bucket = ""
+
+
+@pytest.fixture
+def aws(aws: Emulator) -> Emulator:
+    """The stack deployed with reply detection on: the inbound bucket and ReplyFunction's role exist."""
+    global inbound_bucket
+    provisioned = provision.provision({"InboundDomain": "inbound.example.com"})
+    os.environ.update(provisioned.environment)
+    inbound_bucket = provisioned.resources["InboundMailBucket"]
+    return Emulator(aws.endpoint, provisioned.environment, Settings.from_env(os.environ))
 
 
 def sent_lead(aws: Emulator, tmp_path: Path) -> str:
@@ -29,10 +44,10 @@ def sent_lead(aws: Emulator, tmp_path: Path) -> str:
 
 
 def deliver(raw: str) -> dict[str, int]:
-    s3 = boto3.client("s3")
-    s3.create_bucket(Bucket=BUCKET)
-    s3.put_object(Bucket=BUCKET, Key="inbound/inbound-reply.eml", Body=raw.encode())
-    return dict(load_handler("reply").lambda_handler(load_event("s3-inbound-reply"), FakeLambdaContext()))
+    # What SES's receipt rule does: the mail lands in the stack's bucket, S3 notifies ReplyFunction
+    boto3.client("s3").put_object(Bucket=inbound_bucket, Key="inbound/inbound-reply.eml", Body=raw.encode())
+    event = json.loads(json.dumps(load_event("s3-inbound-reply")).replace(SAMPLE_BUCKET, inbound_bucket))
+    return dict(load_handler("reply").lambda_handler(event, FakeLambdaContext()))
 
 
 def inbound(name: str, ses_id: str) -> str:

@@ -23,7 +23,7 @@ from reengage.services.responses import record_response
 from reengage.services.scheduler import CampaignRequest, run_scheduler
 from reengage.services.sender import SendOutcome
 from reengage_cli.drain import build_sender, drain_queue
-from tests.conftest import Emulator, provision_emulator
+from tests.conftest import Emulator, provisioned_emulator
 
 MONDAY_0730 = datetime(2026, 11, 30, 7, 30, tzinfo=UTC)
 
@@ -57,16 +57,16 @@ LEADS = [
 
 @pytest.fixture
 def windows(moto_endpoint: str, restore_environ: None) -> Iterator[Emulator]:
-    aws = provision_emulator(moto_endpoint, {})  # the template's defaults: windows and the pause on
-    report = import_rows(
-        wiring.stores(aws.settings),
-        enumerate(LEADS, start=1),
-        datetime(2026, 12, 19, tzinfo=UTC),  # after every last contact (none may be in the future)
-        aws.settings.policy,
-    )
-    assert not report.rejected, report.rejected
-    assert report.zone_sources == {"timezone": 3, "country": 1, "email domain": 2, "default": 4}
-    yield aws
+    with provisioned_emulator(moto_endpoint, {}) as aws:  # the template's defaults: windows and the pause on
+        report = import_rows(
+            wiring.stores(aws.settings),
+            enumerate(LEADS, start=1),
+            datetime(2026, 12, 19, tzinfo=UTC),  # after every last contact (none may be in the future)
+            aws.settings.policy,
+        )
+        assert not report.rejected, report.rejected
+        assert report.zone_sources == {"timezone": 3, "country": 1, "email domain": 2, "default": 4}
+        yield aws
 
 
 def campaign(aws: Emulator, now: datetime) -> list[SendOutcome]:

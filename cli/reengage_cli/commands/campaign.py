@@ -15,6 +15,7 @@ from reengage.services.scheduler import CampaignRequest, CampaignSummary, Invali
 from reengage.settings import Settings
 from reengage_cli.config import CliError, load_settings
 from reengage_cli.drain import DrainReport, build_sender, drain_queue, queue_depth
+from reengage_cli.emulator import iam, provision
 from reengage_cli.emulator.server import endpoint_override
 from reengage_cli.output import (
     EXIT_OK,
@@ -74,7 +75,8 @@ def run_campaign(args: argparse.Namespace, settings: Settings) -> tuple[Campaign
     now = campaign_time(args)
     if args.now is not None:
         say(f"  As if at: {format_time(now)}")
-    summary = run_scheduler(stores, wiring.follow_up_queue(settings), request, settings, now)
+    with iam.acting_as(provision.function_credentials("SchedulerFunction")):  # on an emulator, as its role
+        summary = run_scheduler(stores, wiring.follow_up_queue(settings), request, settings, now)
     if request.dry_run:
         say(f"Would send {len(summary.would_send)} follow-ups:")
         writer, knowledge = wiring.message_writer(settings), load_knowledge_base(settings.knowledge_base)
@@ -97,7 +99,8 @@ def send_queued(settings: Settings, stores: Stores, now: datetime | None = None)
     sender = build_sender(settings)
     if now is not None:
         sender.clock = lambda: now
-    drained = drain_queue(sqs, settings.queue_url, sender, progress_bar("sending"))
+    with iam.acting_as(provision.function_credentials("SenderFunction")):
+        drained = drain_queue(sqs, settings.queue_url, sender, progress_bar("sending"))
     names = {}
     for outcome in drained.outcomes:
         try:

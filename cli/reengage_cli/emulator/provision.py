@@ -1,8 +1,9 @@
 """Creating template.yaml's stateful resources on the emulator (or only looking them up).
 
 Tables (with indexes, point-in-time recovery, TTL, streams), queues (with redrive),
-secrets, SES identities and configuration sets are built from their template properties;
-the rest (functions, schedules, log groups) has no local counterpart.
+secrets, buckets, SES identities and configuration sets are built from their template
+properties, and one IAM role per function as SAM deploys it (iam.py: the emulator enforces
+it); the rest (functions, schedules, log groups) has no local counterpart.
 """
 
 from __future__ import annotations
@@ -10,12 +11,13 @@ from __future__ import annotations
 import os
 import secrets
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import boto3
 
+from reengage_cli.emulator import iam
 from reengage_cli.emulator.server import DEFAULT_REGION, LOCAL_UNSUBSCRIBE_PATH, endpoint_override
 from reengage_cli.emulator.template import Resolver, TemplateError, json_parameter, load_template
 
@@ -99,6 +101,8 @@ def _verify_identity(client: Any, identity: str) -> None:
 class Provisioned:
     resources: dict[str, str]  # logical id -> physical id
     environment: dict[str, str]  # the functions' environment variables
+    # function logical id -> credentials of its role (AccessKeyId, SecretAccessKey, SessionToken)
+    credentials: dict[str, dict[str, str]] = field(default_factory=dict)
 
 
 class _Provisioner:
@@ -150,6 +154,17 @@ class _Provisioner:
                 pass
         self.resolver.refs[logical] = name
 
+    def bucket(self, logical: str, props: dict[str, Any]) -> None:
+        name = props.get("BucketName") or _physical_name(logical).lower()
+        if self.create:
+            s3: Any = boto3.client("s3", region_name=self.region)
+            try:
+                s3.create_bucket(Bucket=name)
+            except (s3.exceptions.BucketAlreadyOwnedByYou, s3.exceptions.BucketAlreadyExists):
+                pass
+        self.resolver.refs[logical] = name
+        self.resolver.attributes[(logical, "Arn")] = f"arn:aws:s3:::{name}"
+
     def identity(self, logical: str, props: dict[str, Any]) -> None:
         if self.create:
             _verify_identity(self.ses, props["EmailIdentity"])
@@ -165,7 +180,8 @@ def provision(
     identities are built from their template properties; the rest (functions, schedules,
     log groups) has no local counterpart. Idempotent.
     """
-    template = load_template(find_template())
+    path = find_template()
+    template = load_template(path)
     resolver = Resolver.for_template(template, overrides or {}, region)
     provisioner = _Provisioner(resolver, region, create)
     builders = {
@@ -174,6 +190,7 @@ def provision(
         "AWS::SES::EmailIdentity": provisioner.identity,
         "AWS::SecretsManager::Secret": provisioner.secret,
         "AWS::SES::ConfigurationSet": provisioner.configuration_set,
+        "AWS::S3::Bucket": provisioner.bucket,
     }
     pending = {
         logical: spec
@@ -197,7 +214,15 @@ def provision(
     if endpoint:
         # The Function URL has no local counterpart in moto: the emulator serves it itself.
         environment["UNSUBSCRIBE_URL"] = endpoint + LOCAL_UNSUBSCRIBE_PATH
-    return Provisioned(dict(resolver.refs), environment)
+    credentials: dict[str, dict[str, str]] = {}
+    if create:
+        # One role per function, as deployed; calls signed with its credentials are authorized.
+        roles = iam.function_roles(path, resolver, region, LOCAL_STACK)
+        credentials = iam.create_roles(
+            boto3.client("iam", region_name=region), boto3.client("sts", region_name=region), roles
+        )
+        iam.register(credentials)
+    return Provisioned(dict(resolver.refs), environment, credentials)
 
 
 def _function_environment(template: dict[str, Any], resolver: Resolver) -> dict[str, str]:
@@ -211,3 +236,22 @@ def _function_environment(template: dict[str, Any], resolver: Resolver) -> dict[
         except TemplateError:
             continue  # refers to something with no local counterpart
     return environment
+
+
+def function_credentials(function: str, region: str = DEFAULT_REGION) -> dict[str, str] | None:
+    """The credentials `function` (a logical id) runs with on the emulator the environment points at.
+
+    Those this process provisioned, else a session of the role `reengage local` or `reengage
+    bootstrap` created there; None against AWS (the CLI then acts as the operator).
+    """
+    known = iam.registered(function)
+    if known is not None or not endpoint_override(os.environ):
+        return known
+    iam_client: Any = boto3.client("iam", region_name=region)
+    try:
+        arn = iam_client.get_role(RoleName=f"{LOCAL_STACK}-{function}")["Role"]["Arn"]
+    except iam_client.exceptions.NoSuchEntityException:
+        raise TemplateError(f"the emulator has no role for {function}: run `reengage bootstrap`") from None
+    issued = boto3.client("sts", region_name=region).assume_role(RoleArn=arn, RoleSessionName=function)
+    credentials = issued["Credentials"]
+    return {key: credentials[key] for key in ("AccessKeyId", "SecretAccessKey", "SessionToken")}

@@ -12,7 +12,7 @@ import threading
 from collections.abc import Mapping, MutableMapping
 from typing import Any
 
-from reengage_cli.emulator import moto_fixes
+from reengage_cli.emulator import iam, moto_fixes
 
 DEFAULT_REGION = "us-east-1"
 DUMMY_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
@@ -37,15 +37,16 @@ def _local_unsubscribe(environ: dict[str, Any], start_response: Any) -> list[byt
     settings = Settings.from_env(os.environ)
     length = int(environ.get("CONTENT_LENGTH") or 0)
     body = environ["wsgi.input"].read(length).decode("utf-8", errors="replace") if length else ""
-    page = unsubscribe_request(
-        environ["REQUEST_METHOD"].upper(),
-        dict(parse_qsl(environ.get("QUERY_STRING", ""))),
-        body,
-        wiring.unsubscribe_key(settings),
-        wiring.stores(settings),
-        utc_now(),
-        settings.policy,
-    )
+    with iam.acting_as(iam.registered("UnsubscribeFunction")):
+        page = unsubscribe_request(
+            environ["REQUEST_METHOD"].upper(),
+            dict(parse_qsl(environ.get("QUERY_STRING", ""))),
+            body,
+            wiring.unsubscribe_key(settings),
+            wiring.stores(settings),
+            utc_now(),
+            settings.policy,
+        )
     start_response(f"{page.status} {'OK' if page.status == 200 else 'Error'}", [("Content-Type", page.content_type)])
     return [page.body.encode()]
 
@@ -54,7 +55,8 @@ class _Serialized:
     """Runs one request at a time. DynamoDB applies a conditional write atomically; moto's
     backends check and write without a lock, so concurrent requests could both pass a
     condition. Serializing gives the emulator DynamoDB's guarantee. The local stand-in for
-    the unsubscribe Function URL runs outside the lock (it calls the emulator itself)."""
+    the unsubscribe Function URL runs outside the lock (it calls the emulator itself).
+    Requests signed with a function role's credentials are authorized first (iam.py)."""
 
     def __init__(self, app: Any) -> None:
         self.app = app
@@ -64,6 +66,11 @@ class _Serialized:
         if environ.get("PATH_INFO", "").startswith(LOCAL_UNSUBSCRIBE_PATH):
             return _local_unsubscribe(environ, start_response)
         with self.lock:
+            if environ.get("PATH_INFO", "") == "/moto-api/reset":
+                iam.reset_denials()
+            refusal = iam.authorize(environ, start_response)
+            if refusal is not None:
+                return refusal
             return [b"".join(self.app(environ, start_response))]
 
 
@@ -83,6 +90,7 @@ class LocalEmulator:
         from werkzeug.serving import make_server
 
         moto_fixes.install()
+        iam.install_credential_switch()
         app = _Serialized(DomainDispatcherApplication(create_backend_app))
         self._server = make_server(self.host, self.port, app, threaded=True, request_handler=MotoRequestHandler)
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from email.headerregistry import Address
 from email.message import EmailMessage
+from email.policy import EmailPolicy
 from email.utils import formatdate, make_msgid
 from typing import Any
 
@@ -48,6 +49,44 @@ _RETRYABLE = frozenset(
 )
 
 
+# Headers that mail software parses as lists of <URL>s, message ids or addresses (RFC 2369, 8058,
+# 5322). The email package folds any header over 78 characters with no space into RFC 2047
+# encoded words (`=?utf-8?q?=3Chttps=3A//...?=`), which no provider decodes in these headers:
+# they are written on one line, exactly as given.
+VERBATIM_HEADERS = frozenset(
+    {"list-unsubscribe", "list-unsubscribe-post", "message-id", "in-reply-to", "references", "reply-to"}
+)
+MAX_HEADER_LINE = 998  # RFC 5322 2.1.1
+
+
+class HeaderNotWritableError(ValueError):
+    """A structured header value that cannot go out verbatim (non-ASCII, a line break, too long)."""
+
+
+class VerbatimStructuredHeaders(EmailPolicy):
+    """The default policy, except that the structured headers above are never folded or encoded."""
+
+    def _verbatim_line(self, name: str, value: str) -> str:
+        text = str(value)
+        line = f"{name}: {text}"
+        if not text.isascii() or "\r" in text or "\n" in text or len(line) > MAX_HEADER_LINE:
+            raise HeaderNotWritableError(f"{name} cannot be written verbatim: {text[:80]!r}")
+        return line + self.linesep
+
+    def fold(self, name: str, value: str) -> str:
+        if name.lower() in VERBATIM_HEADERS:
+            return self._verbatim_line(name, value)
+        return str(super().fold(name, value))
+
+    def fold_binary(self, name: str, value: str) -> bytes:
+        if name.lower() in VERBATIM_HEADERS:
+            return self._verbatim_line(name, value).encode("ascii")
+        return bytes(super().fold_binary(name, value))
+
+
+MIME_POLICY = VerbatimStructuredHeaders()
+
+
 def _mailbox(display_name: str, address: str) -> Address:
     local, domain = address.split("@")
     # Display names come from lead data: no line breaks or control characters reach a header.
@@ -75,7 +114,7 @@ def build_mime(
     email: OutgoingEmail, sender_name: str, sender_email: str, reply_to: str = "", unsubscribe_mailto: str = ""
 ) -> bytes:
     """A multipart/alternative message (plain text first, then HTML) with every header."""
-    message = EmailMessage()
+    message = EmailMessage(policy=MIME_POLICY)
     message["From"] = _mailbox(sender_name, sender_email)
     message["To"] = _mailbox(email.to_name, email.to)
     message["Subject"] = single_line(email.subject)
