@@ -11,6 +11,7 @@ from __future__ import annotations
 import importlib.util
 import logging
 import sys
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cache
@@ -24,6 +25,7 @@ from reengage.settings import Settings
 
 # How long a received message stays hidden locally before a retry may see it.
 LOCAL_VISIBILITY_TIMEOUT = 30
+DELAYED_POLL_SECONDS = 0.5
 
 
 SENDER_HANDLER = Path(__file__).resolve().parents[2] / "functions" / "sender" / "app.py"
@@ -78,10 +80,21 @@ def _as_sqs_event(messages: list[dict[str, Any]], queue_arn: str, region: str) -
 
 
 def queue_depth(sqs: Any, queue_url: str, in_flight: bool = False) -> int:
-    """Messages waiting (and, with `in_flight`, those received but not yet deleted)."""
-    names = ["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"]
+    """Messages waiting, delayed ones included (and, with `in_flight`, those received but not yet deleted)."""
+    names = [
+        "ApproximateNumberOfMessages",
+        "ApproximateNumberOfMessagesDelayed",
+        "ApproximateNumberOfMessagesNotVisible",
+    ]
     attributes = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=names)["Attributes"]
-    return int(attributes[names[0]]) + (int(attributes.get(names[1], 0)) if in_flight else 0)
+    waiting = int(attributes[names[0]]) + int(attributes.get(names[1], 0))
+    return waiting + (int(attributes.get(names[2], 0)) if in_flight else 0)
+
+
+def delayed_messages(sqs: Any, queue_url: str) -> int:
+    """Messages the scheduler spread out (DelaySeconds) that are not visible yet."""
+    name = "ApproximateNumberOfMessagesDelayed"
+    return int(sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=[name])["Attributes"].get(name, 0))
 
 
 def drain_queue(
@@ -90,7 +103,7 @@ def drain_queue(
     sender: FollowUpSender,
     progress: Callable[[int, int], None] = lambda done, total: None,
 ) -> DrainReport:
-    """Process visible messages until none is left."""
+    """Process messages until none is left, waiting for the delayed ones as Lambda's poller would."""
     report = DrainReport()
     queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
     region = queue_arn.split(":")[3]
@@ -105,7 +118,10 @@ def drain_queue(
             MessageSystemAttributeNames=["All"],
         ).get("Messages", [])
         if not messages:
-            return report
+            if not delayed_messages(sqs, queue_url):
+                return report
+            time.sleep(DELAYED_POLL_SECONDS)  # spread at the SES rate: the next ones show within a second
+            continue
         response, outcomes = sender_function().handle_batch(
             _as_sqs_event(messages, queue_arn, region), None, sender, SqsFollowUpQueue(sqs, queue_url).retry_later
         )

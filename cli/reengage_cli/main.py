@@ -64,6 +64,7 @@ def build_parser() -> argparse.ArgumentParser:
     status = command("status", cmd_status, "re-engagement statistics (from counters, no table scan)")
     status.add_argument("--json", action="store_true")
     status.add_argument("--rebuild", action="store_true", help="recompute the counters from the table once")
+    status.add_argument("--next", type=int, default=10, metavar="N", help="list the next N sends (0 = none)")
     plot = command("stats", cmd_stats, "draw the funnel and the sends per day (what the dashboard shows)")
     plot.add_argument("--plot", required=True, metavar="FILE", help="an .svg or .html file to write")
     preview = command("preview", cmd_preview, "print the follow-up a lead would get, without sending anything")

@@ -91,6 +91,8 @@ class FollowUpRequest:
     lead_id: str
     stage: FollowUpStage
     campaign_id: str
+    # Seconds SQS holds the message before the sender may see it: a run's sends are spread at the SES rate.
+    delay_seconds: int = 0
 
 
 class Leads(Protocol):

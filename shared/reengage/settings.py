@@ -53,6 +53,8 @@ class Settings:
     claim_timeout_minutes: int = _setting(720, 5, 10080)
     # Sends per UTC day across all senders (0 = no cap); keep it under the SES quota.
     max_sends_per_day: int = _setting(200, 0, 10_000_000)
+    # The account's SES sending rate (emails per second): one run's sends are spread at this rate.
+    ses_max_send_rate: int = _setting(14, 1, 100_000)
     openai_model: str = _setting("gpt-4o-mini")
     # Name or ARN of the Secrets Manager secret holding the OpenAI key; empty = templates only.
     openai_api_key_secret: str = _setting("")

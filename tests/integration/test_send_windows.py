@@ -7,6 +7,7 @@ to the lead's zone with zoneinfo and checked against the configured hours and we
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
@@ -23,7 +24,7 @@ from reengage.services.responses import record_response
 from reengage.services.scheduler import CampaignRequest, run_scheduler
 from reengage.services.sender import SendOutcome
 from reengage_cli.drain import build_sender, drain_queue
-from tests.conftest import Emulator, provisioned_emulator
+from tests.conftest import TIMELESS, Emulator, provisioned_emulator
 
 MONDAY_0730 = datetime(2026, 11, 30, 7, 30, tzinfo=UTC)
 
@@ -181,3 +182,42 @@ def test_a_claimed_lead_paused_before_its_send_is_deferred_not_sent(windows: Emu
     outcomes = {o.lead_id: o for o in drain_queue(wiring.client("sqs"), settings.queue_url, sender).outcomes}
     assert (outcomes["globex-bob"].kind, outcomes["globex-bob"].reason) == ("deferred", "company_paused")
     assert schedule_at(windows, "globex-bob") == "2026-12-14T08:30:00.000000Z"
+
+
+def test_a_run_is_spread_at_the_ses_rate_by_sqs_delivery_delays(moto_endpoint: str, restore_environ: None) -> None:
+    # Given 7 due leads and an account that may send 2 emails per second
+    with provisioned_emulator(moto_endpoint, {**TIMELESS, "SesMaxSendRate": "2"}) as aws:
+        settings = aws.settings
+        rows = [row(f"lead-{n}", f"p{n}@spread-{n}.com") for n in range(7)]
+        import_rows(wiring.stores(settings), enumerate(rows, start=1), MONDAY_0730, settings.policy)
+        run_scheduler(
+            wiring.stores(settings), wiring.follow_up_queue(settings), CampaignRequest(7), settings, MONDAY_0730
+        )
+        # Then SQS itself holds all but the first second's 2 back (the queue's own counters are the oracle)
+        sqs = wiring.client("sqs")
+        names = ["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesDelayed"]
+        counts = sqs.get_queue_attributes(QueueUrl=settings.queue_url, AttributeNames=names)["Attributes"]
+        assert (int(counts[names[0]]), int(counts[names[1]])) == (2, 5)
+        # And the drain waits for them like Lambda's poller: every lead is sent, over at least 3 seconds
+        sender = build_sender(settings)
+        sender.clock = lambda: MONDAY_0730
+        started = time.monotonic()
+        outcomes = drain_queue(sqs, settings.queue_url, sender).outcomes
+        assert sorted(o.lead_id for o in outcomes if o.kind == "sent") == sorted(r["id"] for r in rows)
+        assert time.monotonic() - started >= 2.5
+
+
+def test_status_lists_the_next_sends_in_local_time_and_utc_in_due_order(windows: Emulator) -> None:
+    from tests.integration.test_cli import reengage
+
+    result = reengage("status", "--next", "10")
+    assert result.returncode == 0, result.stderr
+    lines = [
+        line.split() for line in result.stdout.splitlines() if line.strip().endswith(tuple(r["id"] for r in LEADS))
+    ]
+    shown = {fields[-1]: " ".join(fields[:-1]) for fields in lines}
+    assert shown["newyork"] == "2026-11-27 13:00 UTC Fri 2026-11-27 08:00 America/New_York"
+    assert shown["christmas"] == "2026-12-28 07:00 UTC Mon 2026-12-28 08:00 Europe/Berlin"
+    assert shown["kiritimati"] == "2026-11-29 18:00 UTC Mon 2026-11-30 08:00 Pacific/Kiritimati"
+    utc = [" ".join(fields[:2]) for fields in lines]
+    assert utc == sorted(utc) and len(lines) == 10

@@ -228,3 +228,25 @@ def test_a_lock_ses_confirmed_is_settled_as_sent_not_possibly_sent():
     assert later.settled_in_doubt == 1
     assert store.leads["lead-001"].engagement_history[-1]["outcome"] == "sent"
     assert store.ledger[("lead-001", "Followup_1")].state == "sent"
+
+
+def test_sends_are_spread_at_the_ses_rate_not_released_at_once():
+    # Given 25 due leads and an SES rate of 4 emails per second
+    store = InMemoryTables([lead(n) for n in range(25)])
+    queue = RecordingQueue()
+    settings = replace(SETTINGS, ses_max_send_rate=4)
+    # When the scheduler runs
+    run_scheduler(store.stores, queue, CampaignRequest(days_since_contact=7), settings, NOW)
+    # Then no second of delivery carries more than 4 messages, and every second up to the last is used
+    per_second: dict[int, int] = {}
+    for message in queue.messages:
+        per_second[message.delay_seconds] = per_second.get(message.delay_seconds, 0) + 1
+    assert len(queue.messages) == 25
+    assert max(per_second.values()) == 4
+    assert sorted(per_second) == list(range(7))  # ceil(25 / 4) seconds: 0..6
+
+
+def test_spread_never_exceeds_what_sqs_can_delay():
+    from reengage.services.scheduler import MAX_SPREAD_SECONDS, spread_delay
+
+    assert spread_delay(10**9, 1) == MAX_SPREAD_SECONDS == 900  # SQS DelaySeconds maximum

@@ -5,15 +5,16 @@ from __future__ import annotations
 import argparse
 import json
 import os
+from itertools import islice
 from pathlib import Path
 from typing import Any
 
 from reengage import wiring
 from reengage.adapters.leads_table import read_lead
-from reengage.domain.clock import utc_now
+from reengage.domain.clock import parse_time, utc_now
 from reengage.domain.leads import Lead, ScheduleState
 from reengage.domain.stats import RECENT_DAYS, UNREADABLE, statistics, tally
-from reengage.ports import Counters
+from reengage.ports import Counters, InvalidLeadDataError
 from reengage.settings import Settings
 from reengage_cli import plot
 from reengage_cli.config import CliError, load_settings
@@ -63,7 +64,30 @@ def cmd_status(args: argparse.Namespace) -> int:
         say(f"    {entry.lead_id}")
     if len(set_aside) > 20:
         say(f"    ... and {len(set_aside) - 20} more")
+    print_next_sends(settings, args.next)
     return EXIT_OK
+
+
+def print_next_sends(settings: Settings, count: int) -> None:
+    """The next `count` follow-ups in due order (the schedule index's own order), local time and UTC."""
+    if count <= 0:
+        return
+    stores = wiring.stores(settings)
+    upcoming = list(islice(stores.schedule.entries(ScheduleState.DUE, "9999"), count))
+    say(f"  Next sends ({len(upcoming)} shown, in each lead's local time):" if upcoming else "  Next sends: none due")
+    policy = settings.policy
+    for entry in upcoming:
+        due_at = parse_time(entry.at)
+        try:
+            lead = stores.leads.get(entry.lead_id)
+        except InvalidLeadDataError:
+            lead = None
+        if lead is None:
+            say(f"    {due_at:%Y-%m-%d %H:%M} UTC  {entry.lead_id}")
+            continue
+        zone = policy.zone(lead)
+        local = due_at.astimezone(zone.zoneinfo)
+        say(f"    {due_at:%Y-%m-%d %H:%M} UTC  {local:%a %Y-%m-%d %H:%M} {zone.zone:<20} {entry.lead_id}")
 
 
 def cmd_stats(args: argparse.Namespace) -> int:

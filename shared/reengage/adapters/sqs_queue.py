@@ -33,7 +33,8 @@ class SqsFollowUpQueue:
         for start in range(0, len(requests), SQS_BATCH_LIMIT):
             batch = list(requests[start : start + SQS_BATCH_LIMIT])
             entries = [
-                {"Id": str(index), "MessageBody": encode_request(request)} for index, request in enumerate(batch)
+                {"Id": str(index), "MessageBody": encode_request(request), "DelaySeconds": request.delay_seconds}
+                for index, request in enumerate(batch)
             ]
             self.calls += 1
             try:

@@ -38,6 +38,15 @@ DEADLINE_MARGIN_MS = 15_000
 ENQUEUE_BATCH = 10
 # A send lock older than this outlived any sender invocation (timeout 120 s).
 SEND_LOCK_TIMEOUT = timedelta(minutes=15)
+# SQS holds a message back at most this long (DelaySeconds); also the scheduler's default interval.
+MAX_SPREAD_SECONDS = 900
+
+
+def spread_delay(position: int, sends_per_second: int) -> int:
+    """Delivery delay of a run's `position`-th message (0-based): at most `sends_per_second` become
+    visible in any one second, so the account's rate and reputation see an even flow, not a burst.
+    Past 15 minutes' worth, the rest share the last second and the sender's concurrency paces them."""
+    return min(MAX_SPREAD_SECONDS, position // sends_per_second)
 
 
 class InvalidCampaignRequestError(ValueError):
@@ -114,11 +123,20 @@ def new_campaign_id(now: datetime) -> str:
 class _Campaign:
     """One scheduler run's state: claims in flight to the queue, and the running summary."""
 
-    def __init__(self, stores: Stores, queue: FollowUpQueue, request: CampaignRequest, summary: CampaignSummary):
+    def __init__(
+        self,
+        stores: Stores,
+        queue: FollowUpQueue,
+        request: CampaignRequest,
+        summary: CampaignSummary,
+        sends_per_second: int,
+    ):
         self.schedule = stores.schedule
         self.queue = queue
         self.request = request
         self.summary = summary
+        self.sends_per_second = sends_per_second
+        self.claimed = 0
         self.pending: list[tuple[FollowUpRequest, ScheduleEntry]] = []
         self.addresses: set[str] = set()
 
@@ -142,7 +160,10 @@ class _Campaign:
         elif not self.schedule.claim(entry, stage, claimed_at, self.summary.campaign_id):
             self.summary.lost_race += 1
         else:
-            self.pending.append((FollowUpRequest(entry.lead_id, stage, self.summary.campaign_id), entry))
+            delay = spread_delay(self.claimed, self.sends_per_second)
+            self.claimed += 1
+            follow_up = FollowUpRequest(entry.lead_id, stage, self.summary.campaign_id, delay)
+            self.pending.append((follow_up, entry))
             if len(self.pending) == ENQUEUE_BATCH:
                 self.flush()
 
@@ -259,7 +280,7 @@ def run_scheduler(
     policy = settings.policy
     if not request.dry_run:
         summary.settled_in_doubt = len(settle_abandoned_sends(stores, policy, now))
-    campaign = _Campaign(stores, queue, request, summary)
+    campaign = _Campaign(stores, queue, request, summary, settings.ses_max_send_rate)
     claimed_at = format_time(now)
     abandoned_before = format_time(now - timedelta(minutes=settings.claim_timeout_minutes))
     candidates = chain(
