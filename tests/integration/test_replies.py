@@ -15,7 +15,7 @@ from reengage.domain.leads import FollowUpStage, ScheduleState
 from reengage.domain.replies import classify
 from reengage.settings import Settings
 from reengage_cli.emulator import provision
-from tests.conftest import EVENTS, Emulator, FakeLambdaContext, load_event, load_handler
+from tests.conftest import EVENTS, TIMELESS, Emulator, FakeLambdaContext, load_event, load_handler
 from tests.integration.test_pipeline import as_sqs_event, lead_row, receive_all, seed
 from tests.openai_stub import Reply
 
@@ -28,7 +28,7 @@ inbound_bucket = ""
 def aws(aws: Emulator) -> Emulator:
     """The stack deployed with reply detection on: the inbound bucket and ReplyFunction's role exist."""
     global inbound_bucket
-    provisioned = provision.provision({"InboundDomain": "inbound.example.com"})
+    provisioned = provision.provision({**TIMELESS, "InboundDomain": "inbound.example.com"})
     os.environ.update(provisioned.environment)
     inbound_bucket = provisioned.resources["InboundMailBucket"]
     return Emulator(aws.endpoint, provisioned.environment, Settings.from_env(os.environ))
