@@ -14,7 +14,7 @@ what the record holds, so a pull of reengage's own write changes nothing.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -32,6 +32,30 @@ _VOCABULARY_CAP = 64
 # History outcomes worth a line in the CRM.
 _LINE_OUTCOMES = ("sent", "possibly_sent", "stopped", "rejected", "response", "bounced", "complained")
 _HISTORY_LINES = 20
+
+
+@dataclass(frozen=True)
+class CrmRecord:
+    """A CRM record as read: its id and its fields by CRM field name."""
+
+    id: str
+    fields: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class UpdateFailure:
+    """A record the CRM refused to update (deleted, unknown field...): reported, not retried."""
+
+    record_id: str
+    status: int
+    reason: str
+
+    def __str__(self) -> str:
+        return f"record {self.record_id}: {self.reason}"
+
+
+class CrmAccessError(Exception):
+    """The CRM refuses the sync itself (bad token, unknown base or table, bad filter)."""
 
 
 def validate_record(number: int, record_id: str, row: dict[str, Any], now: datetime) -> ImportedLead | list[RowError]:
