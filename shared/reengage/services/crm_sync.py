@@ -16,10 +16,10 @@ reads the stream).
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, Protocol
+from typing import Any
 
 from reengage.domain.airtable_mapping import FieldMapping
 from reengage.domain.clock import format_time
@@ -36,38 +36,12 @@ from reengage.domain.crm_sync import (
 )
 from reengage.domain.imports import ImportedLead, RowError
 from reengage.domain.leads import FollowUpPolicy, Lead
-from reengage.ports import InvalidLeadDataError, Stores
+from reengage.ports import CrmTable, EventBus, InvalidLeadDataError, Stores, SyncState
 
 logger = logging.getLogger(__name__)
 
 _WRITE_ATTEMPTS = 3
 _UPDATE_BATCH = 10
-
-
-class CrmTable(Protocol):
-    """One CRM table (adapters/airtable.py)."""
-
-    def changed_since(self, cursor: str | None) -> Iterator[list[CrmRecord]]: ...
-
-    def update(self, updates: Sequence[tuple[str, dict[str, Any]]]) -> list[UpdateFailure]: ...
-
-
-class SyncState(Protocol):
-    """The cursor and the record <-> lead links of one table (adapters/sync_state.py)."""
-
-    def cursor(self) -> str | None: ...
-
-    def save_cursor(self, cursor: str, at: str) -> None: ...
-
-    def links(self) -> dict[str, str]: ...
-
-    def records_of(self, lead_ids: Iterable[str]) -> dict[str, str]: ...
-
-    def link(self, pairs: Mapping[str, str]) -> None: ...
-
-
-class EventBus(Protocol):
-    def publish(self, events: Sequence[CrmEvent]) -> int: ...
 
 
 @dataclass
@@ -247,7 +221,11 @@ def _image(read_lead: ReadLead, image: Mapping[str, Any] | None) -> Lead | None:
 
 
 def lead_changes(
-    records: Iterable[Mapping[str, Any]], read_lead: ReadLead, policy: FollowUpPolicy, bus: EventBus, push: Push | None
+    records: Iterable[Mapping[str, Any]],
+    read_lead: ReadLead,
+    policy: FollowUpPolicy,
+    bus: EventBus | None,
+    push: Push | None,
 ) -> StreamOutcome:
     """A batch of leads-table stream records: publish their events, then push what changed."""
     events: list[CrmEvent] = []
@@ -260,7 +238,7 @@ def lead_changes(
         events.extend(events_for_change(old, new, policy))
         if new is not None and pushed_changed(old, new):
             changed[new.id] = new  # in stream order: the newest image wins
-    outcome = StreamOutcome(events=bus.publish(events) if events else 0)
+    outcome = StreamOutcome(events=bus.publish(events) if events and bus is not None else 0)
     if push is not None and changed:
         report = push(list(changed.values()))
         outcome.pushed, outcome.push_failures = report.pushed, report.push_failures
