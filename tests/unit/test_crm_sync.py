@@ -186,6 +186,7 @@ def test_a_change_outside_the_pushed_attributes_pushes_nothing():
     lead = _sent_lead()
     assert not pushed_changed(lead, replace(lead, name="Ada King", updated_at="later", version=4))
     assert pushed_changed(lead, replace(lead, follow_up_stage="Followup_2"))
+    assert not pushed_changed(None, lead)
 
 
 # --- events ------------------------------------------------------------------------------------
@@ -221,4 +222,5 @@ def test_responses_skips_and_quiet_changes():
     assert _types(old, replace(old, engagement_history=[*old.engagement_history, skipped])) == ["FollowUpSkipped"]
     assert _types(old, replace(old, name="Ada King", version=4)) == []
     assert _types(old, None) == []
-    assert _types(None, old) == []  # a lead imported with another system's sends in its history
+    assert _types(None, old) == []  # a new lead: what it arrives with happened elsewhere
+    assert _types(None, replace(old, response_status="Interested")) == []

@@ -64,14 +64,14 @@ def _who(lead: Lead) -> dict[str, Any]:
 
 
 def events_for_change(old: Lead | None, new: Lead | None, policy: FollowUpPolicy) -> list[CrmEvent]:
-    """The events one change of a lead means (none for a removal)."""
-    if new is None:
+    """The events one change of a lead means. None for a new lead (what it arrives with, an import or
+    a CRM record, happened elsewhere) and none for a removal."""
+    if old is None or new is None:
         return []
     events: list[CrmEvent] = []
     at = new.updated_at or ""
     who = _who(new)
-    # A lead that arrives with a history (an import) brings other systems' sends: not events here.
-    for entry in _new_entries(old, new) if old is not None else []:
+    for entry in _new_entries(old, new):
         outcome, stage, when = str(entry.get("outcome", "")), str(entry.get("stage", "")), str(entry.get("at") or at)
         if outcome == "sent":
             detail = {
@@ -88,7 +88,7 @@ def events_for_change(old: Lead | None, new: Lead | None, policy: FollowUpPolicy
             detail = {**who, "stage": stage, "reason": reason}
             key = _key(EventType.FOLLOW_UP_SKIPPED, new.id, stage, when, reason)
             events.append(CrmEvent(EventType.FOLLOW_UP_SKIPPED, new.id, key, when, detail))
-    old_status = (old.response_status or "") if old else ""
+    old_status = old.response_status or ""
     status = new.response_status or ""
     if status != old_status and status not in OPEN_RESPONSE_STATUSES:
         kind = EventType.LEAD_SUPPRESSED if status in _SUPPRESSING else EventType.LEAD_RESPONDED
@@ -96,12 +96,12 @@ def events_for_change(old: Lead | None, new: Lead | None, policy: FollowUpPolicy
         if kind is EventType.LEAD_SUPPRESSED:
             detail["reason"] = status
         events.append(CrmEvent(kind, new.id, _key(kind, new.id, status, str(new.version)), at, detail))
-    elif new.suppressed and not (old and old.suppressed):
+    elif new.suppressed and not old.suppressed:
         # The address was suppressed through another lead (the same person under another record).
         key = _key(EventType.LEAD_SUPPRESSED, new.id, "suppressed", str(new.version))
         detail = {**who, "status": status, "previous_status": old_status, "reason": "address suppressed"}
         events.append(CrmEvent(EventType.LEAD_SUPPRESSED, new.id, key, at, detail))
-    if old is not None and policy.standing(old).due and not (verdict := policy.standing(new)).due:
+    if policy.standing(old).due and not (verdict := policy.standing(new)).due:
         reason = verdict.reason.value if verdict.reason else "finished"
         detail = {**who, "reason": reason, "last_stage": new.follow_up_stage or "", "status": status}
         key = _key(EventType.SEQUENCE_FINISHED, new.id, str(new.version))

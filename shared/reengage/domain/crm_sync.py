@@ -158,8 +158,8 @@ def push_fields(mapping: FieldMapping, lead: Lead, record_fields: Mapping[str, A
 
 
 def pushed_changed(old: Lead | None, new: Lead) -> bool:
-    """Whether a change to a lead touches what is written back."""
-    return old is None or pushed_values(old) != pushed_values(new)
+    """Whether a change to a lead touches what is written back (a new lead has nothing of reengage's yet)."""
+    return old is not None and pushed_values(old) != pushed_values(new)
 
 
 # Records changed this long before a sync started are read again by the next one: Airtable's clock
