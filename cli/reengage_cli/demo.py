@@ -10,20 +10,27 @@ import json
 import os
 import tempfile
 import urllib.request
+from contextlib import nullcontext
 from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 from reengage import wiring
+from reengage.domain.airtable_mapping import DEFAULT_FIELDS, PULLED
 from reengage.domain.clock import format_time, parse_time, utc_now
 from reengage.domain.leads import ScheduleState
 from reengage.ports import Stores
+from reengage.services.crm_sync import pull
 from reengage.services.responses import handle_reply
 from reengage.services.scheduler import CampaignRequest, run_scheduler
 from reengage.settings import Settings
 from reengage_cli.commands.campaign import send_queued
+from reengage_cli.commands.crm import consume_stream_locally, print_events
 from reengage_cli.commands.statistics import current_statistics
 from reengage_cli.emulator import iam, provision
+from reengage_cli.emulator.airtable_server import LocalAirtable
+from reengage_cli.emulator.events import captured_events
 from reengage_cli.emulator.outbox import outbox
 from reengage_cli.emulator.server import LocalEmulator, use_endpoint
 from reengage_cli.importer import import_file
@@ -35,22 +42,36 @@ SAMPLE_REFERENCE_TIME = datetime.fromisoformat("2026-11-24T09:00:00+00:00")
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    with LocalEmulator() as server:
+    with LocalEmulator() as server, LocalAirtable() if args.airtable else nullcontext() as airtable:
         use_endpoint(server.endpoint, os.environ)
         for name in ("LEADS_TABLE_NAME", "QUEUE_URL"):
             os.environ.pop(name, None)
         say(f"Local AWS emulator on {server.endpoint}; provisioning from template.yaml")
         # The demo runs whenever it is started: send windows (each lead's local business hours)
         # are shown, not waited for; `reengage preview` and `run --now` try them (README "Send windows").
-        os.environ.update(provision.provision({"SendWindow": "always"}).environment)
+        overrides = {"SendWindow": "always"}
+        if airtable is not None:
+            say(f"Local Airtable-compatible server on {airtable.url} (base {DEMO_BASE}, table {DEMO_TABLE})")
+            overrides.update(_airtable_parameters(airtable))
+        os.environ.update(provision.provision(overrides).environment)
         settings = Settings.from_env(os.environ)
         stores = wiring.stores(settings)
 
         sample = _rebased_sample(Path(args.leads) if args.leads else SAMPLE_LEADS)
-        report = import_file(stores, sample, utc_now(), settings.policy)
-        say(f"Imported {report.created} sample leads ({report.rejected_rows} rejected)")
-        for error in report.rejected:
-            say(f"  {error}")
+        if airtable is not None:
+            record_ids = _seed_airtable(airtable, sample)
+            with iam.acting_as(iam.registered("SyncFunction")):
+                parts = wiring.airtable_sync(settings)
+                assert parts is not None
+                pulled = pull(stores, *parts, utc_now(), settings.policy)
+            say(f"Pulled {pulled.created} leads from Airtable ({len(pulled.rejected)} problems)")
+            for error in pulled.rejected:
+                say(f"  {error}")
+        else:
+            report = import_file(stores, sample, utc_now(), settings.policy)
+            say(f"Imported {report.created} sample leads ({report.rejected_rows} rejected)")
+            for error in report.rejected:
+                say(f"  {error}")
         say()
         print_statistics(current_statistics(settings))
         say()
@@ -80,7 +101,58 @@ def cmd_demo(args: argparse.Namespace) -> int:
             again = run_scheduler(stores, queue, CampaignRequest(settings.days_between_followups), settings, utc_now())
         say()
         say(f"Running the campaign again right away claims {again.marked} leads: nothing is sent twice.")
+        if airtable is not None:
+            _show_airtable(settings, server.endpoint, airtable, record_ids)
     return EXIT_OK
+
+
+DEMO_BASE, DEMO_TABLE = "appReengageDemo01", "tblLeads"
+
+
+def _airtable_parameters(airtable: LocalAirtable) -> dict[str, str]:
+    """The local Airtable's table, and its token in the emulator's Secrets Manager (as in AWS)."""
+    airtable.create_table(DEMO_BASE, DEMO_TABLE, list(DEFAULT_FIELDS.values()))
+    secrets: Any = wiring.client("secretsmanager")
+    arn = secrets.create_secret(Name="reengage-demo-airtable-token", SecretString=json.dumps({"token": airtable.token}))
+    return {
+        "AirtableTokenSecretArn": arn["ARN"],
+        "AirtableBaseId": DEMO_BASE,
+        "AirtableTableId": DEMO_TABLE,
+        "AirtableApiUrl": airtable.url,
+    }
+
+
+def _seed_airtable(airtable: LocalAirtable, sample: Path) -> list[str]:
+    """The sample leads typed into Airtable, under the default field names."""
+    records = []
+    for line in sample.read_text(encoding="utf-8").splitlines():
+        if line.strip():
+            row = json.loads(line)
+            records.append({DEFAULT_FIELDS[name]: value for name, value in row.items() if name in PULLED})
+    return airtable.add(DEMO_BASE, DEMO_TABLE, records)
+
+
+def _show_airtable(settings: Settings, endpoint: str, airtable: LocalAirtable, record_ids: list[str]) -> None:
+    """SyncFunction's stream work (CRM events, push), then the records as the sales team sees them."""
+    before = airtable.all_fields(DEMO_BASE, DEMO_TABLE)
+    published, pushed = consume_stream_locally(settings)
+    say()
+    say(f"SyncFunction read the leads table's stream: {published} CRM events published, {pushed} records pushed.")
+    after = airtable.all_fields(DEMO_BASE, DEMO_TABLE)
+    changed = [rid for rid in record_ids if after.get(rid) != before.get(rid)]
+    say(f"Airtable records with new values ({len(changed)}):")
+    for record_id in changed:
+        fields = after[record_id]
+        last = (fields.get("Reengage_History") or "").splitlines()[-1:] or [""]
+        stage, status = fields.get("Follow_Up_Stage") or "-", fields.get("Response_Status", "")
+        say(
+            f"  {fields.get('Name', record_id):<18} Follow_Up_Stage={stage:<10} Response_Status={status:<12}"
+            f" Last_Contacted={fields.get('Last_Contacted', '')}"
+        )
+        if last[0]:
+            say(f"  {'':<18} Reengage_History: {last[0]}")
+    say()
+    print_events([event for event in captured_events(endpoint) if event.source == "reengage"])
 
 
 def _demo_feedback(settings: Settings, stores: Stores, endpoint: str) -> None:

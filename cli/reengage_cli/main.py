@@ -19,6 +19,7 @@ from reengage.domain.leads import FollowUpStage, ResponseStatus
 from reengage.ports import InvalidLeadDataError, TransientError
 from reengage.settings import SettingsError
 from reengage_cli.commands.campaign import cmd_preview, cmd_run
+from reengage_cli.commands.crm import cmd_events, cmd_sync
 from reengage_cli.commands.leads import cmd_cleanup, cmd_import, cmd_mark, cmd_migrate
 from reengage_cli.commands.local import cmd_bootstrap, cmd_env, cmd_local
 from reengage_cli.commands.operations import cmd_dlq, cmd_health, cmd_outbox
@@ -46,6 +47,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     demo = command("demo", cmd_demo, "start an emulator, import sample leads, run a campaign, show the results")
     demo.add_argument("--leads", help="a .jsonl file to use instead of the bundled sample")
+    demo.add_argument(
+        "--airtable", action="store_true", help="keep the leads in a local Airtable-compatible server, synced both ways"
+    )
     local = command("local", cmd_local, "run the emulator in the foreground with the template's resources")
     local.add_argument("--port", type=int, default=4566)
     local.add_argument("--host", default="127.0.0.1", help="0.0.0.0 lets `sam local invoke` containers reach it")
@@ -84,6 +88,14 @@ def build_parser() -> argparse.ArgumentParser:
     dlq.add_argument("--json", action="store_true")
     out = command("outbox", cmd_outbox, "the emails the local emulator captured")
     out.add_argument("--json", action="store_true")
+    sync = command("sync", cmd_sync, "sync leads with a CRM table (Airtable) both ways")
+    sync.add_argument("crm", choices=["airtable"])
+    sync.add_argument("--pull", action="store_true", help="upsert the records changed since the last pull")
+    sync.add_argument("--push", action="store_true", help="write reengage's state onto every record that differs")
+    sync.add_argument("--full", action="store_true", help="pull every record, not only the changed ones")
+    sync.add_argument("--dry-run", action="store_true", help="report what would change; write nothing")
+    events = command("events", cmd_events, "the CRM events the local emulator captured (EventBridge)")
+    events.add_argument("--json", action="store_true")
     return parser
 
 

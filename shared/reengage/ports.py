@@ -5,12 +5,14 @@ One port per store or concern: adapters/ implements each on AWS, tests/fakes.py 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 from typing import Any, Protocol
 
+from reengage.domain.crm_events import CrmEvent
+from reengage.domain.crm_sync import CrmRecord, UpdateFailure
 from reengage.domain.leads import FollowUpStage, Lead, ScheduleState
 from reengage.domain.messages import FollowUpMessage, OutgoingEmail
 
@@ -272,3 +274,32 @@ class Stores:
     ledger: SendLedger
     quota: Quota
     suppression: Suppression
+
+
+# --- the CRM sync (services/crm_sync.py) ---------------------------------------------------------
+
+
+class CrmTable(Protocol):
+    """One CRM table (adapters/airtable.py)."""
+
+    def changed_since(self, cursor: str | None) -> Iterator[list[CrmRecord]]: ...
+
+    def update(self, updates: Sequence[tuple[str, dict[str, Any]]]) -> list[UpdateFailure]: ...
+
+
+class SyncState(Protocol):
+    """The cursor and the record <-> lead links of one table (adapters/sync_state.py)."""
+
+    def cursor(self) -> str | None: ...
+
+    def save_cursor(self, cursor: str, at: str) -> None: ...
+
+    def links(self) -> dict[str, str]: ...
+
+    def records_of(self, lead_ids: Iterable[str]) -> dict[str, str]: ...
+
+    def link(self, pairs: Mapping[str, str]) -> None: ...
+
+
+class EventBus(Protocol):
+    def publish(self, events: Sequence[CrmEvent]) -> int: ...

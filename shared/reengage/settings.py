@@ -78,6 +78,13 @@ class Settings:
     default_timezone: str = _setting("UTC")  # for leads whose zone cannot be inferred
     # A response from one lead pauses the open sequences of its colleagues for this many days (0 = off).
     company_pause_days: int = _setting(14, 0, 365)
+    # Airtable sync (README "Airtable and CRM"): off while no token secret is configured.
+    airtable_token_secret: str = _setting("")
+    airtable_base_id: str = _setting("")
+    airtable_table_id: str = _setting("")
+    airtable_api_url: str = _setting("https://api.airtable.com")
+    airtable_mapping: str = _setting("")  # empty = the seed's field names; a file path; or ssm:/parameter/name
+    crm_event_bus: str = _setting("")  # the EventBridge bus CRM events go to (empty = none)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Settings:
@@ -89,6 +96,8 @@ class Settings:
             problems.append(f"SENDER_EMAIL={sender_email!r} is not a valid address: {problem}")
         if values["unsubscribe_url"] and not values["unsubscribe_key_secret"]:
             problems.append("UNSUBSCRIBE_URL is set but UNSUBSCRIBE_KEY_SECRET is not")
+        if values["airtable_token_secret"] and not (values["airtable_base_id"] and values["airtable_table_id"]):
+            problems.append("AIRTABLE_TOKEN_SECRET is set but AIRTABLE_BASE_ID or AIRTABLE_TABLE_ID is not")
         if not valid_zone(values["default_timezone"]):
             problems.append(f"DEFAULT_TIMEZONE={values['default_timezone']!r} is not an IANA time zone name")
         try:

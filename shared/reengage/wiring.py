@@ -17,14 +17,15 @@ from botocore.config import Config
 
 from reengage.adapters.counters import DynamoCounters
 from reengage.adapters.leads_table import DynamoLeads, DynamoSchedule
-from reengage.adapters.parameters import load_knowledge_base, secret_text
+from reengage.adapters.parameters import load_field_mapping, load_knowledge_base, secret_text
 from reengage.adapters.send_ledger import DynamoQuota, DynamoSendLedger, DynamoSuppression
 from reengage.adapters.send_lock import DynamoSendLock
 from reengage.adapters.sqs_queue import SqsFollowUpQueue
+from reengage.domain.airtable_mapping import FieldMapping
 from reengage.domain.leads import ResponseStatus
 from reengage.domain.messages import TemplateWriter
 from reengage.domain.unsubscribe import UnsubscribeLinks
-from reengage.ports import Mailer, MessageWriter, Stores
+from reengage.ports import CrmTable, EventBus, Mailer, MessageWriter, Stores, SyncState
 from reengage.settings import Settings
 
 _DEFAULT = Config(connect_timeout=5, read_timeout=15, retries={"mode": "standard", "max_attempts": 3})
@@ -134,3 +135,36 @@ def ses_mailer(settings: Settings) -> Mailer:
         settings.reply_to,
         settings.unsubscribe_mailto,
     )
+
+
+def crm_event_bus(settings: Settings) -> EventBus | None:
+    """The CRM events' bus, or None when no bus is configured."""
+    if not settings.crm_event_bus:
+        return None
+    from reengage.adapters.event_bus import EventBridgeBus
+
+    return EventBridgeBus(LazyClient("events"), settings.crm_event_bus)
+
+
+def airtable_sync(
+    settings: Settings, requests_per_second: float | None = 5.0
+) -> tuple[CrmTable, SyncState, FieldMapping] | None:
+    """(table, sync state, field mapping) for the Airtable sync, or None while no token is configured.
+
+    pyairtable is imported here only: no other function's cold start pays for it."""
+    if not settings.airtable_token_secret:
+        return None
+    from reengage.adapters.airtable import AirtableTable
+    from reengage.adapters.sync_state import DynamoSyncState
+
+    mapping = load_field_mapping(settings.airtable_mapping)
+    table = AirtableTable(
+        secret_text(settings.airtable_token_secret, "token"),
+        settings.airtable_base_id,
+        settings.airtable_table_id,
+        api_url=settings.airtable_api_url,
+        requests_per_second=requests_per_second,
+    )
+    name = f"airtable:{settings.airtable_base_id}/{settings.airtable_table_id}"
+    state = DynamoSyncState(LazyClient("dynamodb"), settings.send_ledger_table_name, name)
+    return table, state, mapping

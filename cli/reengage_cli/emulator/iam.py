@@ -399,6 +399,17 @@ def _s3(request: _Request) -> list[tuple[str, str, dict[str, str]]]:
     return [(f"s3:{action.get(request.method, request.method)}", f"arn:aws:s3:::{bucket}/{key}", {})]
 
 
+def _events(request: _Request) -> list[tuple[str, str, dict[str, str]]]:
+    operation, params = _operation(request)
+    if operation != "PutEvents":
+        return [(f"events:{operation}", "*", {})]
+    buses = {str(entry.get("EventBusName") or "default") for entry in params.get("Entries", [])}
+    return [
+        ("events:PutEvents", bus if bus.startswith("arn:") else request.arn("events", f"event-bus/{bus}"), {})
+        for bus in sorted(buses)
+    ]
+
+
 _SERVICES = {
     "dynamodb": _dynamodb,
     "sqs": _sqs,
@@ -406,6 +417,7 @@ _SERVICES = {
     "ssm": _ssm,
     "ses": _ses,
     "s3": _s3,
+    "events": _events,
 }
 
 

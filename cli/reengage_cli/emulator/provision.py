@@ -165,6 +165,17 @@ class _Provisioner:
         self.resolver.refs[logical] = name
         self.resolver.attributes[(logical, "Arn")] = f"arn:aws:s3:::{name}"
 
+    def event_bus(self, logical: str, props: dict[str, Any]) -> None:
+        name = props.get("Name") or _physical_name(logical)
+        if self.create:
+            events: Any = boto3.client("events", region_name=self.region)
+            try:
+                events.create_event_bus(Name=name)
+            except events.exceptions.ResourceAlreadyExistsException:
+                pass
+        self.resolver.refs[logical] = name
+        self.resolver.attributes[(logical, "Arn")] = f"arn:aws:events:{self.region}:123456789012:event-bus/{name}"
+
     def identity(self, logical: str, props: dict[str, Any]) -> None:
         if self.create:
             _verify_identity(self.ses, props["EmailIdentity"])
@@ -191,6 +202,7 @@ def provision(
         "AWS::SecretsManager::Secret": provisioner.secret,
         "AWS::SES::ConfigurationSet": provisioner.configuration_set,
         "AWS::S3::Bucket": provisioner.bucket,
+        "AWS::Events::EventBus": provisioner.event_bus,
     }
     pending = {
         logical: spec

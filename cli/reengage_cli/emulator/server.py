@@ -6,13 +6,14 @@ AWS_ENDPOINT_URL variable and every boto3/pynamodb client follows it.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import threading
 from collections.abc import Mapping, MutableMapping
 from typing import Any
 
-from reengage_cli.emulator import iam, moto_fixes
+from reengage_cli.emulator import events, iam, moto_fixes
 
 DEFAULT_REGION = "us-east-1"
 DUMMY_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
@@ -65,13 +66,30 @@ class _Serialized:
     def __call__(self, environ: dict[str, Any], start_response: Any) -> list[bytes]:
         if environ.get("PATH_INFO", "").startswith(LOCAL_UNSUBSCRIBE_PATH):
             return _local_unsubscribe(environ, start_response)
+        if environ.get("PATH_INFO", "") == events.EVENTS_PATH:
+            start_response("200 OK", [("Content-Type", "application/json")])
+            return [events.served()]
         with self.lock:
             if environ.get("PATH_INFO", "") == "/moto-api/reset":
                 iam.reset_denials()
+                events.clear()
             refusal = iam.authorize(environ, start_response)
             if refusal is not None:
                 return refusal
-            return [b"".join(self.app(environ, start_response))]
+            if not events.is_put_events(environ):
+                return [b"".join(self.app(environ, start_response))]
+            entries = events.request_entries(environ)
+            status: list[str] = []
+
+            def recording_start_response(code: str, headers: Any, *args: Any) -> Any:
+                status.append(code)
+                return start_response(code, headers, *args)
+
+            body = b"".join(self.app(environ, recording_start_response))
+            if status and status[0].startswith("200"):
+                accepted = json.loads(body or b"{}").get("Entries", [])
+                events.capture([entry for entry, result in zip(entries, accepted, strict=False) if "EventId" in result])
+            return [body]
 
 
 class LocalEmulator:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 
+from reengage.domain.airtable_mapping import FieldMapping, MappingError
 from reengage.domain.knowledge import KnowledgeBase, KnowledgeBaseError, load_knowledge_file
 
 SSM_PREFIX = "ssm:"
@@ -42,3 +43,23 @@ def load_knowledge_base(location: str) -> KnowledgeBase:
     except parameters.exceptions.TransformParameterError as error:
         raise KnowledgeBaseError(f"SSM parameter {name}: not JSON") from error
     return KnowledgeBase.from_dict(data, f"SSM parameter {name}")
+
+
+def load_field_mapping(location: str) -> FieldMapping:
+    """The CRM field mapping at `location`: empty (the seed's field names), a file path, or `ssm:/name`."""
+    if not location:
+        return FieldMapping.from_dict({})
+    if not location.startswith(SSM_PREFIX):
+        try:
+            with open(location, encoding="utf-8") as handle:
+                return FieldMapping.from_json(handle.read(), f"field mapping {location}")
+        except OSError as error:
+            raise MappingError(f"field mapping {location}: {error.strerror}") from error
+    from aws_lambda_powertools.utilities import parameters
+
+    name = location[len(SSM_PREFIX) :]
+    try:
+        text = parameters.get_parameter(name, max_age=CACHE_SECONDS)
+    except parameters.exceptions.GetParameterError as error:
+        raise MappingError(f"field mapping in SSM parameter {name}: {error}") from error
+    return FieldMapping.from_json(str(text), f"field mapping in SSM parameter {name}")

@@ -1,0 +1,67 @@
+"""SyncFunction: the Airtable pull on its own schedule, and, from the leads table's stream, the CRM
+events and the push of what reengage owns back to Airtable. A separate function: nothing here
+holds up a send. With no Airtable token configured the pull does nothing and pyairtable is never
+imported; events are published either way."""
+
+from __future__ import annotations
+
+import os
+from functools import cache, partial
+from typing import Any
+
+from reengage import wiring
+from reengage.adapters.leads_table import read_lead
+from reengage.domain.clock import utc_now
+from reengage.observability import logger
+from reengage.services.crm_sync import lead_changes, pull, push_leads
+from reengage.settings import Settings
+
+
+@cache
+def _settings() -> Settings:
+    return Settings.from_env(os.environ)
+
+
+@cache
+def _airtable() -> Any:
+    return wiring.airtable_sync(_settings())
+
+
+def _stream(records: list[dict[str, Any]]) -> dict[str, Any]:
+    settings = _settings()
+    sync = _airtable()
+    push = partial(push_leads, *sync) if sync else None
+    outcome = lead_changes(records, read_lead, settings.policy, wiring.crm_event_bus(settings), push)
+    for failure in outcome.push_failures:
+        logger.warning(
+            "Airtable refused a record; left for review", extra={"record": failure.record_id, "reason": failure.reason}
+        )
+    return {
+        "records": len(records),
+        "events": outcome.events,
+        "pushed": outcome.pushed,
+        "refused": len(outcome.push_failures),
+    }
+
+
+@logger.inject_lambda_context(clear_state=True)
+def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    if "Records" in event:
+        return _stream(event["Records"])
+    sync = _airtable()
+    if sync is None:
+        return {"sync": "off"}
+    settings = _settings()
+    table, state, mapping = sync
+    report = pull(wiring.stores(settings), table, state, mapping, utc_now(), settings.policy)
+    for error in report.rejected:
+        logger.warning("Airtable record rejected", extra={"problem": str(error)})
+    return {
+        "read": report.read,
+        "created": report.created,
+        "updated": report.updated,
+        "unchanged": report.unchanged,
+        "rejected": len(report.rejected),
+        "pushed": report.pushed,
+        "refused": len(report.push_failures),
+    }

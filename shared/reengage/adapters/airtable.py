@@ -1,0 +1,138 @@
+"""One Airtable table through pyairtable: records changed since a time, and batched updates.
+
+pyairtable pages the list, splits updates into batches of 10 and retries 429 and 5xx with
+backoff (honouring Retry-After). On top of it, requests are paced under Airtable's limit
+(5 requests per second per base), so a large sync is never refused in the first place.
+A batch Airtable refuses for one record (deleted: 404; unknown field: 422) is retried one
+record at a time, so only the bad record is reported; it is not retried again.
+
+Imported only by the sync, and only when a token is configured (pyairtable imports requests).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import deque
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import requests
+from pyairtable import Api, retry_strategy
+
+from reengage.domain.crm_sync import CrmAccessError, CrmRecord, UpdateFailure
+from reengage.ports import TransientError
+
+AIRTABLE_URL = "https://api.airtable.com"
+REQUESTS_PER_SECOND = 5.0
+_PAGE_SIZE = 100
+_BATCH = 10
+_WINDOW = 1.1  # seconds: Airtable's one second, and a margin for jitter on the way
+_TRANSIENT = frozenset({429, 500, 502, 503, 504})
+
+
+class _PacedApi(Api):
+    """pyairtable's Api, its requests held back so that no second sees more than the base allows.
+
+    A sliding window: a request starts only when the `limit`-th request before it started more
+    than a second (plus a margin for the network's jitter) ago."""
+
+    def __init__(self, *args: Any, requests_per_second: float | None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._limit = int(requests_per_second or 0)
+        self._starts: deque[float] = deque()
+        self._pace_lock = threading.Lock()
+
+    def request(self, method: str, url: str, *args: Any, **kwargs: Any) -> Any:
+        if self._limit:
+            with self._pace_lock:
+                if len(self._starts) >= self._limit:
+                    wait = self._starts[0] + _WINDOW - time.monotonic()
+                    if wait > 0:
+                        time.sleep(wait)
+                    self._starts.popleft()
+                self._starts.append(time.monotonic())
+        return super().request(method, url, *args, **kwargs)
+
+
+def _status(error: requests.HTTPError) -> int:
+    return error.response.status_code if error.response is not None else 0
+
+
+def _reason(error: requests.HTTPError) -> str:
+    response = error.response
+    if response is None:
+        return str(error)
+    try:
+        detail = response.json().get("error", {})
+    except ValueError:
+        return f"HTTP {response.status_code}"
+    if isinstance(detail, dict):
+        return f"HTTP {response.status_code} {detail.get('type', '')}: {detail.get('message', '')}".strip()
+    return f"HTTP {response.status_code} {detail}"
+
+
+class AirtableTable:
+    """A table of one base. `requests_per_second=None` turns pacing off (the rate-limit tests)."""
+
+    def __init__(
+        self,
+        token: str,
+        base_id: str,
+        table_id: str,
+        api_url: str = AIRTABLE_URL,
+        requests_per_second: float | None = REQUESTS_PER_SECOND,
+        retries: int = 6,
+        timeout: tuple[float, float] = (5.0, 30.0),
+    ) -> None:
+        # Backoff 0.25 s, 0.5 s, 1 s ... (Airtable asks for a pause after a 429); Retry-After wins.
+        retry = retry_strategy(status_forcelist=tuple(sorted(_TRANSIENT)), backoff_factor=0.25, total=retries)
+        self.api = _PacedApi(
+            token, timeout=timeout, retry_strategy=retry, endpoint_url=api_url, requests_per_second=requests_per_second
+        )
+        self.table = self.api.table(base_id, table_id)
+
+    def changed_since(self, cursor: str | None) -> Iterator[list[CrmRecord]]:
+        """Pages of records modified after `cursor` (every record when None)."""
+        options: dict[str, Any] = {"page_size": _PAGE_SIZE}
+        if cursor:
+            options["formula"] = f"IS_AFTER(LAST_MODIFIED_TIME(), '{cursor}')"
+        try:
+            for page in self.table.iterate(**options):
+                yield [CrmRecord(record["id"], dict(record.get("fields", {}))) for record in page]
+        except requests.HTTPError as error:
+            raise self._failure(error) from error
+        except requests.RequestException as error:
+            raise TransientError(f"Airtable unreachable: {error}") from error
+
+    def update(self, updates: Sequence[tuple[str, dict[str, Any]]]) -> list[UpdateFailure]:
+        """Write fields on records, 10 per request; returns the records Airtable refused."""
+        failures: list[UpdateFailure] = []
+        for start in range(0, len(updates), _BATCH):
+            chunk = updates[start : start + _BATCH]
+            try:
+                self.table.batch_update([{"id": rid, "fields": fields} for rid, fields in chunk])
+            except requests.HTTPError as error:
+                if _status(error) in _TRANSIENT:
+                    raise TransientError(f"Airtable: {_reason(error)}") from error
+                failures.extend(self._one_by_one(chunk))
+            except requests.RequestException as error:
+                raise TransientError(f"Airtable unreachable: {error}") from error
+        return failures
+
+    def _one_by_one(self, chunk: Sequence[tuple[str, dict[str, Any]]]) -> list[UpdateFailure]:
+        failures = []
+        for record_id, fields in chunk:
+            try:
+                self.table.update(record_id, fields)
+            except requests.HTTPError as error:
+                if _status(error) in _TRANSIENT:
+                    raise TransientError(f"Airtable: {_reason(error)}") from error
+                failures.append(UpdateFailure(record_id, _status(error), _reason(error)))
+        return failures
+
+    @staticmethod
+    def _failure(error: requests.HTTPError) -> Exception:
+        if _status(error) in _TRANSIENT:
+            return TransientError(f"Airtable: {_reason(error)}")
+        return CrmAccessError(f"Airtable refused the request: {_reason(error)}")
