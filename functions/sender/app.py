@@ -83,6 +83,7 @@ def build_sender(settings: Settings) -> FollowUpSender:
         wiring.message_writer(settings),
         settings,
         unsubscribe=wiring.unsubscribe_links(settings),
+        reply_key=lambda: wiring.reply_key(settings),
     )
 
 

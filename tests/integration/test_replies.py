@@ -15,7 +15,7 @@ from reengage.domain.leads import FollowUpStage, ScheduleState
 from reengage.domain.replies import classify
 from reengage.settings import Settings
 from reengage_cli.emulator import provision
-from tests.conftest import EVENTS, Emulator, FakeLambdaContext, load_event, load_handler
+from tests.conftest import EVENTS, TIMELESS, Emulator, FakeLambdaContext, load_event, load_handler
 from tests.integration.test_pipeline import as_sqs_event, lead_row, receive_all, seed
 from tests.openai_stub import Reply
 
@@ -28,7 +28,7 @@ inbound_bucket = ""
 def aws(aws: Emulator) -> Emulator:
     """The stack deployed with reply detection on: the inbound bucket and ReplyFunction's role exist."""
     global inbound_bucket
-    provisioned = provision.provision({"InboundDomain": "inbound.example.com"})
+    provisioned = provision.provision({**TIMELESS, "InboundDomain": "inbound.example.com"})
     os.environ.update(provisioned.environment)
     inbound_bucket = provisioned.resources["InboundMailBucket"]
     return Emulator(aws.endpoint, provisioned.environment, Settings.from_env(os.environ))
@@ -136,3 +136,19 @@ def test_a_reply_quoting_our_own_message_id_matches_strictly(aws: Emulator, tmp_
     # A made-up id in our format for a stage never sent matches nothing
     forged = raw.replace(own_id, "<rg.lead-001.Followup_2.abc@example.com>")
     assert deliver(forged) == {"unmatched": 1}
+
+
+def test_a_sender_without_ses_verdicts_is_not_trusted(aws: Emulator, tmp_path: Path) -> None:
+    sent_lead(aws, tmp_path)
+    raw = inbound("inbound-reply.eml", "unknown-id").replace("Let's talk", "No thanks, we are not interested")
+    forged = "\n".join(line for line in raw.split("\n") if not line.startswith(" ") or "Received" in line)
+    forged = forged.replace("Authentication-Results: amazonses.com;", "X-Removed: yes")
+    assert deliver(forged) == {"unauthenticated_sender": 1}
+    lead = wiring.stores(aws.settings).leads.get("lead-001")
+    assert lead is not None and lead.response_status == "No Response"
+
+
+def test_a_missing_object_is_a_counted_rejection_not_a_retry(aws: Emulator) -> None:
+    event = json.loads(json.dumps(load_event("s3-inbound-reply")).replace(SAMPLE_BUCKET, inbound_bucket))
+    event["Records"][0]["s3"]["object"]["key"] = "inbound/gone.eml"
+    assert load_handler("reply").lambda_handler(event, FakeLambdaContext()) == {"missing_object": 1}
