@@ -259,7 +259,8 @@ def _references(message: Message) -> tuple[str, ...]:
     """In-Reply-To first, then References newest first (a thread's latest message is the one replied to)."""
     in_reply_to = _MESSAGE_ID.findall(str(message.get("In-Reply-To", "")))
     references = _MESSAGE_ID.findall(str(message.get("References", "")))
-    return tuple(dict.fromkeys([*in_reply_to, *reversed(references)]))[:MAX_REFERENCES]
+    named = [reference for reference in [*in_reply_to, *reversed(references)] if len(reference) <= 512]
+    return tuple(dict.fromkeys(named))[:MAX_REFERENCES]
 
 
 def read_reply(raw: bytes) -> InboundReply:
@@ -273,6 +274,7 @@ def read_reply(raw: bytes) -> InboundReply:
             raise UnreadableReplyError(f"MIME nesting {depth} deep; at most {MAX_MIME_DEPTH}")
         senders = [address for _, address in getaddresses([str(v) for v in message.get_all("From") or []]) if address]
         sender = senders[0].strip() if len(senders) == 1 else ""  # two From addresses: no one in particular
+        sender = sender if len(sender) <= 320 else ""
         from_domain = sender.rsplit("@", 1)[-1].lower() if "@" in sender else ""
         return InboundReply(
             sender=sender,
