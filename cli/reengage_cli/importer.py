@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 from collections.abc import Callable, Iterator
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from reengage.domain.imports import RowError
-from reengage.domain.leads import FollowUpPolicy
+from reengage.domain.imports import KNOWN_FIELDS, RowError, derive_lead_id
+from reengage.domain.leads import FollowUpPolicy, email_problem
 from reengage.ports import Stores
 from reengage.services.imports import ImportReport, import_rows
 
@@ -24,8 +25,120 @@ class ImportFileError(ValueError):
     """The file cannot be read at all (missing, unknown extension, not text)."""
 
 
+MAX_CELL = 65_536  # characters in one CSV cell or JSON value read (the largest field, a history, is 32 KB)
+MAX_JSON_DEPTH = 16  # nesting of one JSONL line (a history is a list of objects: depth 3)
+_CSV_READ_LIMIT = 2**31 - 1  # the csv module's own limit, raised so one big cell cannot abort the file
+_JSON_STRING = re.compile(r'"(?:[^"\\]|\\.)*"')
+_BRACKET = re.compile(r"[\[\]{}]")
+
+
+def json_depth(line: str) -> int:
+    """How deeply a JSON text nests (strings skipped), counted without parsing it."""
+    depth = deepest = 0
+    for bracket in _BRACKET.findall(_JSON_STRING.sub("", line)):
+        depth += 1 if bracket in "[{" else -1
+        deepest = max(deepest, depth)
+    return deepest
+
+
+def _row_id(row: dict[str, Any]) -> str:
+    """The lead id a problem row is reported under: its id, else the one derived from its email."""
+    raw_id, address = row.get("id"), row.get("email")
+    if isinstance(raw_id, str) and raw_id.strip() and len(raw_id) <= MAX_CELL:
+        return raw_id.strip()[:256]
+    if isinstance(address, str) and len(address) <= 254 and email_problem(address.strip()) is None:
+        return derive_lead_id(address)
+    return ""
+
+
+def _header(path: Path, fieldnames: list[str]) -> list[str]:
+    """The CSV columns, stripped; ImportFileError naming a duplicated, unnamed or unknown column."""
+    columns = [name.strip() for name in fieldnames]
+    seen: dict[str, int] = {}
+    for position, name in enumerate(columns, start=1):
+        if not name:
+            raise ImportFileError(f"{path}: column {position} has no name")
+        if name in seen:
+            raise ImportFileError(f"{path}: column {name!r} appears twice (columns {seen[name]} and {position})")
+        if name not in KNOWN_FIELDS:
+            raise ImportFileError(
+                f"{path}: unknown column {name!r} (column {position}; known: {', '.join(sorted(KNOWN_FIELDS))})"
+            )
+        seen[name] = position
+    return columns
+
+
+def _csv_rows(path: Path, handle: Any) -> Iterator[tuple[int, dict[str, Any] | RowError]]:
+    previous = csv.field_size_limit(_CSV_READ_LIMIT)
+    try:
+        reader = csv.reader(handle)
+        fieldnames = next(reader, None)
+        if not fieldnames:
+            raise ImportFileError(f"{path}: empty file (a header row is needed)")
+        columns = _header(path, fieldnames)
+        for number, cells in enumerate(reader, start=1):
+            if not any(cell.strip() for cell in cells):
+                continue  # a blank line
+            if len(cells) > len(columns):
+                yield number, RowError(number, "", "row", "more cells than header columns")
+                continue
+            row = dict(zip(columns, cells, strict=False))
+            oversized = next((name for name, value in row.items() if len(value) > MAX_CELL), None)
+            if oversized is not None:
+                reason = f"{len(row[oversized]):,} characters; a cell holds at most {MAX_CELL:,}"
+                yield number, RowError(number, _row_id(row), oversized, reason)
+                continue
+            yield number, row
+    finally:
+        csv.field_size_limit(previous)
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    keys = [key for key, _ in pairs]
+    if duplicate := next((key for key in keys if keys.count(key) > 1), None):
+        raise _DuplicateKeyError(duplicate)
+    return dict(pairs)
+
+
+class _DuplicateKeyError(ValueError):
+    pass
+
+
+def _jsonl_rows(handle: Any) -> Iterator[tuple[int, dict[str, Any] | RowError]]:
+    number = 0
+    for line in handle:
+        if not line.strip():
+            continue
+        number += 1
+        if (depth := json_depth(line)) > MAX_JSON_DEPTH:
+            yield number, RowError(number, "", "row", f"JSON nested {depth} deep; at most {MAX_JSON_DEPTH}")
+            continue
+        try:
+            parsed = json.loads(line, object_pairs_hook=_unique_keys)
+        except _DuplicateKeyError as error:
+            yield number, RowError(number, "", str(error), "appears twice in the object")
+            continue
+        except ValueError as error:
+            yield number, RowError(number, "", "row", f"not valid JSON: {error}")
+            continue
+        if not isinstance(parsed, dict):
+            yield number, RowError(number, "", "row", "each line must be a JSON object")
+            continue
+        oversized = next((k for k, v in parsed.items() if isinstance(v, str) and len(v) > MAX_CELL), None)
+        if oversized is not None:
+            reason = f"{len(parsed[oversized]):,} characters; a value holds at most {MAX_CELL:,}"
+            yield number, RowError(number, _row_id(parsed), oversized, reason)
+            continue
+        yield number, parsed
+
+
 def read_rows(path: Path) -> Iterator[tuple[int, dict[str, Any] | RowError]]:
-    """(row number, row) pairs; data rows are numbered from 1 (a CSV header is not a row)."""
+    """(row number, row) pairs; data rows are numbered from 1 (a CSV header is not a row).
+
+    Limits are enforced while reading, per row: a cell over MAX_CELL characters or a JSON line
+    nested deeper than MAX_JSON_DEPTH is that row's error, and the rows after it are still read.
+    A CSV header with a duplicated, unnamed or unknown column refuses the file before any row.
+    """
     suffix = path.suffix.lower()
     if suffix not in {".jsonl", ".csv"}:
         raise ImportFileError(f"{path}: unknown file type {suffix or '(none)'}; use .jsonl or .csv")
@@ -35,30 +148,7 @@ def read_rows(path: Path) -> Iterator[tuple[int, dict[str, Any] | RowError]]:
         raise ImportFileError(f"{path}: {error.strerror}") from error
     with handle:
         try:
-            if suffix == ".csv":
-                reader = csv.DictReader(handle)
-                if not reader.fieldnames:
-                    raise ImportFileError(f"{path}: empty file (a header row is needed)")
-                for number, row in enumerate(reader, start=1):
-                    if None in row:
-                        yield number, RowError(number, "", "row", "more cells than header columns")
-                        continue
-                    yield number, {key.strip(): value for key, value in row.items() if key is not None}
-                return
-            number = 0
-            for line in handle:
-                if not line.strip():
-                    continue
-                number += 1
-                try:
-                    parsed = json.loads(line)
-                except ValueError as error:
-                    yield number, RowError(number, "", "row", f"not valid JSON: {error}")
-                    continue
-                if not isinstance(parsed, dict):
-                    yield number, RowError(number, "", "row", "each line must be a JSON object")
-                    continue
-                yield number, parsed
+            yield from _csv_rows(path, handle) if suffix == ".csv" else _jsonl_rows(handle)
         except UnicodeDecodeError as error:
             raise ImportFileError(f"{path}: not UTF-8 text ({error.reason} at byte {error.start})") from error
 

@@ -8,7 +8,7 @@ from typing import Any
 
 from reengage import wiring
 from reengage.domain.clock import utc_now
-from reengage.observability import count, logger, metrics
+from reengage.observability import count, logger, metrics, reject
 from reengage.ports import FollowUpQueue, Stores
 from reengage.services.scheduler import CampaignRequest, InvalidCampaignRequestError, new_campaign_id, run_scheduler
 from reengage.settings import Settings
@@ -22,14 +22,13 @@ def _deployment() -> tuple[Settings, Stores, FollowUpQueue]:
 
 @logger.inject_lambda_context(clear_state=True)
 @metrics.log_metrics
-def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+def lambda_handler(event: Any, context: Any) -> dict[str, Any]:
     settings, stores, queue = _deployment()
     try:
         request = CampaignRequest.from_event(event, settings)
     except InvalidCampaignRequestError as error:
         # Retrying cannot fix a malformed schedule input: report it and stop.
-        logger.error("invalid scheduled event", extra={"error": str(error)})
-        count("InvalidEvents", 1)
+        reject("scheduled event", str(error))
         return {"ok": False, "error": str(error)}
 
     now = utc_now()

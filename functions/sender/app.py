@@ -9,18 +9,18 @@ from __future__ import annotations
 
 import os
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from functools import cache
 from typing import Any
 
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 from aws_lambda_powertools.utilities.parser.models import SqsRecordModel
-from pydantic import BaseModel, Field, Json
+from pydantic import BaseModel, Field, Json, ValidationError
 
 from reengage import wiring
 from reengage.domain.leads import FollowUpStage
-from reengage.observability import logger, metrics, send_outcome_metrics
-from reengage.ports import FollowUpRequest, TransientError
+from reengage.observability import logger, metrics, reject, send_outcome_metrics
+from reengage.ports import FollowUpRequest, PoisonMessageError, TransientError
 from reengage.services.sender import FollowUpSender, SendOutcome
 from reengage.settings import Settings
 
@@ -45,17 +45,37 @@ def retry_delay_seconds(receive_count: int, jitter: float) -> int:
     return max(1, int(base * (0.8 + 0.4 * jitter)))
 
 
+def _records(event: Any) -> list[Any]:
+    records = event.get("Records") if isinstance(event, Mapping) else None
+    if not isinstance(records, list):
+        reject("SQS event", "no Records list")
+        return []
+    return records
+
+
 def handle_batch(
-    event: dict[str, Any], context: Any, sender: FollowUpSender, retry_later: RetryLater | None = None
+    event: Any, context: Any, sender: FollowUpSender, retry_later: RetryLater | None = None
 ) -> tuple[dict[str, Any], list[SendOutcome]]:
     """Handle an SQS batch with partial-batch failures: only failed records come back.
 
     A record that failed on throttling or an outage comes back after an exponential
     backoff (its visibility timeout is changed); any other failure waits out the queue's
-    visibility timeout and goes to the dead-letter queue after the redrive count.
+    visibility timeout and goes to the dead-letter queue after the redrive count. A record
+    that can never succeed (not a follow-up request, or for a lead that does not exist) is a
+    counted rejection (InvalidEvents, one log line with its body), never retried.
     """
     outcomes: list[SendOutcome] = []
     throttled: list[tuple[str, int]] = []
+    valid: list[Any] = []
+    for record in _records(event):
+        try:
+            FollowUpRecord.model_validate(record)
+            valid.append(record)
+        except ValidationError as error:
+            message_id = record.get("messageId") if isinstance(record, Mapping) else None
+            body = record.get("body") if isinstance(record, Mapping) else None
+            problem = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in error.errors()[:3])
+            reject("SQS record", problem, message_id=str(message_id)[:100], body=str(body)[:300])
 
     def handle(record: FollowUpRecord) -> str:
         body = record.body
@@ -64,12 +84,19 @@ def handle_batch(
         except TransientError:
             throttled.append((record.receiptHandle, int(record.attributes.ApproximateReceiveCount)))
             raise
+        except PoisonMessageError as error:
+            reject("SQS record", str(error), message_id=record.messageId)
+            return "rejected"
         outcomes.append(outcome)
         return outcome.kind
 
+    if not valid:
+        return {"batchItemFailures": []}, outcomes
     sender.writer.start_batch(context.get_remaining_time_in_millis if context is not None else None)
     processor = BatchProcessor(event_type=EventType.SQS, model=FollowUpRecord, raise_on_entire_batch_failure=False)
-    response = process_partial_response(event=event, record_handler=handle, processor=processor, context=context)
+    response = process_partial_response(
+        event={"Records": valid}, record_handler=handle, processor=processor, context=context
+    )
     if retry_later is not None:
         for receipt_handle, receive_count in throttled:
             retry_later(receipt_handle, retry_delay_seconds(receive_count, random.random()))
@@ -83,6 +110,7 @@ def build_sender(settings: Settings) -> FollowUpSender:
         wiring.message_writer(settings),
         settings,
         unsubscribe=wiring.unsubscribe_links(settings),
+        reply_key=lambda: wiring.reply_key(settings),
     )
 
 
@@ -94,7 +122,7 @@ def _deployment() -> tuple[FollowUpSender, RetryLater]:
 
 @logger.inject_lambda_context(clear_state=True)
 @metrics.log_metrics
-def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+def lambda_handler(event: Any, context: Any) -> dict[str, Any]:
     sender, retry_later = _deployment()
     response, outcomes = handle_batch(event, context, sender, retry_later)
     send_outcome_metrics(outcomes, retried=len(response["batchItemFailures"]))

@@ -108,6 +108,20 @@ def count_by(name: str, values: Counter[str] | dict[str, float], unit: MetricUni
             metric.add_dimension(name=dimension, value=str(key) or "none")
 
 
+def reject(what: str, reason: str, **details: Any) -> None:
+    """A counted rejection of malformed input: one log line and the InvalidEvents metric (published
+    at once, so handlers without `log_metrics` report it too). Retrying cannot fix such input."""
+    logger.error("input rejected", extra={"input": what, "reason": reason[:500], **details})
+    with single_metric(
+        name="InvalidEvents",
+        unit=MetricUnit.Count,
+        value=1,
+        namespace=METRICS_NAMESPACE,
+        default_dimensions=metrics.default_dimensions,
+    ):
+        pass
+
+
 def send_outcome_metrics(outcomes: Iterable[Any], retried: int) -> None:
     """The sender's metrics for one batch of outcomes (reengage.sender.SendOutcome)."""
     outcomes = list(outcomes)

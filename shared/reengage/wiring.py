@@ -95,6 +95,12 @@ def unsubscribe_key(settings: Settings) -> bytes:
     return secret_text(settings.unsubscribe_key_secret, "key").encode()
 
 
+def reply_key(settings: Settings) -> bytes:
+    """The key our Message-IDs are signed with (the link-signing secret), or b"" when none is set:
+    then no reply matches by our own Message-ID."""
+    return unsubscribe_key(settings) if settings.unsubscribe_key_secret else b""
+
+
 def message_writer(settings: Settings) -> MessageWriter:
     """The AI writer when a key is configured, else the template writer."""
     knowledge = load_knowledge_base(settings.knowledge_base)

@@ -161,7 +161,9 @@ def test_sender_dying_between_lock_and_send_never_sends_twice_and_is_shown(aws: 
     assert verdict.sent == DUE - 1
 
 
-def test_poison_messages_reach_the_dead_letter_queue_without_blocking_others(aws: Emulator, tmp_path: Path) -> None:
+def test_poison_messages_are_rejected_at_once_without_blocking_others(
+    aws: Emulator, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     pipeline = Pipeline(aws.endpoint, aws.settings)
     due, ineligible = seed(aws, tmp_path, pipeline)
     sqs = boto3.client("sqs")
@@ -174,7 +176,10 @@ def test_poison_messages_reach_the_dead_letter_queue_without_blocking_others(aws
     bodies = []
     while batch := sqs.receive_message(QueueUrl=dlq, MaxNumberOfMessages=10).get("Messages", []):
         bodies += [message["Body"] for message in batch]
-    assert sorted(bodies) == sorted(['{"lead_id": "ghost", "stage": "Followup_1"}', "{not json"])
+    # Neither can ever succeed: each is a counted rejection (issue 11), not retried into the DLQ
+    assert bodies == []
+    rejected = [r for r in caplog.records if r.getMessage() == "input rejected"]
+    assert len(rejected) == 2
 
 
 def test_crash_is_not_catchable_by_the_code_under_test() -> None:

@@ -136,3 +136,19 @@ def test_a_reply_quoting_our_own_message_id_matches_strictly(aws: Emulator, tmp_
     # A made-up id in our format for a stage never sent matches nothing
     forged = raw.replace(own_id, "<rg.lead-001.Followup_2.abc@example.com>")
     assert deliver(forged) == {"unmatched": 1}
+
+
+def test_a_sender_without_ses_verdicts_is_not_trusted(aws: Emulator, tmp_path: Path) -> None:
+    sent_lead(aws, tmp_path)
+    raw = inbound("inbound-reply.eml", "unknown-id").replace("Let's talk", "No thanks, we are not interested")
+    forged = "\n".join(line for line in raw.split("\n") if not line.startswith(" ") or "Received" in line)
+    forged = forged.replace("Authentication-Results: amazonses.com;", "X-Removed: yes")
+    assert deliver(forged) == {"unauthenticated_sender": 1}
+    lead = wiring.stores(aws.settings).leads.get("lead-001")
+    assert lead is not None and lead.response_status == "No Response"
+
+
+def test_a_missing_object_is_a_counted_rejection_not_a_retry(aws: Emulator) -> None:
+    event = json.loads(json.dumps(load_event("s3-inbound-reply")).replace(SAMPLE_BUCKET, inbound_bucket))
+    event["Records"][0]["s3"]["object"]["key"] = "inbound/gone.eml"
+    assert load_handler("reply").lambda_handler(event, FakeLambdaContext()) == {"missing_object": 1}

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
+import hmac
 import re
 from dataclasses import dataclass
 
@@ -52,26 +54,39 @@ def lead_id_problem(lead_id: str) -> str | None:
     return None
 
 
-def own_message_id(lead_id: str, stage: str, nonce: str, domain: str) -> str:
-    """The Message-ID reengage gives a follow-up: it names the lead and stage, whose ledger record
-    exists before the email leaves, so a reply quoting it matches without any lookup table."""
-    return f"<{_OWN_PREFIX}{encode_tag(lead_id)}.{stage}.{nonce}@{domain}>"
+def reply_mac(key: bytes, lead_id: str, stage: str, locked_at: str) -> str:
+    """The unforgeable part of our Message-ID: an HMAC of the lead, the stage and the send (the time
+    its send lock was taken, which the ledger record of that send keeps)."""
+    message = "|".join((lead_id, stage, locked_at)).encode()
+    return hmac.new(key, message, hashlib.sha256).hexdigest()[:32]
+
+
+def own_message_id(lead_id: str, stage: str, mac: str, domain: str) -> str:
+    """The Message-ID reengage gives a follow-up: it names the lead and stage and carries `reply_mac`,
+    so a reply quoting it is matched by one ledger read and can be checked, never guessed."""
+    return f"<{_OWN_PREFIX}{encode_tag(lead_id)}.{stage}.{mac}@{domain}>"
 
 
 @dataclass(frozen=True)
 class OwnReference:
     lead_id: str
     stage: FollowUpStage
+    mac: str
+
+    def signed_by(self, key: bytes, locked_at: str) -> bool:
+        """True when this reference carries the HMAC of the send whose lock was taken at `locked_at`."""
+        expected = reply_mac(key, self.lead_id, self.stage.value, locked_at)
+        return bool(key) and bool(locked_at) and hmac.compare_digest(self.mac.encode(), expected.encode())
 
 
 def parse_own_reference(reference: str) -> OwnReference | None:
-    """The lead and stage named by one of our Message-IDs (the part before @), else None."""
-    if not reference.startswith(_OWN_PREFIX):
+    """The lead, stage and HMAC named by one of our Message-IDs (the part before @), else None."""
+    if not reference.startswith(_OWN_PREFIX) or not reference.isascii():
         return None
     parts = reference.split(".")
     if len(parts) != 4 or parts[2] not in STAGE_ORDER:
         return None
-    return OwnReference(decode_tag(parts[1]), FollowUpStage(parts[2]))
+    return OwnReference(decode_tag(parts[1]), FollowUpStage(parts[2]), parts[3])
 
 
 def is_own_reference(reference: str) -> bool:

@@ -39,7 +39,7 @@ from reengage.domain.leads import (
     email_problem,
 )
 from reengage.domain.send_windows import country_code, valid_zone
-from reengage.domain.text import CONTROL_CHARACTERS
+from reengage.domain.text import CONTROL_CHARACTERS, text_problem
 
 # Ids derived from an email are stable across imports: the same address is the same lead.
 LEAD_ID_NAMESPACE = uuid.UUID("6f1d2a1e-8a52-4c1f-9a57-1f0d3f9b2c11")
@@ -204,6 +204,8 @@ class _RowCheck:
                 self.error(name, f"must be text, got {type(value).__name__}")
             elif CONTROL_CHARACTERS.search(value):
                 self.error(name, "contains control characters (line breaks, tabs...)")
+            elif problem := text_problem(value):
+                self.error(name, problem)
             elif len(value.strip()) > cap:
                 self.error(name, f"longer than {cap} characters")
             elif value.strip():

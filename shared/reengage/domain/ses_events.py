@@ -29,33 +29,54 @@ class SesEvent:
     detail: str = ""
 
 
-def parse_notification(message: str | Mapping[str, Any]) -> SesEvent:
-    """An SES event (the SNS message body) as the facts reengage acts on."""
+def _first(tags: Mapping[str, Any], name: str) -> str:
+    values = tags.get(name)
+    value = values[0] if isinstance(values, list) and values else ""
+    return value if isinstance(value, str) else ""
+
+
+def _text(value: Any) -> str:
+    return value if isinstance(value, str) else ""
+
+
+def parse_notification(message: Any) -> SesEvent:
+    """An SES event (the SNS message body) as the facts reengage acts on; MalformedEventError for
+    anything else (null, a list, wrong types), never another exception."""
     try:
-        data = json.loads(message) if isinstance(message, str) else dict(message)
-    except ValueError as error:
-        raise MalformedEventError(f"not JSON: {error}") from error
+        data = json.loads(message) if isinstance(message, str) else message
+    except (ValueError, RecursionError) as error:
+        raise MalformedEventError(f"not JSON: {str(error)[:200]}") from error
+    if not isinstance(data, Mapping):
+        raise MalformedEventError(f"the message is {type(data).__name__}, not an SES event object")
     kind = data.get("eventType") or data.get("notificationType")
     mail = data.get("mail")
-    if not isinstance(kind, str) or not isinstance(mail, dict):
+    if not isinstance(kind, str) or not isinstance(mail, Mapping):
         raise MalformedEventError("no eventType/mail: not an SES event")
-    tags = mail.get("tags") or {}
-    lead_id = decode_tag((tags.get("lead_id") or [""])[0])
-    stage = (tags.get("stage") or [""])[0]
-    bounce = data.get("bounce") or {}
+    raw_tags = mail.get("tags")
+    tags: Mapping[str, Any] = raw_tags if isinstance(raw_tags, Mapping) else {}
+    lead_id = decode_tag(_first(tags, "lead_id"))
+    stage = _first(tags, "stage")
+    if len(lead_id) > 2048 or len(_text(mail.get("messageId"))) > 1024:
+        raise MalformedEventError("a lead id or message id longer than any SES event carries")
+
+    def section(name: str) -> Mapping[str, Any]:
+        value = data.get(name)
+        return value if isinstance(value, Mapping) else {}
+
+    bounce = section("bounce")
     detail = ""
     if kind == "Bounce":
-        detail = f"{bounce.get('bounceType', '')}/{bounce.get('bounceSubType', '')}"
+        detail = f"{_text(bounce.get('bounceType'))}/{_text(bounce.get('bounceSubType'))}"
     elif kind == "Complaint":
-        detail = str((data.get("complaint") or {}).get("complaintFeedbackType", ""))
+        detail = _text(section("complaint").get("complaintFeedbackType"))
     elif kind == "Reject":
-        detail = str((data.get("reject") or {}).get("reason", ""))
+        detail = _text(section("reject").get("reason"))
     return SesEvent(
         kind=kind,
         lead_id=lead_id,
         stage=stage,
-        message_id=str(mail.get("messageId", "")),
-        at=str(mail.get("timestamp", "")),
+        message_id=_text(mail.get("messageId")),
+        at=_text(mail.get("timestamp")),
         hard_bounce=kind == "Bounce" and bounce.get("bounceType") == "Permanent",
         detail=detail,
     )

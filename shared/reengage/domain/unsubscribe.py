@@ -13,6 +13,7 @@ import base64
 import hashlib
 import hmac
 import html
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -36,10 +37,15 @@ def make_token(lead_id: str, key: bytes, now: datetime) -> str:
     return f"{expires}.{_signature(lead_id, expires, key)}"
 
 
+_EXPIRES = re.compile(r"[0-9]{1,12}")  # ASCII digits only: str.isdigit() accepts "²"
+_SIGNATURE = re.compile(r"[A-Za-z0-9_-]{1,64}")
+MAX_LEAD_ID = 2048
+
+
 def check_token(lead_id: str, token: str, key: bytes, now: datetime) -> None:
     """Raises InvalidTokenError unless `token` was issued for `lead_id` and has not expired."""
     expires_text, _, signature = token.partition(".")
-    if not expires_text.isdigit() or not signature:
+    if not _EXPIRES.fullmatch(expires_text) or not _SIGNATURE.fullmatch(signature) or len(lead_id) > MAX_LEAD_ID:
         raise InvalidTokenError("malformed link")
     if not hmac.compare_digest(signature, _signature(lead_id, int(expires_text), key)):
         raise InvalidTokenError("this link was not issued by us")
@@ -87,6 +93,10 @@ def confirmation_page(lead_id: str, token: str) -> Page:
         "<button type='submit'>Unsubscribe</button></form>"
     )
     return Page(200, _page("Unsubscribe?", "You will not receive any more follow-ups from us.", form))
+
+
+def bad_request_page() -> Page:
+    return Page(400, _page("Bad request", "Use the link in the email."))
 
 
 def not_allowed_page() -> Page:

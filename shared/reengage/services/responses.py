@@ -27,7 +27,7 @@ from reengage.domain.leads import (
     ResponseStatus,
     appended_history,
 )
-from reengage.domain.replies import classify, read_reply
+from reengage.domain.replies import ReceiptVerdicts, UnreadableReplyError, classify, opts_out, read_reply
 from reengage.domain.ses_events import SesEvent
 from reengage.domain.unsubscribe import (
     ONE_CLICK_BODY,
@@ -69,21 +69,24 @@ def record_response(
     source: str,
     now: datetime,
     policy: FollowUpPolicy,
+    suppress: bool = False,
     **details: Any,
 ) -> bool:
-    """Set a lead's response status (and suppression); False if it already had that status."""
+    """Set a lead's response status (and suppression: always for SUPPRESSING statuses, and when
+    `suppress` is set); False if it already had that status and suppression."""
+    suppress = suppress or status in SUPPRESSING
     for _ in range(_ATTEMPTS):
         lead = stores.leads.get(lead_id)
         if lead is None:
             raise UnknownLeadError(f"no lead with id {lead_id!r}")
         resumes = status == ResponseStatus.NO_RESPONSE and bool(lead.paused_until)
-        if lead.response_status == status.value and (lead.suppressed or status not in SUPPRESSING) and not resumes:
+        if lead.response_status == status.value and (lead.suppressed or not suppress) and not resumes:
             return False
         at = format_time(now)
         updated = replace(
             lead,
             response_status=status.value,
-            suppressed=lead.suppressed or status in SUPPRESSING,
+            suppressed=lead.suppressed or suppress,
             engagement_history=appended_history(
                 lead.engagement_history,
                 {"outcome": "response", "status": status.value, "source": source, "at": at, **details},
@@ -94,8 +97,8 @@ def record_response(
             updated.paused_until = None  # `reengage mark ID "No Response"` also lifts a company pause
         policy.reschedule(updated)
         if stores.leads.put(updated, previous=lead):
-            if status in SUPPRESSING and lead.email:
-                stores.suppression.suppress(lead.email, status.value, at)
+            if suppress and lead.email:
+                stores.suppression.suppress(lead.email, status.value if status in SUPPRESSING else source, at)
             if status in PAUSING:
                 pause_colleagues(stores, updated, status, now, policy)
             return True
@@ -212,11 +215,15 @@ def _append_history(stores: Stores, event: SesEvent, outcome: str, now: datetime
 
 
 # -- inbound replies (ReplyFunction) ---------------------------------------------
-def _lead_of(stores: Stores, reference: str) -> str | None:
-    """The lead a referenced message went to: our own Message-ID, or the id SES assigned."""
+def _lead_of(stores: Stores, reference: str, key: bytes) -> str | None:
+    """The lead a referenced message went to: our own Message-ID when its HMAC is the one of the
+    send the ledger recorded for that lead and stage, or the (unguessable) id SES assigned."""
     if is_own_reference(reference):
         own = parse_own_reference(reference)
-        if own is not None and stores.ledger.record(own.lead_id, own.stage) is not None:
+        if own is None or not key:
+            return None
+        record = stores.ledger.record(own.lead_id, own.stage)
+        if record is not None and own.signed_by(key, record.locked_at):
             return own.lead_id
         return None
     return stores.ledger.lead_for_message(reference)
@@ -228,26 +235,46 @@ def handle_reply(
     now: datetime,
     policy: FollowUpPolicy,
     classifier: Callable[[str], ResponseStatus] = classify,
+    key: bytes = b"",
+    verdicts: ReceiptVerdicts | None = None,
 ) -> str:
     """Match an inbound email to its lead and record the answer; returns what happened.
 
     Matching is strict: the In-Reply-To/References headers must name a message reengage
-    sent; only when they name none is the sender's address used. Automatic replies
-    (out of office and the like) never stop a sequence.
+    sent (our Message-ID with a valid HMAC under `key`, or SES's id of a recorded send);
+    only when they name none is the sender's address used, and only when SES authenticated
+    it (`verdicts` from the receipt notification, else SES's Authentication-Results header).
+    Automatic replies (out of office and the like) never stop a sequence; a reply refusing
+    email ("remove me", "unsubscribe") also puts the address on the suppression list.
     """
-    reply = read_reply(raw)
+    try:
+        reply = read_reply(raw)
+    except UnreadableReplyError as error:
+        logger.warning("inbound email refused", extra={"reason": str(error)})
+        return "unreadable"
     if reply.automatic:
         return "automatic_ignored"
-    lead_id = next((found for found in (_lead_of(stores, ref) for ref in reply.referenced_ids) if found), None)
+    lead_id = next((found for found in (_lead_of(stores, ref, key) for ref in reply.referenced_ids) if found), None)
     matched_by = "thread"
     if lead_id is None and reply.sender:
+        if not (verdicts or reply.verdicts).authenticated:
+            return "unauthenticated_sender"
         lead_id, matched_by = stores.leads.find_by_email(reply.sender), "sender"
     if lead_id is None:
         return "unmatched"
-    status = classifier(reply.text)
+    opted_out = opts_out(reply.text)
+    status = ResponseStatus.REJECTED if opted_out else classifier(reply.text)
     try:
         record_response(
-            stores, lead_id, status, "reply", now, policy, matched_by=matched_by, subject=reply.subject[:200]
+            stores,
+            lead_id,
+            status,
+            "reply",
+            now,
+            policy,
+            suppress=opted_out,
+            matched_by=matched_by,
+            subject=reply.subject[:200],
         )
     except UnknownLeadError:
         return "unmatched"

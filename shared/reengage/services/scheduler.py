@@ -73,11 +73,13 @@ class CampaignRequest:
         limit = payload.get("limit")
         dry_run = payload.get("dry_run", False)
         if isinstance(days, bool) or not isinstance(days, int) or not 0 <= days <= 3650:
-            raise InvalidCampaignRequestError(f"days_since_contact must be a whole number 0-3650, got {days!r}")
+            raise InvalidCampaignRequestError(
+                f"days_since_contact must be a whole number 0-3650, got {repr(days)[:100]}"
+            )
         if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
-            raise InvalidCampaignRequestError(f"limit must be a positive whole number or null, got {limit!r}")
+            raise InvalidCampaignRequestError(f"limit must be a positive whole number or null, got {repr(limit)[:100]}")
         if not isinstance(dry_run, bool):
-            raise InvalidCampaignRequestError(f"dry_run must be true or false, got {dry_run!r}")
+            raise InvalidCampaignRequestError(f"dry_run must be true or false, got {repr(dry_run)[:100]}")
         return cls(days_since_contact=days, limit=limit, dry_run=dry_run or settings.dry_run)
 
 

@@ -18,7 +18,7 @@ from datetime import UTC, datetime, time, timedelta
 from typing import Any
 
 from reengage.domain.clock import format_time, parse_time, utc_now
-from reengage.domain.correlation import own_message_id
+from reengage.domain.correlation import own_message_id, reply_mac
 from reengage.domain.leads import (
     STAGE_ORDER,
     FollowUpPolicy,
@@ -99,6 +99,7 @@ class FollowUpSender:
         settings: Settings,
         clock: Callable[[], datetime] = utc_now,
         unsubscribe: UnsubscribeLinks | None = None,
+        reply_key: Callable[[], bytes] | None = None,
     ) -> None:
         self.stores = stores
         self.mailer = mailer
@@ -107,6 +108,8 @@ class FollowUpSender:
         self.policy: FollowUpPolicy = settings.policy
         self.clock = clock
         self.unsubscribe = unsubscribe
+        # Signs our Message-IDs (correlation.reply_mac): the link-signing key unless told otherwise.
+        self.reply_key = reply_key or (unsubscribe.key if unsubscribe is not None else None)
 
     def _skip(self, request: FollowUpRequest, reason: SkipReason, detail: str = "") -> SendOutcome:
         logger.info(
@@ -244,7 +247,11 @@ class FollowUpSender:
 
     def _email(self, lead: Lead, request: FollowUpRequest, message: FollowUpMessage, now: datetime) -> OutgoingEmail:
         domain = self.settings.sender_email.split("@")[1]
-        message_id = own_message_id(lead.id, request.stage.value, secrets.token_hex(6), domain)
+        # The MAC covers the send lock's time (`locked_at`, kept on the ledger record of this send).
+        locked_at = format_time(now)
+        key = self.reply_key() if self.reply_key is not None else b""
+        mac = reply_mac(key, lead.id, request.stage.value, locked_at) if key else secrets.token_hex(16)
+        message_id = own_message_id(lead.id, request.stage.value, mac, domain)
         unsubscribe_url = self.unsubscribe.url(lead.id, now) if self.unsubscribe is not None else ""
         return follow_up_email(lead, request.stage, request.campaign_id, message, message_id, unsubscribe_url)
 
