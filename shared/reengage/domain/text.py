@@ -1,15 +1,44 @@
-"""Untrusted text: the one definition of control characters, and cleaning lead fields for display."""
+"""Untrusted text: the one definition of control characters, Unicode normalisation, and cleaning lead
+fields for display."""
 
 from __future__ import annotations
 
 import re
+import unicodedata
 
 # C0 controls, DEL and the Unicode line/paragraph separators: never allowed in a header, a field or a subject.
 CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f\u2028\u2029]")
 # The same, but tolerating the tab and line breaks that a body of text may carry.
 CONTROL_IN_BODY = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+# Characters that render as nothing (or reorder what is around them) but that NFKC keeps: Unicode
+# format characters (zero-width spaces and joiners, bidi embeddings/overrides/isolates, the BOM, the
+# soft hyphen, tag characters) are found by category; these are the invisible ones of other categories.
+_INVISIBLE_EXTRA = frozenset("\u034f\u115f\u1160\u17b4\u17b5\u180b\u180c\u180d\u180f\u3164\uffa0\u2800")
+# Full stops that IDNA treats as label separators (a link written as `evil。com`).
+_DOT_LIKE = str.maketrans({"\u3002": ".", "\uff61": ".", "\uff0e": "."})
 
 FIELD_CAP = 80
+
+
+def _invisible(char: str) -> bool:
+    return (
+        unicodedata.category(char) == "Cf"
+        or char in _INVISIBLE_EXTRA
+        or "\ufe00" <= char <= "\ufe0f"  # variation selectors
+        or "\U000e0100" <= char <= "\U000e01ef"
+    )
+
+
+def invisible_characters(text: str) -> list[str]:
+    """The invisible and direction-control characters in `text`, as `U+XXXX` names."""
+    return sorted({f"U+{ord(char):04X}" for char in text if _invisible(char)})
+
+
+def normalise(text: str) -> str:
+    """NFKC (full-width and compatibility forms folded: `＠` -> `@`, `ｅｘａｍｐｌｅ` -> `example`), invisible and
+    bidi control characters removed, ideographic full stops read as dots."""
+    folded = unicodedata.normalize("NFKC", text)
+    return "".join(char for char in folded if not _invisible(char)).translate(_DOT_LIKE)
 
 
 def single_line(value: str) -> str:
@@ -18,5 +47,6 @@ def single_line(value: str) -> str:
 
 
 def clean_field(value: str, cap: int = FIELD_CAP) -> str:
-    """Untrusted lead text: control characters removed, white space folded, length capped."""
-    return single_line(value)[:cap].strip()
+    """Untrusted lead text: normalised (NFKC, no invisible characters), control characters removed,
+    white space folded, length capped."""
+    return single_line(normalise(value))[:cap].strip()
