@@ -334,3 +334,89 @@ def test_corpus_hostile_leads_through_the_server(corpus_stub: OpenAIStub, case: 
     for part in (message.subject, message.text, message.html):
         for forbidden in case.forbidden:
             assert forbidden not in part
+
+
+# --- cost: every paid call is recorded, and the breaker counts every bad answer -------------------
+
+SERVER_MODEL = "gpt-test-2026-11-01"  # what the server says answered, not what was asked for
+
+
+def malformed(stub: OpenAIStub) -> None:
+    stub.draft("unused", "unused", model=SERVER_MODEL)
+    stub.replies[-1].content = "Sure! Here is your email: Subject: hi"
+
+
+def refused(stub: OpenAIStub) -> None:
+    stub.draft("unused", "unused", model=SERVER_MODEL, refusal="I can't help with that request.")
+    stub.replies[-1].content = None
+
+
+def truncated(stub: OpenAIStub) -> None:
+    stub.draft("A thought", GOOD_1[:80], model=SERVER_MODEL, finish_reason="length")
+
+
+def gate_failure(stub: OpenAIStub) -> None:
+    stub.draft("Invoice #4471 overdue", GOOD_1, model=SERVER_MODEL)
+
+
+def wrong_flags(stub: OpenAIStub) -> None:
+    stub.draft("A thought for Acme Robotics", GOOD_1, is_final=True, model=SERVER_MODEL)
+
+
+@pytest.mark.parametrize(
+    ("script", "reason"),
+    [
+        (malformed, "malformed_output: not JSON"),
+        (refused, "refused: I can't help with that request."),
+        (truncated, "malformed_output: cut off at the token limit"),
+        (gate_failure, "quality: alarming subject: Invoice"),
+        (wrong_flags, "quality: model says the first follow-up is final"),
+    ],
+)
+def test_every_paid_call_is_recorded_whatever_it_answered(openai_stub: OpenAIStub, script: Any, reason: str) -> None:
+    # Given a server that answers (and bills) but with nothing usable
+    script(openai_stub)
+    store, requests = claimed_store(scheduled(LEAD))
+    sender = FollowUpSender(store.stores, RecordingMailer(), writer(openai_stub), SETTINGS, clock=lambda: NOW)
+    # When the follow-up is written and sent
+    outcome = sender.send(requests[0])
+    # Then the template went out, and the history says which model answered, what it cost and why not used
+    entry = store.leads["lead-001"].engagement_history[-1]
+    assert outcome.kind == SENT and entry["generator"] == "template"
+    assert entry["fallback_reason"].startswith(reason[:40]), entry["fallback_reason"]
+    assert (entry["model"], entry["prompt_tokens"], entry["completion_tokens"]) == (SERVER_MODEL, 350, 140)
+    assert (outcome.model, outcome.prompt_tokens) == (SERVER_MODEL, 350)
+
+
+def test_malformed_answers_trip_the_breaker_and_gate_failures_do_not_reset_it(openai_stub: OpenAIStub) -> None:
+    ai = writer(openai_stub, retries=0)
+    ai.start_batch(lambda: 300_000)
+    # Given two malformed answers in one batch
+    malformed(openai_stub)
+    malformed(openai_stub)
+    reasons = [ai.write(LEAD, FollowUpStage.FOLLOWUP_1, NOW).fallback_reason for _ in range(3)]
+    # Then the third lead is not even tried
+    assert [reason.split(":")[0] for reason in reasons] == [
+        "malformed_output",
+        "malformed_output",
+        "ai_failing_in_this_batch",
+    ]
+    assert len(openai_stub.requests) == 2
+
+    # Given an unavailable model, then a draft the gate stops, in a new batch
+    openai_stub.requests.clear()
+    ai.start_batch(lambda: 300_000)
+    openai_stub.fail(500)
+    gate_failure(openai_stub)
+    openai_stub.draft("A thought for Acme Robotics", GOOD_1)
+    reasons = [ai.write(LEAD, FollowUpStage.FOLLOWUP_1, NOW).fallback_reason for _ in range(3)]
+    # Then the gate failure counted (it did not reset the count): the good draft is never asked for
+    assert [reason.split(":")[0] for reason in reasons] == ["ai_unavailable", "quality", "ai_failing_in_this_batch"]
+    assert len(openai_stub.requests) == 2
+
+
+def test_template_writer_calls_nothing_and_says_so() -> None:
+    from reengage.domain.messages import TemplateWriter
+
+    message = TemplateWriter(KB).write(LEAD, FollowUpStage.FOLLOWUP_1, NOW)
+    assert (message.ai_calls, message.model, message.prompt_tokens) == (0, "", 0)
