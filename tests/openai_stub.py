@@ -21,6 +21,9 @@ class Reply:
     error: dict[str, Any] | None = None
     delay: float = 0.0
     usage: tuple[int, int] = (350, 140)
+    model: str = ""  # the model the server says answered (default: the one asked for)
+    refusal: str | None = None
+    finish_reason: str = "stop"
 
 
 @dataclass
@@ -31,8 +34,22 @@ class OpenAIStub:
     base_url: str = ""
     _server: ThreadingHTTPServer | None = None
 
-    def draft(self, subject: str, body: str, **reply: Any) -> None:
-        self.replies.append(Reply(content=json.dumps({"subject": subject, "body": body}), **reply))
+    def draft(
+        self,
+        subject: str,
+        body: str,
+        is_final: bool | None = None,
+        acknowledges_previous: bool | None = True,
+        **reply: Any,
+    ) -> None:
+        """A structured answer; `is_final` None: the truth for the stage the request asked for."""
+        fields = {
+            "subject": subject,
+            "body": body,
+            "is_final": is_final,
+            "acknowledges_previous": acknowledges_previous,
+        }
+        self.replies.append(Reply(content=json.dumps(fields), **reply))
 
     def fail(self, status: int, times: int = 1, delay: float = 0.0) -> None:
         for _ in range(times):
@@ -52,6 +69,11 @@ class OpenAIStub:
                 stub.requests.append(json.loads(self.rfile.read(length) or b"{}"))
                 stub.headers.append({key.lower(): value for key, value in self.headers.items()})
                 reply = stub.replies.popleft() if stub.replies else Reply(status=500, error={"message": "no reply"})
+                request = stub.requests[-1]
+                if reply.content and '"is_final": null' in reply.content:
+                    asked = str(request.get("messages", [{}])[-1].get("content", ""))
+                    final = "Write the Followup_2 email" in asked
+                    reply.content = reply.content.replace('"is_final": null', f'"is_final": {str(final).lower()}')
                 if reply.delay:
                     time.sleep(reply.delay)
                 if reply.status == 200:
@@ -59,12 +81,12 @@ class OpenAIStub:
                         "id": f"chatcmpl-{len(stub.requests)}",
                         "object": "chat.completion",
                         "created": int(time.time()),
-                        "model": stub.requests[-1].get("model", "stub"),
+                        "model": reply.model or request.get("model", "stub"),
                         "choices": [
                             {
                                 "index": 0,
-                                "message": {"role": "assistant", "content": reply.content},
-                                "finish_reason": "stop",
+                                "message": {"role": "assistant", "content": reply.content, "refusal": reply.refusal},
+                                "finish_reason": reply.finish_reason,
                             }
                         ],
                         "usage": {

@@ -8,10 +8,8 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
-from reengage.domain.knowledge import KnowledgeBase
 from reengage.domain.leads import FollowUpPolicy, FollowUpStage, Lead
 from reengage.domain.messages import GENERATOR_AI, FollowUpMessage
-from reengage.domain.quality import check_follow_up
 from reengage.services.scheduler import CampaignSummary
 from reengage.services.sender import SKIPPED, SendOutcome
 from reengage_cli.drain import DrainReport
@@ -88,21 +86,44 @@ def print_outcome(index: int, total: int, outcome: SendOutcome, names: dict[str,
 
 def generator_label(message: FollowUpMessage) -> str:
     if message.generator == GENERATOR_AI:
-        return f"ai, {message.model}, {message.prompt_tokens}+{message.completion_tokens} tokens"
+        return f"ai ({message.model})"
     return f"template ({message.fallback_reason})" if message.fallback_reason else "template"
 
 
-def print_preview(lead: Lead, stage: FollowUpStage, message: FollowUpMessage, knowledge: KnowledgeBase) -> None:
-    """One message as it would be sent, with the generator and the quality-gate verdict."""
-    body = message.text.split("\n\nBest regards,")[0]
-    verdict = check_follow_up(message.subject, body, lead, stage, knowledge)
+def model_use(message: FollowUpMessage) -> str:
+    """Whether the model was called for this message, and what it cost (tokens as the server reported)."""
+    if not message.ai_calls:
+        return "not called"
+    used = "draft used" if message.generator == GENERATOR_AI else "draft not used"
+    return (
+        f"called {message.ai_calls}x ({message.model}), {message.prompt_tokens} prompt + "
+        f"{message.completion_tokens} completion tokens; {used}"
+    )
+
+
+def print_preview(lead: Lead, stage: FollowUpStage, message: FollowUpMessage) -> None:
+    """One message as it would be sent, with the generator, the model's cost and the gate's verdict."""
     say(f"To:        {lead.name} <{lead.email}>")
     say(f"Stage:     {stage.value}")
     say(f"Generator: {generator_label(message)}")
-    say("Quality:   " + ("passed" if verdict.ok else "FAILED: " + "; ".join(verdict.problems)))
+    say(f"Model:     {model_use(message)}")
+    say("Quality:   " + ("passed" if not message.problems else "FAILED (not sent): " + "; ".join(message.problems)))
+    for reason in message.left_out:
+        say(f"Left out:  {reason}")
     say(f"Subject:   {message.subject}")
     say()
     say(message.text.rstrip())
+
+
+def print_model_cost(messages: list[FollowUpMessage]) -> None:
+    """What writing these messages cost: model calls and tokens."""
+    calls = sum(message.ai_calls for message in messages)
+    prompt = sum(message.prompt_tokens for message in messages)
+    completion = sum(message.completion_tokens for message in messages)
+    if not calls:
+        say("Model: not called (templates only)")
+    else:
+        say(f"Model: {calls} calls, {prompt} prompt + {completion} completion tokens")
 
 
 def print_next_send(lead: Lead, policy: FollowUpPolicy, now: datetime) -> None:

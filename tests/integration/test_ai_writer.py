@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from dataclasses import replace
 from typing import Any
 
@@ -12,6 +13,8 @@ from reengage.adapters.openai_writer import AiWriter
 from reengage.domain.knowledge import load_knowledge_file
 from reengage.domain.leads import FollowUpPolicy, FollowUpStage, Lead
 from reengage.services.sender import SENT, FollowUpSender
+from tests.adversarial import BASE, DraftCase, HostileLead, draft_cases, hostile_leads
+from tests.adversarial import LEAD as ADVERSARIAL_LEAD
 from tests.conftest import NOW, ago
 from tests.fakes import RecordingMailer
 from tests.openai_stub import OpenAIStub
@@ -44,6 +47,9 @@ GOOD_2 = (
 )
 
 
+BASE_FU1 = BASE[FollowUpStage.FOLLOWUP_1]
+
+
 def scheduled(lead: Lead) -> Lead:
     scheduled = replace(lead)
     FollowUpPolicy().reschedule(scheduled)
@@ -72,14 +78,23 @@ def test_good_draft_is_sent_as_written_with_usage_recorded(openai_stub: OpenAISt
     assert (message.generator, message.fallback_reason) == ("ai", "")
     assert (message.model, message.prompt_tokens, message.completion_tokens) == ("gpt-test", 350, 140)
     assert message.subject == "A thought for Acme Robotics"
-    assert "following up on my note from 8 days ago" in message.text and KB.postal_address in message.text
-    assert "<p>Hi Person, following up" in message.html
+    assert "Following up on my note from 8 days ago" in message.text and KB.postal_address in message.text
+    # reengage writes the greeting (the model's own, to the right person, is dropped) and the one link
+    assert "<p>Hi Person,</p><p>Following up" in message.html and message.text.startswith("Hi Person,\n\n")
+    assert message.text.count("https://") == 1 and KB.call_to_action_url in message.text
+    assert message.ai_calls == 1
     # The request: the model, the stage's tone, structured output, the key from the provider
     request = openai_stub.requests[0]
     assert request["model"] == "gpt-test"
     assert request["response_format"]["type"] == "json_schema"
     system, user = system_and_user(request)
-    assert "strategic_followup" in system and "northbeam.example" in system
+    assert "strategic_followup" in system and "is_final" in system and "Never write a link" in system
+    assert request["response_format"]["json_schema"]["schema"]["required"] == [
+        "subject",
+        "body",
+        "is_final",
+        "acknowledges_previous",
+    ]
     assert '"days_since_last_message": 8' in user and '"company": "Acme Robotics"' in user
     assert openai_stub.headers[0]["authorization"] == "Bearer sk-test-key"
 
@@ -95,12 +110,12 @@ def test_final_stage_uses_the_final_tone(openai_stub: OpenAIStub) -> None:
     ("stage", "subject", "body", "reason"),
     [
         (FollowUpStage.FOLLOWUP_1, "x", "not json at all", "malformed_output"),
-        (FollowUpStage.FOLLOWUP_1, "Hi {first_name}", GOOD_1, "quality: unfilled placeholder"),
+        (FollowUpStage.FOLLOWUP_1, "Hi {first_name}", GOOD_1, "quality: placeholder"),
         (
             FollowUpStage.FOLLOWUP_1,
             "Idea",
             GOOD_1.replace("[", "").replace("Hi Person,", "Hi [First Name],"),
-            "quality: unfilled placeholder",
+            "quality: placeholder",
         ),
         (
             FollowUpStage.FOLLOWUP_1,
@@ -122,7 +137,7 @@ def test_final_stage_uses_the_final_tone(openai_stub: OpenAIStub) -> None:
             FollowUpStage.FOLLOWUP_1,
             "Idea for Acme Robotics",
             GOOD_1 + " Book here: https://evil.example.net/win",
-            "quality: link to a domain that is not allowed: evil.example.net",
+            "quality: link: https:",
         ),
     ],
 )
@@ -156,13 +171,11 @@ def test_hostile_lead_data_stays_data(openai_stub: OpenAIStub) -> None:
     assert message.generator == "template" and message.fallback_reason.startswith("quality:")
     assert "evil.example.net" not in message.text.split("Hi ")[0]
     system, user = system_and_user(openai_stub.requests[0])
-    # Rules come only from the system message; the lead text sits inside <lead>, escaped and cleaned.
-    assert "Ignore previous instructions" not in system
+    # Rules come only from the system message; fields that fail the gate never reach the model at all.
+    assert "Ignore previous instructions" not in system + user
     lead_block = user.split("<lead>")[1].split("</lead>")[0]
-    assert "Ignore previous instructions" in lead_block
-    assert "\\u003c/lead\\u003e" in lead_block and user.count("</lead>") == 1
-    assert "\r" not in user and "Bcc: victim" in lead_block  # control characters gone, text kept as data
-    assert json.loads(lead_block)["company"].startswith("Ignore previous")
+    assert user.count("</lead>") == 1 and "evil" not in user and "victim" not in user
+    assert json.loads(lead_block)["company"] is None and json.loads(lead_block)["first_name"] is None
 
     # Through the sender: the recipient is the lead's own address, whatever the model wrote
     store, requests = claimed_store(scheduled(hostile))
@@ -214,7 +227,7 @@ def test_no_call_when_the_invocation_is_about_to_time_out(openai_stub: OpenAIStu
     [
         (lambda stub: stub.draft("A thought for Acme Robotics", GOOD_1), "ai", None),
         (lambda stub: stub.fail(500, times=2), "template", "ai_unavailable: http_500"),
-        (lambda stub: stub.draft("Hi {name}", GOOD_1), "template", "quality: unfilled placeholder"),
+        (lambda stub: stub.draft("Hi {name}", GOOD_1), "template", "quality: placeholder or markup: '{'"),
     ],
 )
 def test_history_records_generator_model_and_tokens(
@@ -222,7 +235,7 @@ def test_history_records_generator_model_and_tokens(
 ) -> None:
     prepare(openai_stub)
     store, requests = claimed_store(scheduled(LEAD))
-    sender = FollowUpSender(store.stores, RecordingMailer(), writer(openai_stub), SETTINGS)
+    sender = FollowUpSender(store.stores, RecordingMailer(), writer(openai_stub), SETTINGS, clock=lambda: NOW)
     outcome = sender.send(requests[0])
     entry = store.leads["lead-001"].engagement_history[-1]
     assert outcome.kind == SENT and entry["generator"] == generator
@@ -265,3 +278,145 @@ def test_sender_handler_uses_the_key_from_secrets_manager(aws: Any, openai_stub:
     assert stored is not None
     entry = stored.engagement_history[-1]
     assert (entry["generator"], entry["model"], entry["prompt_tokens"]) == ("ai", "gpt-4o-mini", 350)
+
+
+# --- the adversarial corpus, end to end through the local OpenAI-compatible server --------------------
+
+DRAFTS = draft_cases()
+HOSTILE = hostile_leads()
+
+
+@pytest.fixture(scope="module")
+def corpus_stub() -> Iterator[OpenAIStub]:
+    """One server for the whole corpus (each answer is scripted per case)."""
+    stub = OpenAIStub()
+    stub.start()
+    try:
+        yield stub
+    finally:
+        stub.stop()
+
+
+@pytest.mark.parametrize("case", DRAFTS, ids=str)
+def test_corpus_model_outputs_through_the_server(corpus_stub: OpenAIStub, case: DraftCase) -> None:
+    openai_stub = corpus_stub
+    openai_stub.replies.clear()
+    # Given the server answers with the corpus output (and the model's own reading of the stage)
+    openai_stub.draft(case.subject, case.body, is_final=case.is_final, acknowledges_previous=case.acknowledges_previous)
+    # When the writer asks it for this lead's follow-up
+    message = writer(openai_stub).write(ADVERSARIAL_LEAD, case.stage, NOW)
+    # Then a draft the gate passes is sent as written, and any other gets the template, with the call paid for
+    assert message.ai_calls == 1 and (message.model, message.prompt_tokens) == ("gpt-test", 350)
+    assert message.problems == ()
+    if case.expect == "pass":
+        assert (message.generator, message.fallback_reason) == ("ai", "")
+    else:
+        assert message.generator == "template" and message.fallback_reason.startswith("quality: ")
+        assert case.body.strip() not in message.text
+
+
+@pytest.mark.parametrize("case", HOSTILE, ids=str)
+def test_corpus_hostile_leads_through_the_server(corpus_stub: OpenAIStub, case: HostileLead) -> None:
+    openai_stub = corpus_stub
+    openai_stub.replies.clear()
+    openai_stub.requests.clear()
+    # Given a compromised model that repeats the lead's fields verbatim into the subject and the body
+    echo = f"{case.lead.name} {case.lead.company}".strip()
+    openai_stub.draft(f"For {case.lead.company}"[:60], f"Hi {case.lead.name},\n\n{BASE_FU1} {echo}")
+    # When the writer asks it for a follow-up
+    message = writer(openai_stub).write(case.lead, FollowUpStage.FOLLOWUP_1, NOW)
+    # Then fields that fail the gate never reach the model, and nothing hostile reaches the lead
+    _, user = system_and_user(openai_stub.requests[0])
+    lead_block = json.loads(user.split("<lead>")[1].split("</lead>")[0])
+    assert lead_block["first_name"] == (case.expect_first_name or None)
+    assert lead_block["company"] == (case.expect_company or None)
+    assert message.problems == () and message.ai_calls == 1
+    for part in (message.subject, message.text, message.html):
+        for forbidden in case.forbidden:
+            assert forbidden not in part
+
+
+# --- cost: every paid call is recorded, and the breaker counts every bad answer -------------------
+
+SERVER_MODEL = "gpt-test-2026-11-01"  # what the server says answered, not what was asked for
+
+
+def malformed(stub: OpenAIStub) -> None:
+    stub.draft("unused", "unused", model=SERVER_MODEL)
+    stub.replies[-1].content = "Sure! Here is your email: Subject: hi"
+
+
+def refused(stub: OpenAIStub) -> None:
+    stub.draft("unused", "unused", model=SERVER_MODEL, refusal="I can't help with that request.")
+    stub.replies[-1].content = None
+
+
+def truncated(stub: OpenAIStub) -> None:
+    stub.draft("A thought", GOOD_1[:80], model=SERVER_MODEL, finish_reason="length")
+
+
+def gate_failure(stub: OpenAIStub) -> None:
+    stub.draft("Invoice #4471 overdue", GOOD_1, model=SERVER_MODEL)
+
+
+def wrong_flags(stub: OpenAIStub) -> None:
+    stub.draft("A thought for Acme Robotics", GOOD_1, is_final=True, model=SERVER_MODEL)
+
+
+@pytest.mark.parametrize(
+    ("script", "reason"),
+    [
+        (malformed, "malformed_output: not JSON"),
+        (refused, "refused: I can't help with that request."),
+        (truncated, "malformed_output: cut off at the token limit"),
+        (gate_failure, "quality: alarming subject: Invoice"),
+        (wrong_flags, "quality: model says the first follow-up is final"),
+    ],
+)
+def test_every_paid_call_is_recorded_whatever_it_answered(openai_stub: OpenAIStub, script: Any, reason: str) -> None:
+    # Given a server that answers (and bills) but with nothing usable
+    script(openai_stub)
+    store, requests = claimed_store(scheduled(LEAD))
+    sender = FollowUpSender(store.stores, RecordingMailer(), writer(openai_stub), SETTINGS, clock=lambda: NOW)
+    # When the follow-up is written and sent
+    outcome = sender.send(requests[0])
+    # Then the template went out, and the history says which model answered, what it cost and why not used
+    entry = store.leads["lead-001"].engagement_history[-1]
+    assert outcome.kind == SENT and entry["generator"] == "template"
+    assert entry["fallback_reason"].startswith(reason[:40]), entry["fallback_reason"]
+    assert (entry["model"], entry["prompt_tokens"], entry["completion_tokens"]) == (SERVER_MODEL, 350, 140)
+    assert (outcome.model, outcome.prompt_tokens) == (SERVER_MODEL, 350)
+
+
+def test_malformed_answers_trip_the_breaker_and_gate_failures_do_not_reset_it(openai_stub: OpenAIStub) -> None:
+    ai = writer(openai_stub, retries=0)
+    ai.start_batch(lambda: 300_000)
+    # Given two malformed answers in one batch
+    malformed(openai_stub)
+    malformed(openai_stub)
+    reasons = [ai.write(LEAD, FollowUpStage.FOLLOWUP_1, NOW).fallback_reason for _ in range(3)]
+    # Then the third lead is not even tried
+    assert [reason.split(":")[0] for reason in reasons] == [
+        "malformed_output",
+        "malformed_output",
+        "ai_failing_in_this_batch",
+    ]
+    assert len(openai_stub.requests) == 2
+
+    # Given an unavailable model, then a draft the gate stops, in a new batch
+    openai_stub.requests.clear()
+    ai.start_batch(lambda: 300_000)
+    openai_stub.fail(500)
+    gate_failure(openai_stub)
+    openai_stub.draft("A thought for Acme Robotics", GOOD_1)
+    reasons = [ai.write(LEAD, FollowUpStage.FOLLOWUP_1, NOW).fallback_reason for _ in range(3)]
+    # Then the gate failure counted (it did not reset the count): the good draft is never asked for
+    assert [reason.split(":")[0] for reason in reasons] == ["ai_unavailable", "quality", "ai_failing_in_this_batch"]
+    assert len(openai_stub.requests) == 2
+
+
+def test_template_writer_calls_nothing_and_says_so() -> None:
+    from reengage.domain.messages import TemplateWriter
+
+    message = TemplateWriter(KB).write(LEAD, FollowUpStage.FOLLOWUP_1, NOW)
+    assert (message.ai_calls, message.model, message.prompt_tokens) == (0, "", 0)

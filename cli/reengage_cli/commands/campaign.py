@@ -7,7 +7,6 @@ import os
 from datetime import datetime
 
 from reengage import wiring
-from reengage.adapters.parameters import load_knowledge_base
 from reengage.domain.clock import InvalidTimeError, format_time, parse_time, utc_now
 from reengage.domain.leads import FollowUpStage
 from reengage.ports import InvalidLeadDataError, Stores
@@ -21,6 +20,7 @@ from reengage_cli.output import (
     EXIT_OK,
     EXIT_REJECTED,
     print_campaign,
+    print_model_cost,
     print_next_send,
     print_outcome,
     print_preview,
@@ -53,7 +53,7 @@ def cmd_preview(args: argparse.Namespace) -> int:
     verdict = settings.policy.due(lead, now)
     writer = wiring.message_writer(settings)
     writer.start_batch(None)
-    print_preview(lead, stage, writer.write(lead, stage, now), load_knowledge_base(settings.knowledge_base))
+    print_preview(lead, stage, writer.write(lead, stage, now))
     say()
     say("Due now." if verdict.due else f"Not due now: {verdict.reason} {verdict.detail}".rstrip())
     print_next_send(lead, settings.policy, now)
@@ -79,13 +79,17 @@ def run_campaign(args: argparse.Namespace, settings: Settings) -> tuple[Campaign
         summary = run_scheduler(stores, wiring.follow_up_queue(settings), request, settings, now)
     if request.dry_run:
         say(f"Would send {len(summary.would_send)} follow-ups:")
-        writer, knowledge = wiring.message_writer(settings), load_knowledge_base(settings.knowledge_base)
+        writer = wiring.message_writer(settings)
         writer.start_batch(None)
+        written = []
         for lead_id, stage in summary.would_send:
             lead = stores.leads.get(lead_id)
             if lead is not None:
                 say("-" * 72)
-                print_preview(lead, stage, writer.write(lead, stage, now), knowledge)
+                written.append(writer.write(lead, stage, now))
+                print_preview(lead, stage, written[-1])
+        say("-" * 72)
+        print_model_cost(written)
         return summary, None
     if args.no_drain or not endpoint_override(os.environ):
         return summary, None

@@ -30,6 +30,7 @@ class KnowledgeBase:
     postal_address: str
     allowed_link_domains: tuple[str, ...] = ()
     website: str = ""
+    call_to_action_url: str = ""  # the one link a follow-up carries, added by reengage after the prose
 
     @classmethod
     def from_dict(cls, data: Any, source: str) -> KnowledgeBase:
@@ -45,6 +46,15 @@ class KnowledgeBase:
         domains = data.get("allowed_link_domains", [])
         if not isinstance(domains, list) or not all(isinstance(domain, str) for domain in domains):
             raise KnowledgeBaseError(f"{source}: allowed_link_domains must be a list of domains")
+        url = str(data.get("call_to_action_url", ""))
+        host = url.split("://", 1)[-1].split("/", 1)[0].split(":", 1)[0].lower()
+        if url and (
+            not url.startswith("https://")
+            or not any(host == domain or host.endswith("." + domain) for domain in domains)
+        ):
+            raise KnowledgeBaseError(
+                f"{source}: call_to_action_url must be an https link to an allowed_link_domains host"
+            )
         return cls(
             company=str(data["company"]),
             offer=str(data["offer"]),
@@ -55,6 +65,7 @@ class KnowledgeBase:
             postal_address=str(data["postal_address"]),
             allowed_link_domains=tuple(domain.lower() for domain in domains),
             website=str(data.get("website", "")),
+            call_to_action_url=url,
         )
 
     def as_prompt_data(self) -> dict[str, Any]:
@@ -63,7 +74,6 @@ class KnowledgeBase:
             "offer": self.offer,
             "proof_points": list(self.proof_points),
             "call_to_action": self.call_to_action,
-            "website": self.website,
         }
 
 

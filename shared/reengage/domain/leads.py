@@ -78,6 +78,7 @@ class SkipReason(StrEnum):
     DUPLICATE_ADDRESS = "address_already_contacted"  # another lead with this address had this stage
     OUTSIDE_WINDOW = "outside_send_window"  # its local send window closed before it went out: next window
     COMPANY_PAUSED = "company_paused"  # a colleague responded: paused until `paused_until`
+    QUALITY_GATE = "failed_quality_gate"  # not even the generic template passed the gate (knowledge base?)
 
 
 @dataclass

@@ -1,43 +1,225 @@
-"""The quality gate every AI-written follow-up passes before it is sent (plain Python).
+"""The gate every follow-up passes before it is sent, AI-written or template (plain Python, no AWS).
 
-A draft that fails any check is replaced by the template message; the first problem
-found is the recorded fallback reason.
+The model writes prose only; reengage adds the greeting, the one call-to-action link from the
+knowledge base, the signature and the footer. So the gate does not filter links against an
+allow-list: any link, domain, address, handle, phone number, signature, footer or placeholder in
+the prose rejects it. Every check runs on the text after NFKC normalisation with invisible and
+bidi control characters removed (their presence alone rejects a draft), so a full-width `＠`, a
+zero-width space inside `Re:` or `evil。com` are read for what they show. Numbers, prices and
+claims must come from the knowledge base; the stage's meaning (acknowledges the earlier message,
+says it is the last one, promises no more contact) is checked independently of the model's own
+flags. The same text checks decide whether a lead field may be repeated at all (`LeadFacts`).
+
+Detectors: tldextract with its bundled public-suffix snapshot (domains; no network fetch),
+`phonenumbers` (phone numbers in any national format), and the patterns below.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import datetime
+from functools import lru_cache
+from typing import Any
 
+from reengage.domain.clock import InvalidTimeError, parse_time
+from reengage.domain.companies import PUBLIC_MAIL_DOMAINS, registrable_domain
 from reengage.domain.knowledge import KnowledgeBase
-from reengage.domain.leads import FollowUpStage, Lead, first_name
-from reengage.domain.text import CONTROL_IN_BODY
+from reengage.domain.leads import FollowUpStage, Lead, days_since
+from reengage.domain.names import display_company, parse_person
+from reengage.domain.text import CONTROL_CHARACTERS, CONTROL_IN_BODY, invisible_characters, normalise
 
-SUBJECT_LIMITS = (3, 100)  # characters
+SUBJECT_LIMITS = (3, 90)  # characters
 BODY_WORD_LIMITS = (40, 260)
+COMPANY_CAP = 60
 
+# --- links, addresses, phone numbers -------------------------------------------------------------
+_SCHEME = re.compile(
+    r"\b(?:https?|ftps?|sftp|file|mailto|tel|sms|callto|skype|whatsapp|tg|viber|javascript|data|ipfs|magnet)\s*:"
+    r"|\b[a-z][a-z0-9+.-]{1,15}://|\bwww\d?\s*\.",
+    re.IGNORECASE,
+)
+_IP_ADDRESS = re.compile(r"\b\d{1,3}(?:\.\d{1,3}){3}\b|\[[0-9a-f:]{4,}\]", re.IGNORECASE)
+# "example dot com", "example[.]com", "example (dot) com", "example . com": read as a dot.
+_OBFUSCATED_DOT = re.compile(
+    r"\s*[\[\(\{<]\s*(?:\.|dot|punkt|point|punto|ponto)\s*[\]\)\}>]\s*|\s+(?:dot|DOT|Dot|punkt|punto)\s+|\s+\.\s*"
+)
+_DOMAIN_CANDIDATE = re.compile(r"(?<![\w@.-])((?:[\w-]+\.)+[\w-]{2,})\.?(?![\w-])")
+# Names reserved for documentation and private use: not in the public suffix list, still links.
+_RESERVED_SUFFIXES = frozenset({"example", "test", "invalid", "localhost", "local", "internal", "onion", "lan", "corp"})
+_AT_SIGN = re.compile(r"@|\(\s*at\s*\)|\[\s*at\s*\]|\{\s*at\s*\}|<\s*at\s*>", re.IGNORECASE)
+_PATH_AFTER_SUFFIX = re.compile(r"\b(?:com|net|org|io|co|ai|ly|me|ru|cn|info|biz|xyz|app|dev|gl|gg|to)\s*/\s*\w")
+_DIGIT_WORDS = re.compile(
+    r"\b(?:(?:zero|oh|one|two|three|four|five|six|seven|eight|nine)[\s,-]+){5,}"
+    r"(?:zero|oh|one|two|three|four|five|six|seven|eight|nine)\b",
+    re.IGNORECASE,
+)
+_PHONE_LIKE = re.compile(r"(?:\+|\b00)\d[\d\s().-]{6,}\d|\(?\b\d{2,4}\)?[\s.-]\d{3,4}[\s.-]\d{3,4}\b")
+_PHONE_REGIONS = ("US", "GB", "DE", "FR", "IN", "AU", "BR", "ES", "IT", "NL", "JP", "CN")
+_CONTACT_LABEL = re.compile(
+    r"^\s*(?:tel|phone|mobile|mob|cell|fax|direct|whatsapp|signal|telegram|skype|m|t|p|e|w)\s*[.:]",
+    re.IGNORECASE | re.MULTILINE,
+)
+
+# --- placeholders and markup ----------------------------------------------------------------------
+_MARKUP_CHARACTERS = re.compile(r"[{}\[\]<>|*_\\~^`]|#(?=[^\W\d])")
+_PLACEHOLDER = re.compile(
+    r"%[A-Za-z_ ]{2,30}%|\$\{?[A-Za-z_]|\b[A-Z]{2,}_[A-Z_]+\b|\bX{3,}\b|\b(?:TODO|TBD|FIXME|INSERT)\b|lorem ipsum"
+    r"|\b(?:first|last|full|company|contact|recipient|sender|business|your)[ _-]?name\b"
+    r"|\(\s*(?:your |their |the |recipient'?s? |lead'?s? )?(?:name|company|title|role|date|city|industry|firm"
+    r"|organi[sz]ation|business|product|pain point|benefit)\s*\)",
+    re.IGNORECASE,
+)
+_PLACEHOLDER_CASED = re.compile(r"\b(?:FNAME|LNAME|NAME|COMPANY|FIRSTNAME|LASTNAME)\b")
+
+# --- signatures, footers, opt-out routes ----------------------------------------------------------
+_SIGN_OFF_LINE = re.compile(
+    r"^\s*(?:best|best regards|kind regards|warm regards|warmest regards|regards|cheers|thanks|thank you|"
+    r"many thanks|thanks again|sincerely|yours(?: truly| sincerely)?|all the best|talk soon|speak soon|warmly|"
+    r"respectfully|cordially|with gratitude|mit freundlichen grüßen|viele grüße|beste grüße|liebe grüße|"
+    r"cordialement|bien à vous|saludos|un saludo|atentamente|cordiali saluti|un saluto|met vriendelijke groet|"
+    r"groeten|med vänlig hälsning|hälsningar|pozdrawiam|с уважением)\s*[,.!-]*\s*(?:\w+\s*){0,3}$",
+    re.IGNORECASE | re.MULTILINE,
+)
+_FOOTER = re.compile(
+    r"^\s*(?:--+|__+)\s*$|\bsent from my\b|\bget outlook for\b|unsubscribe|opt[- ]?out|remove me|mailing list|"
+    r"manage (?:your )?(?:email )?preferences|(?:you are|you're) receiving|this (?:email|message) was sent|"
+    r"\b(?:reply|text|send|sms|respond)(?: with)?\s+[\"'“]?(?:stop|unsubscribe|remove|end|quit|cancel|yes|no)\b|"
+    r"confidential(?:ity)? notice|privacy policy|all rights reserved|©|\(c\) ?\d{4}|registered in|vat (?:no|number)|"
+    r"\bsuite \d+|\bp\.?o\.? box\b",
+    re.IGNORECASE | re.MULTILINE,
+)
+
+# --- tone: reply markers, alarm, spam, profanity --------------------------------------------------
+_REPLY_MARKER = re.compile(
+    r"(?:^|[\s\]\)\-–—|:])(?:re|fwd?|aw|wg|sv|vs|vb|tr|rv|antw|antwort|ynt|ilt|odp|pd|res|enc|rif|ref|réf|rép|"
+    r"vl|doorst|trs|r|i|答复|回复|转发|轉寄|回覆|返信|転送|ответ|пересл|απ|σχετ|πρθ)"
+    r"\s*(?:\[\d+\]|\(\d+\)|\^\d+|\d+)?\s*[:：]",
+    re.IGNORECASE,
+)
+_EXTERNAL_TAG = re.compile(
+    r"^\s*(?:[\[\(](?:ext|external|extern|externe|caution|warning|spam)[^\]\)]*[\]\)]\s*)+", re.I
+)
+_ALARM_SUBJECT = re.compile(
+    r"\b(?:invoice|overdue|past due|payment|paid|pay|billing|bill|receipt|urgent|urgently|asap|action required|"
+    r"immediate(?:ly)?|final notice|final warning|notice|suspend\w*|locked|lock|verify|verification|password|"
+    r"security|alert|account|refund|legal|lawsuit|court|warning|expire[sd]?|expiring|deadline|important|"
+    r"attention|response required|reminder|problem|issue with|failed|declined|delivery|package|winner|"
+    r"congratulations|prize|gift|free|you won)\b|[!$€£¥₹]",
+    re.IGNORECASE,
+)
+_ALARM_BODY = re.compile(
+    r"\b(?:invoice|overdue|past due|wire (?:the|a|your|transfer|money|funds|payment)|wire transfer|bank (?:details|"
+    r"account)|routing number|iban|swift|gift cards?|bitcoin|crypto\w*|btc|usdt|password|log ?in (?:here|now)|"
+    r"verify your|account (?:is |has been |will be )?(?:suspended|locked|closed|disabled)|legal action|lawsuit|"
+    r"penalt(?:y|ies)|collections? agency|act now|act immediately|immediately|within 24 hours|"
+    r"respond (?:today|now|immediately)|pay (?:now|today|the)|payment (?:is )?(?:due|required|link|details)|"
+    r"final notice|last warning)\b",
+    re.IGNORECASE,
+)
+_SPAM_PHRASES = re.compile(
+    r"\b(?:click here|click below|buy now|order now|sign up (?:now|today)|limited time|once in a lifetime|"
+    r"100% (?:free|satisfaction|guaranteed)|risk[- ]free|no obligation|no strings attached|winner|you(?:'ve| have) "
+    r"(?:won|been selected)|congratulations|cash bonus|earn (?:money|\$)|make money|double your|best price|"
+    r"lowest price|special promotion|exclusive (?:deal|offer)|amazing (?:deal|offer)|don'?t delete|this is not spam|"
+    r"miracle|incredible deal|guaranteed results|unbelievable)\b",
+    re.IGNORECASE,
+)
+_PROFANITY = re.compile(
+    r"\b(?:f+u+c+k+\w*|sh[i1]+t+\w*|bullsh\w*|b[i1]tch\w*|bastard\w*|a+ss+hole\w*|arse\w*|damn\w*|crap\w*|"
+    r"d[i1]ck\w*|piss\w*|cunt\w*|wtf|stfu|screw (?:you|this|them)|sucks?|stupid\w*|idiot\w*|dumb\w*|moron\w*|"
+    r"retard\w*|slut\w*|whore\w*|porn\w*|nude\w*|viagra|cialis|casino\w*|scheiße|merde|putain|mierda|cazzo|"
+    r"hell no|pissed|jackass|dipshit|prick\w*|wanker\w*|bollocks|twat\w*)\b",
+    re.IGNORECASE,
+)
+_ACRONYMS = frozenset({"gdpr", "hipaa", "saas", "json", "html", "asap", "kpis", "okrs", "crms", "apis"})
+_LEET = str.maketrans({"0": "o", "1": "i", "3": "e", "4": "a", "5": "s", "7": "t", "@": "a", "$": "s", "!": "i"})
+
+# --- grounding -----------------------------------------------------------------------------------
+_NUMBER = re.compile(r"(?<![\w.])\d+(?:[.,]\d+)*")
+_NUMBER_WORDS = re.compile(
+    r"\b(?:eleven|twelve|thirteen|fourteen|fifteen|sixteen|seventeen|eighteen|nineteen|twenty|thirty|forty|fifty|"
+    r"sixty|seventy|eighty|ninety|hundreds?|thousands?|millions?|billions?|dozens?|percent|per cent)\b",
+    re.IGNORECASE,
+)
+_MONEY = re.compile(
+    r"[$€£¥₹₽]|\b(?:usd|eur|gbp|chf|dollars?|euros?|pounds? sterling|bucks|cents?)\b|\b\d+\s*(?:k|m|bn)\b", re.I
+)
+_CLAIMS = re.compile(
+    r"\b(?:guarantee\w*|warrant(?:y|ies)|money[- ]back|refund\w*|discount\w*|coupon\w*|promo(?:tion)?(?: code)?|"
+    r"% off|percent off|half[- ]price|free (?:trial|month|months|setup|set-up|onboarding|audit|consultation|demo|"
+    r"pilot|upgrade|licen[cs]e|seats?|plan)|for free|free of charge|no cost|at no charge|no charge|complimentary|"
+    r"pric(?:e|es|ed|ing)|fees?|cheap\w*|lowest|roi|return on investment|award[- ]winning|award|number one|"
+    r"best[- ]in[- ]class|industry[- ]leading|market[- ]leading|world[- ]class|leading provider|"
+    r"fortune 500|certified|certification|compliant|compliance|soc ?2|hipaa|gdpr|iso ?\d{4,5}|pci|"
+    r"clients? (?:include|like)|customers? (?:include|like)|trusted by|used by|partnered with|partner of|"
+    r"backed by|as seen (?:in|on)|featured in|gartner|forrester|patent\w*|proven|scientifically|clinically|"
+    r"save \w+ (?:dollars|money)|cut costs by|10x|2x|3x|instant\w*|overnight)\b|#\s?1\b",
+    re.IGNORECASE,
+)
+
+# --- stage meaning --------------------------------------------------------------------------------
 _ACKNOWLEDGES = re.compile(
-    r"following up|follow(ing)? up on|my (last|previous|earlier|first|recent) (note|message|email|e-mail)s?|"
-    r"(wrote|reached out|emailed|written) (to you|before|twice|earlier|about|last)|"
-    r"\bi (wrote|reached out|emailed|sent)\b|circling back|closing the loop|earlier (note|message|email)s?|"
-    r"(note|message|email) i sent|in case it slipped",
+    r"\bfollow(?:ing|ed)? up\b|\bfollow-up (?:on|to|from|about)\b|\bfollow(?:ing)? on from\b|"
+    r"\bmy (?:last|previous|earlier|first|recent|other|original|two|couple of) (?:notes?|messages?|e-?mails?|"
+    r"outreach|note)|"
+    r"\b(?:the|my) (?:notes?|messages?|e-?mails?) I (?:sent|wrote|shared)|"
+    r"\bI (?:wrote|reached out|emailed|sent|got in touch|contacted you|dropped you|shared|mentioned|have written|"
+    r"'ve written|'ve reached out|have reached out|'ve emailed|have emailed)\b|"
+    r"\b(?:circling|coming|checking) back\b|\bchecking in\b|\bin case (?:it|my (?:note|email|message)) "
+    r"(?:slipped|got buried|got lost|went)|\bearlier (?:notes?|messages?|e-?mails?)\b|"
+    r"\bsince I (?:last )?(?:wrote|reached out|emailed|got in touch)|\b(?:written|reached out|emailed) "
+    r"(?:to you )?(?:twice|before|a couple of times|a few times)|\blast time I (?:wrote|reached)|"
+    r"\bwhen I (?:wrote|reached out|emailed)|\bnot heard back|\bhaven'?t heard back",
     re.IGNORECASE,
 )
 _FINAL = re.compile(
-    r"\b(final|last) (note|message|email|e-mail|outreach|time|one)\b|last one i will send|"
-    r"(will not|won't|will no longer) (follow up|write|reach out|contact)|closing the loop|"
-    r"\bfinal\b.{0,20}\b(outreach|follow[ -]?up)",
+    r"\b(?:this|it|here)(?: is|'s| will be|'ll be)? (?:my|the|a|our) (?:very )?(?:last|final)(?: (?:note|e-?mail|"
+    r"message|time|one|outreach|follow-?up|try|attempt|word|nudge)\b|\s*[,.!;:]|$)|"
+    r"\b(?:one|a) (?:last|final) (?:note|e-?mail|message|time|try|attempt|nudge|word|follow-?up|outreach)\b|"
+    r"\b(?:last|final) (?:note|e-?mail|message|outreach|follow-?up) (?:from me|I'?ll send|I will send|on this)\b|"
+    r"\bmy final\b|\bfinal (?:outreach|follow-?up|attempt)\b|"
+    r"\b(?:won'?t|will not|am not going to|'m not going to|don'?t plan to|do not plan to)(?:\s+\w+){0,2}?\s+"
+    r"(?:bother|email|e-mail|write|contact|reach out|follow up|trouble|message|chase|pester|be in touch|"
+    r"keep (?:emailing|writing|following up|reaching out|chasing|bothering))\b(?:\s+\w+){0,3}?\s*"
+    r"(?:again|further|anymore|any more|after (?:this|today)|beyond this)\b|"
+    r"\bwill no longer (?:contact|email|write|reach out|follow up)\b|"
+    r"\b(?:won'?t|will not) hear from me\b|\bnot (?:hear|be hearing) from me again\b|"
+    r"\b(?:I'?ll|I will) (?:stop|leave it) (?:here|there|emailing|writing|reaching out|following up)\b|"
+    r"\bclosing (?:the loop|your file|out)\b|\blast time I(?:'ll| will)\b|\bno more (?:e-?mails|messages|"
+    r"follow-?ups|notes) from me\b|\bleave it (?:there|here)\b|\bafter this,? I(?:'ll| will) (?:stop|leave)\b",
     re.IGNORECASE,
 )
-_PLACEHOLDER = re.compile(
-    r"\{\{?[^}]*\}?\}|\[(?:[A-Z][A-Za-z ]{1,30}|your[^\]]{0,30}|insert[^\]]*)\]|<[A-Za-z_ ]{2,30}>|\bXXX+\b|\bTODO\b|"
-    r"lorem ipsum",
+_FUTURE_CONTACT = re.compile(
+    r"\b(?:I'?ll|I will|I'?m going to|I am going to|I plan to|expect (?:me|another|a follow)|you'?ll hear from me|"
+    r"will be in touch)\b(?!\s+(?:not|never|no longer|stop))(?:\s+\w+){0,3}?\s*(?:check in|check back|follow up|"
+    r"reach out|write (?:again|back|you)|circle back|ping|touch base|e-?mail you|be in touch|get back to you|"
+    r"try (?:you|again)|call you|nudge|revisit|come back|contact you|send (?:you )?(?:another|more|a follow))|"
+    r"\b(?:talk|speak) (?:soon|again|next)|\buntil next time\b|\bnext (?:week|month|quarter),? I'?(?:ll| will)\b|"
+    r"\bin (?:a|two|few|a few|a couple of) (?:weeks?|months?),? I'?(?:ll| will)\b|\bagain (?:next|in|soon)\b|"
+    r"\bexpect (?:another|more|a (?:follow|note|message|e-?mail|call))|\b(?:another|one more) (?:note|e-?mail|"
+    r"message|follow-?up) from me\b|\bstay tuned\b|\bmore (?:soon|to come)\b|\bkeep (?:you )?posted\b|"
+    r"\bkeep in touch\b|\bkeep trying\b",
     re.IGNORECASE,
 )
-_URL = re.compile(r"(?:https?://|www\.)[^\s<>()\"']+", re.IGNORECASE)
-_BARE_DOMAIN = re.compile(r"\b(?:[a-z0-9-]+\.)+(?:com|net|org|io|co|ai|app|biz|info|xyz|ly|me|example)\b", re.I)
-_EMAIL = re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}")
-_REPLY_PREFIX = re.compile(r"^\s*(re|fwd?|aw|wg)\s*:", re.IGNORECASE)
+GREETING = re.compile(
+    r"^\s*(?:hi|hello|hey|dear|hiya|greetings|good (?:morning|afternoon|evening|day)|howdy|hallo|bonjour|hola|ciao)"
+    r"\b[ ,]*(?P<who>[^\s,!:.]+(?:[ -][^\s,!:.]+){0,2})?\s*[,!:.]?",
+    re.IGNORECASE,
+)
+GENERIC_ADDRESSEES = frozenset({"there", "team", "all", "everyone", "folks", "again"})
+_MODEL_TALK = re.compile(
+    r"\b(?:ignore|disregard|forget) (?:all|any|the|previous|prior|above|your|these)\b|\binstructions?\b|"
+    r"\bsystem prompt\b|\bprompts?\b|\bjailbreak\w*|\bas an ai\b|\blanguage model\b|\bI cannot (?:help|comply)\b",
+    re.IGNORECASE,
+)
+# In a lead field, anything addressed to a model is an injection attempt.
+_INSTRUCTIONS = re.compile(
+    _MODEL_TALK.pattern + r"|\byou are (?:now|an?|the)\b|\bassistant\b|\bpretend\b|\bact as\b|"
+    r"\brespond with\b|\boutput\b|\bdo not follow\b|\bwrite (?:that|to|this)\b|\bsay (?:that|this)\b",
+    re.IGNORECASE,
+)
 
 
 @dataclass(frozen=True)
@@ -49,60 +231,281 @@ class QualityVerdict:
         return not self.problems
 
 
-def _host_allowed(host: str, allowed: tuple[str, ...]) -> bool:
-    host = host.lower().rstrip(".")
-    return any(host == domain or host.endswith("." + domain) for domain in allowed)
+@lru_cache(maxsize=1)
+def _extractor() -> Any:
+    import tldextract  # the bundled public-suffix snapshot: no network fetch
+
+    return tldextract.TLDExtract(suffix_list_urls=(), cache_dir=None, include_psl_private_domains=True)
 
 
-def _lead_hosts(lead: Lead) -> tuple[str, ...]:
-    """The lead's own domains may be named (their website, their email domain)."""
-    website = re.sub(r"^https?://", "", lead.company_website, flags=re.IGNORECASE).split("/")[0].split(":")[0]
-    hosts = [lead.email.split("@")[-1], website.removeprefix("www.")]
-    return tuple(host.lower() for host in hosts if host)
+def _looks_like_domain(candidate: str) -> bool:
+    labels = candidate.lower().strip(".").split(".")
+    if len(labels) < 2 or all(label.isdigit() for label in labels) or not labels[-1].strip("-"):
+        return False
+    if labels[-1] in _RESERVED_SUFFIXES or labels[-1].startswith("xn--"):
+        return True
+    parts = _extractor()(candidate.lower())
+    return bool(parts.suffix and parts.domain)
 
 
-def _link_problems(body: str, knowledge: KnowledgeBase, lead: Lead) -> list[str]:
-    allowed = knowledge.allowed_link_domains + _lead_hosts(lead)
-    hosts = [
-        re.sub(r"^(https?://)?(www\.)?", "", url, flags=re.IGNORECASE).split("/")[0].split(":")[0]
-        for url in _URL.findall(body)
+def _domains(text: str) -> list[str]:
+    readable = _OBFUSCATED_DOT.sub(".", text)
+    return [match for match in _DOMAIN_CANDIDATE.findall(readable) if _looks_like_domain(match)]
+
+
+@lru_cache(maxsize=1)
+def _phonenumbers() -> Any:
+    import phonenumbers  # loaded on first use
+
+    return phonenumbers
+
+
+def _phone_numbers(text: str) -> list[str]:
+    phonenumbers = _phonenumbers()
+    found = {
+        match.raw_string
+        for region in _PHONE_REGIONS
+        for match in phonenumbers.PhoneNumberMatcher(text, region, leniency=phonenumbers.Leniency.POSSIBLE)
+        if sum(char.isdigit() for char in match.raw_string) >= 7
+    }
+    found.update(_PHONE_LIKE.findall(text))
+    found.update(match.group(0) for match in _DIGIT_WORDS.finditer(text))
+    return sorted(found)
+
+
+def contact_problems(text: str, own_domains: Iterable[str] = ()) -> list[str]:
+    """Links, domains, addresses, handles and phone numbers in (normalised) text."""
+    problems: list[str] = []
+    if match := _SCHEME.search(text):
+        problems.append(f"link: {match.group(0).strip()}")
+    if match := _IP_ADDRESS.search(text):
+        problems.append(f"link to an IP address: {match.group(0)}")
+    own = set(own_domains)
+    for domain in _domains(text):
+        if registrable_domain(domain) not in own or "/" in text.split(domain, 1)[1][:1]:
+            problems.append(f"link or domain: {domain}")
+    if match := _PATH_AFTER_SUFFIX.search(text):
+        problems.append(f"link: {match.group(0)}")
+    if match := _AT_SIGN.search(text):
+        problems.append(f"email address or handle: {match.group(0)}")
+    problems.extend(f"phone number: {number}" for number in _phone_numbers(text))
+    if match := _CONTACT_LABEL.search(text):
+        problems.append(f"contact details: {match.group(0).strip()}")
+    return problems
+
+
+def _placeholder_problems(text: str) -> list[str]:
+    problems = []
+    if match := _MARKUP_CHARACTERS.search(text):
+        problems.append(f"placeholder or markup: {match.group(0)!r}")
+    if match := _PLACEHOLDER.search(text) or _PLACEHOLDER_CASED.search(text):
+        problems.append(f"placeholder: {match.group(0)}")
+    return problems
+
+
+def _tone_problems(text: str, known_words: set[str]) -> list[str]:
+    problems = []
+    if match := _PROFANITY.search(text) or _PROFANITY.search(text.translate(_LEET)):
+        problems.append(f"profanity or insult: {match.group(0)}")
+    if match := _SPAM_PHRASES.search(text):
+        problems.append(f"spam phrase: {match.group(0)}")
+    shouted = [
+        word
+        for word in re.findall(r"\b[^\W\d_]{4,}\b", text)
+        if word.isupper() and word.casefold() not in known_words | _ACRONYMS
     ]
-    hosts += _BARE_DOMAIN.findall(_EMAIL.sub(" ", _URL.sub(" ", body)))
-    problems = [f"link to a domain that is not allowed: {host}" for host in hosts if not _host_allowed(host, allowed)]
-    problems += [
-        f"contains an email address: {address}"
-        for address in _EMAIL.findall(body)
-        if address.lower() != lead.email.lower()
-    ]
+    if shouted or re.search(r"\b[A-Z]{3,}\s+[A-Z]{3,}\b", text):
+        problems.append(f"all-caps shouting: {(shouted or ['…'])[0]}")
+    if text.count("!") > 1:
+        problems.append("more than one exclamation mark")
+    return problems
+
+
+def _known_words(*texts: str) -> set[str]:
+    return {word.casefold() for text in texts for word in re.findall(r"\w+", text)}
+
+
+def field_problems(value: str) -> list[str]:
+    """Why a lead field (name, company) must not be repeated in a message: anything a draft could not
+    say, plus instructions aimed at a model. Empty: safe to repeat."""
+    problems: list[str] = []
+    if hidden := invisible_characters(value):
+        problems.append(f"invisible or direction-control characters {', '.join(hidden)}")
+    if CONTROL_CHARACTERS.search(value):
+        problems.append("control characters")
+    text = normalise(value)
+    problems += contact_problems(text)
+    problems += _placeholder_problems(text)
+    if match := _PROFANITY.search(text) or _PROFANITY.search(text.translate(_LEET)):
+        problems.append(f"profanity or insult: {match.group(0)}")
+    for pattern, what in ((_SPAM_PHRASES, "spam phrase"), (_ALARM_BODY, "alarming words"), (_FOOTER, "footer")):
+        if match := pattern.search(text):
+            problems.append(f"{what}: {match.group(0)}")
+    if match := _INSTRUCTIONS.search(text):
+        problems.append(f"instructions: {match.group(0)}")
+    if match := _MONEY.search(text) or re.search(r"%", text):
+        if not match.group(0)[0].isdigit():  # "3M" is a company, "$3M" is money
+            problems.append(f"money or percentage: {match.group(0)}")
+    if len(text) > COMPANY_CAP:
+        problems.append(f"longer than {COMPANY_CAP} characters")
+    return problems
+
+
+@dataclass(frozen=True)
+class LeadFacts:
+    """What a message may say about a lead: only fields that pass the gate, in display form."""
+
+    first_name: str
+    company: str
+    own_domains: tuple[str, ...]  # the lead's company domain (from its address) may be named
+    days_since_contact: int | None
+    last_contacted: datetime | None
+    left_out: tuple[str, ...]  # "company: link or domain: bestdeals.ru", for the record
+
+    @classmethod
+    def of(cls, lead: Lead, now: datetime) -> LeadFacts:
+        left_out: list[str] = []
+        name_problems = field_problems(lead.name)
+        first = parse_person(lead.name).first if not name_problems else ""
+        if name_problems:
+            left_out.append(f"name: {name_problems[0]}")
+        elif first and (problems := field_problems(first)):
+            left_out.append(f"name: {problems[0]}")
+            first = ""
+        company_problems = field_problems(lead.company)
+        company = display_company(lead.company) if not company_problems else ""
+        if company_problems:
+            left_out.append(f"company: {company_problems[0]}")
+        domain = registrable_domain(lead.email.rsplit("@", 1)[-1]) if "@" in lead.email else None
+        own = (domain,) if domain and domain not in PUBLIC_MAIL_DOMAINS else ()
+        try:
+            contacted = parse_time(lead.last_contacted) if lead.last_contacted else None
+        except InvalidTimeError:
+            contacted = None
+        return cls(first, company, own, days_since(lead.last_contacted, now), contacted, tuple(left_out))
+
+
+def _numbers(text: str) -> set[str]:
+    return {number.replace(",", "").rstrip(".") for number in _NUMBER.findall(text)}
+
+
+def _grounding_problems(text: str, knowledge: KnowledgeBase, facts: LeadFacts) -> list[str]:
+    source = " ".join(
+        [knowledge.company, knowledge.offer, *knowledge.proof_points, knowledge.call_to_action, facts.company]
+    )
+    allowed = _numbers(source)
+    if facts.days_since_contact is not None:
+        days = facts.days_since_contact
+        allowed |= {str(days), str(days // 7), str(round(days / 7)), str(round(days / 30))}
+    if facts.last_contacted is not None:
+        allowed.add(str(facts.last_contacted.year))
+    problems = [f"number not in the knowledge base: {number}" for number in sorted(_numbers(text) - allowed)]
+    lowered = source.lower()
+    for pattern, what in ((_NUMBER_WORDS, "number"), (_MONEY, "price"), (_CLAIMS, "claim")):
+        for match in pattern.finditer(text):
+            if match.group(0).lower() not in lowered:
+                problems.append(f"{what} not in the knowledge base: {match.group(0)}")
+                break
+    return problems
+
+
+def _greeting_problem(paragraphs: list[str], facts: LeadFacts) -> str | None:
+    for paragraph in paragraphs:
+        match = GREETING.match(paragraph)
+        if not match:
+            continue
+        who = (match.group("who") or "").strip()
+        first_word = who.split(" ")[0].casefold() if who else ""
+        if not who or first_word in GENERIC_ADDRESSEES:
+            continue
+        if not facts.first_name or first_word != facts.first_name.split(" ")[0].casefold():
+            return f"greets someone other than the lead: {who}"
+    return None
+
+
+def _stage_problems(
+    text: str, stage: FollowUpStage, is_final: bool | None, acknowledges_previous: bool | None
+) -> list[str]:
+    problems = []
+    final_phrase = _FINAL.search(text)
+    future = _FUTURE_CONTACT.search(text)
+    if not _ACKNOWLEDGES.search(text):
+        problems.append("does not acknowledge the earlier message")
+    if acknowledges_previous is False:
+        problems.append("model says it does not acknowledge the earlier message")
+    if stage is FollowUpStage.FOLLOWUP_2:
+        if not final_phrase:
+            problems.append("final follow-up does not say it is the last message")
+        if future:
+            problems.append(f"final follow-up promises more contact: {future.group(0)}")
+        if is_final is False:
+            problems.append("model says the final follow-up is not final")
+    else:
+        if final_phrase:
+            problems.append(f"first follow-up says it is the last message: {final_phrase.group(0)}")
+        if is_final is True:
+            problems.append("model says the first follow-up is final")
+    return problems
+
+
+def _subject_problems(raw: str, text: str) -> list[str]:
+    problems = []
+    if not SUBJECT_LIMITS[0] <= len(text.strip()) <= SUBJECT_LIMITS[1]:
+        problems.append(f"subject length {len(text.strip())} outside {SUBJECT_LIMITS}")
+    if CONTROL_CHARACTERS.search(raw):
+        problems.append("control characters or line breaks in the subject")
+    if _EXTERNAL_TAG.match(text) or _REPLY_MARKER.search(" " + text):
+        problems.append("subject pretends to be a reply or forward")
+    if match := _ALARM_SUBJECT.search(text):
+        problems.append(f"alarming subject: {match.group(0)}")
+    if text.strip().isupper():
+        problems.append("subject in capitals")
     return problems
 
 
 def check_follow_up(
-    subject: str, body: str, lead: Lead, stage: FollowUpStage, knowledge: KnowledgeBase
+    subject: str,
+    body: str,
+    lead: Lead,
+    stage: FollowUpStage,
+    knowledge: KnowledgeBase,
+    now: datetime,
+    *,
+    is_final: bool | None = None,
+    acknowledges_previous: bool | None = None,
+    facts: LeadFacts | None = None,
 ) -> QualityVerdict:
-    """Every problem with a draft (subject + plain-text body) for this lead and stage."""
+    """Every problem with a draft: the subject and the prose (paragraphs separated by blank lines,
+    greeting included, without the link, signature and footer that reengage adds). `facts`: what
+    the message may say about the lead (default: `LeadFacts.of(lead, now)`)."""
+    facts = facts or LeadFacts.of(lead, now)
     problems: list[str] = []
-    if not SUBJECT_LIMITS[0] <= len(subject.strip()) <= SUBJECT_LIMITS[1]:
-        problems.append(f"subject length {len(subject.strip())} outside {SUBJECT_LIMITS}")
-    if _REPLY_PREFIX.match(subject):
-        problems.append("subject pretends to be a reply or forward")
-    if "\n" in subject or "\r" in subject or CONTROL_IN_BODY.search(subject + body):
-        problems.append("control characters or line breaks in the subject")
-    words = len(body.split())
+    hidden = invisible_characters(subject + body)
+    if hidden:
+        problems.append(f"invisible or direction-control characters: {', '.join(hidden)}")
+    if CONTROL_IN_BODY.search(body):
+        problems.append("control characters in the body")
+    subject_text, text = normalise(subject), normalise(body)
+    both = subject_text + "\n\n" + text
+    problems += _subject_problems(subject, subject_text)
+    words = len(text.split())
     if not BODY_WORD_LIMITS[0] <= words <= BODY_WORD_LIMITS[1]:
         problems.append(f"body has {words} words, outside {BODY_WORD_LIMITS}")
-    if _PLACEHOLDER.search(subject + "\n" + body):
-        problems.append("unfilled placeholder")
-    if not _ACKNOWLEDGES.search(body):
-        problems.append("does not acknowledge the earlier message")
-    says_final = bool(_FINAL.search(subject + "\n" + body))
-    if stage is FollowUpStage.FOLLOWUP_2 and not says_final:
-        problems.append("final follow-up does not say it is the last message")
-    if stage is FollowUpStage.FOLLOWUP_1 and says_final:
-        problems.append("first follow-up claims to be the last message")
-    name, company = first_name(lead.name), lead.company.strip()
-    mentions = [value for value in (name, company) if value and value.lower() in (subject + body).lower()]
-    if (name or company) and not mentions:
-        problems.append("mentions neither the lead's name nor the company")
-    problems.extend(_link_problems(body, knowledge, lead))
-    return QualityVerdict(tuple(problems))
+    problems += contact_problems(both, facts.own_domains)
+    problems += _placeholder_problems(both)
+    if match := _SIGN_OFF_LINE.search(text):
+        problems.append(f"signature or sign-off (reengage adds its own): {match.group(0).strip()}")
+    if match := _FOOTER.search(both):
+        problems.append(f"footer or opt-out wording (reengage adds its own): {match.group(0).strip()}")
+    if knowledge.sender_name and re.search(rf"^\s*{re.escape(knowledge.sender_name)}\s*$", text, re.I | re.M):
+        problems.append("signature: the sender's name on a line of its own")
+    if match := _ALARM_BODY.search(text):
+        problems.append(f"alarming or payment wording: {match.group(0)}")
+    if match := _MODEL_TALK.search(both):
+        problems.append(f"talks about instructions or prompts: {match.group(0)}")
+    problems += _tone_problems(both, _known_words(knowledge.company, knowledge.offer, facts.company))
+    problems += _grounding_problems(both, knowledge, facts)
+    if greeting := _greeting_problem([block.strip() for block in text.split("\n\n")], facts):
+        problems.append(greeting)
+    problems += _stage_problems(text, stage, is_final, acknowledges_previous)
+    return QualityVerdict(tuple(dict.fromkeys(problems)))

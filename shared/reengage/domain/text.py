@@ -1,15 +1,44 @@
-"""Untrusted text: the one definition of control characters, and cleaning lead fields for display."""
+"""Untrusted text: the one definition of control characters, Unicode normalisation, and cleaning lead
+fields for display."""
 
 from __future__ import annotations
 
 import re
+import unicodedata
 
 # C0 controls, DEL and the Unicode line/paragraph separators: never allowed in a header, a field or a subject.
 CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f\u2028\u2029]")
 # The same, but tolerating the tab and line breaks that a body of text may carry.
 CONTROL_IN_BODY = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+# Characters that render as nothing (or reorder what is around them) but that NFKC keeps: Unicode
+# format characters (zero-width spaces and joiners, bidi embeddings/overrides/isolates, the BOM, the
+# soft hyphen, tag characters) are found by category; these are the invisible ones of other categories.
+_INVISIBLE_EXTRA = frozenset("\u034f\u115f\u1160\u17b4\u17b5\u180b\u180c\u180d\u180f\u3164\uffa0\u2800")
+# Full stops that IDNA treats as label separators (a link written as `evil。com`).
+_DOT_LIKE = str.maketrans({"\u3002": ".", "\uff61": ".", "\uff0e": "."})
 
 FIELD_CAP = 80
+
+
+def _invisible(char: str) -> bool:
+    return (
+        unicodedata.category(char) == "Cf"
+        or char in _INVISIBLE_EXTRA
+        or "\ufe00" <= char <= "\ufe0f"  # variation selectors
+        or "\U000e0100" <= char <= "\U000e01ef"
+    )
+
+
+def invisible_characters(text: str) -> list[str]:
+    """The invisible and direction-control characters in `text`, as `U+XXXX` names."""
+    return sorted({f"U+{ord(char):04X}" for char in text if _invisible(char)})
+
+
+def normalise(text: str) -> str:
+    """NFKC (full-width and compatibility forms folded: `＠` -> `@`, `ｅｘａｍｐｌｅ` -> `example`), invisible and
+    bidi control characters removed, ideographic full stops read as dots."""
+    folded = unicodedata.normalize("NFKC", text)
+    return "".join(char for char in folded if not _invisible(char)).translate(_DOT_LIKE)
 
 
 def single_line(value: str) -> str:
@@ -18,16 +47,15 @@ def single_line(value: str) -> str:
 
 
 def clean_field(value: str, cap: int = FIELD_CAP) -> str:
-    """Untrusted lead text: control characters removed, white space folded, length capped."""
-    return single_line(value)[:cap].strip()
+    """Untrusted lead text: normalised (NFKC, no invisible characters), control characters removed,
+    white space folded, length capped."""
+    return single_line(normalise(value))[:cap].strip()
 
 
-# Invisible and bidirectional-control characters: zero-width spaces, directional marks (ZWJ and ZWNJ
-# stay: Persian, Indic scripts and emoji need them),
-# embeddings, overrides and isolates, word joiners, invisible operators, the BOM, the soft hyphen
-# and Mongolian vowel separator. A name that carries them can display as something else (U+202E
-# turns "moc.elpmaxe" into "example.com") in an email or a CSV export.
-INVISIBLE_CHARACTERS = re.compile(r"[\u00ad\u180e\u200b\u200e\u200f\u202a-\u202e\u2060-\u2064\u2066-\u2069\ufeff]")
+# Joiners a stored name may need (Persian, Indic scripts, emoji sequences); every other invisible or
+# direction-control character is refused at import: a name carrying U+202E can display as something
+# else ("moc.elpmaxe" as "example.com") in an email or a CSV export.
+_NAME_JOINERS = frozenset({"U+200C", "U+200D"})
 # A cell a spreadsheet would run: "=" anything, or "+", "-", "@" followed by a function call, a cell
 # reference, arithmetic or a DDE command (=HYPERLINK(...), +SUM(A1), -2+3, @cmd|' /C calc'!A0).
 FORMULA = re.compile(
@@ -39,6 +67,6 @@ def text_problem(value: str) -> str | None:
     """Why untrusted text must not be stored as a lead field (a formula, invisible characters), or None."""
     if FORMULA.match(value):
         return f"looks like a spreadsheet formula (starts with {value.strip()[:1]!r}), which a CSV export would run"
-    if found := INVISIBLE_CHARACTERS.search(value):
-        return f"contains an invisible or bidirectional control character (U+{ord(found.group()):04X})"
+    if found := [name for name in invisible_characters(value) if name not in _NAME_JOINERS]:
+        return f"contains an invisible or bidirectional control character ({found[0]})"
     return None

@@ -204,9 +204,8 @@ class FollowUpSender:
             self._release(lead, request.stage, not_before=tomorrow)
             return SendOutcome(lead.id, request.stage.value, DEFERRED, SkipReason.DAILY_CAP)
         message = self.writer.write(lead, request.stage, now)
-        if self.settings.dry_run:
-            self._release(lead, request.stage)
-            return SendOutcome.of(lead.id, request.stage.value, SKIPPED, message, reason=SkipReason.DRY_RUN)
+        if not_sent := self._not_sent(lead, request, message):
+            return not_sent
         # Everything that can fail without sending (the link-signing secret, the email itself) happens
         # before the lock: a failure inside the lock window would leave a send in doubt.
         email = self._email(lead, request, message, now)
@@ -239,6 +238,20 @@ class FollowUpSender:
             self._release(lead, request.stage)
             return SendOutcome(lead.id, request.stage.value, DEFERRED, SkipReason.DAILY_CAP)
         return self._deliver(locked, request, message, email)
+
+    def _not_sent(self, lead: Lead, request: FollowUpRequest, message: FollowUpMessage) -> SendOutcome | None:
+        """A dry run, or a message with problems, which is never sent. Only a knowledge base that even the
+        generic template cannot pass with gets the latter: set aside (counted as invalid_lead_data) for an
+        operator, not retried every run."""
+        if self.settings.dry_run:
+            self._release(lead, request.stage)
+            return SendOutcome.of(lead.id, request.stage.value, SKIPPED, message, reason=SkipReason.DRY_RUN)
+        if not message.problems:
+            return None
+        logger.error("message failed the quality gate", extra={"lead_id": lead.id, "problems": message.problems})
+        self.stores.schedule.set_aside(lead.id, f"failed the quality gate: {message.problems[0]}")
+        reason = f"{SkipReason.QUALITY_GATE}: {message.problems[0]}"
+        return SendOutcome.of(lead.id, request.stage.value, SKIPPED, message, reason=reason)
 
     def _unlock(self, locked: Lead, request: FollowUpRequest, why: str) -> None:
         """Give the lock back after a send that certainly did not happen: the request is retried."""
@@ -283,12 +296,14 @@ class FollowUpSender:
             "campaign_id": request.campaign_id,
             "subject": message.subject,
         }
-        if message.model:
+        if message.ai_calls:
             entry |= {
                 "model": message.model,
                 "prompt_tokens": message.prompt_tokens,
                 "completion_tokens": message.completion_tokens,
             }
+        if message.left_out:
+            entry["left_out"] = list(message.left_out)
         if message.fallback_reason:
             entry["fallback_reason"] = message.fallback_reason
         try:
