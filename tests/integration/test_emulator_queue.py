@@ -32,7 +32,7 @@ def test_sending_does_not_walk_the_messages_already_queued(aws: Emulator, monkey
     queue_url = aws.settings.queue_url
     # Given a queue holding 300 messages
     for batch in range(30):
-        entries = [{"Id": str(n), "MessageBody": json.dumps({"n": batch * 10 + n})} for n in range(10)]
+        entries: list[Any] = [{"Id": str(n), "MessageBody": json.dumps({"n": batch * 10 + n})} for n in range(10)]
         sqs.send_message_batch(QueueUrl=queue_url, Entries=entries)
     reads = _count_reads_of_message_state(monkeypatch)
     # When one more message and one more batch are sent
