@@ -48,7 +48,7 @@ def run_built(function: str, event: Path, env: dict[str, str]) -> dict[str, obje
         check=False,
     )
     assert process.returncode == 0, process.stderr[-3000:]
-    return dict(json.loads(process.stdout.strip().splitlines()[-1]))
+    return {**json.loads(process.stdout.strip().splitlines()[-1]), "log": process.stdout}
 
 
 def lambda_env(aws: Emulator) -> dict[str, str]:
@@ -64,9 +64,11 @@ def test_built_scheduler_runs_with_only_the_runtime_and_the_layer(aws: Emulator)
 
 def test_built_sender_runs_with_only_the_runtime_and_the_layer(aws: Emulator) -> None:
     output = run_built("SenderFunction", EVENTS / "sqs-follow-ups.json", lambda_env(aws))
-    # The sample event's leads do not exist in an empty table: poison, reported for retry then the DLQ.
+    # The sample event's leads do not exist in an empty table: counted rejections, never retried.
     records = json.loads((EVENTS / "sqs-follow-ups.json").read_text())["Records"]
-    assert output["result"] == {"batchItemFailures": [{"itemIdentifier": r["messageId"]} for r in records]}
+    assert output["result"] == {"batchItemFailures": []}
+    rejected = [line for line in str(output["log"]).splitlines() if '"input rejected"' in line]
+    assert len(rejected) == len(records) == 2
     assert output["openai"] is False
 
 

@@ -20,7 +20,12 @@ def test_bundled_sample_is_complete() -> None:
 
 
 def test_from_an_ssm_parameter(aws: Emulator) -> None:
-    data = {**json.loads(BUNDLED.read_text()), "company": "Param Co", "allowed_link_domains": ["Param.Example"]}
+    data = {
+        **json.loads(BUNDLED.read_text()),
+        "company": "Param Co",
+        "allowed_link_domains": ["Param.Example"],
+        "call_to_action_url": "https://param.example/demo",
+    }
     boto3.client("ssm").put_parameter(Name="/reengage/kb", Value=json.dumps(data), Type="String")
     knowledge = load_knowledge_base("ssm:/reengage/kb")
     assert knowledge.company == "Param Co" and knowledge.allowed_link_domains == ("param.example",)

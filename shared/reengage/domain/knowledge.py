@@ -11,6 +11,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 BUNDLED = Path(__file__).with_name("knowledge_base.json")
 
@@ -47,10 +48,17 @@ class KnowledgeBase:
         if not isinstance(domains, list) or not all(isinstance(domain, str) for domain in domains):
             raise KnowledgeBaseError(f"{source}: allowed_link_domains must be a list of domains")
         url = str(data.get("call_to_action_url", ""))
-        host = url.split("://", 1)[-1].split("/", 1)[0].split(":", 1)[0].lower()
+        allowed = [domain.strip().lower() for domain in domains]
+        try:
+            parts = urlsplit(url)
+            host = parts.hostname or ""
+        except ValueError:
+            parts, host = None, ""
         if url and (
-            not url.startswith("https://")
-            or not any(host == domain or host.endswith("." + domain) for domain in domains)
+            parts is None
+            or parts.scheme != "https"
+            or parts.username is not None
+            or not any(host == domain or host.endswith("." + domain) for domain in allowed)
         ):
             raise KnowledgeBaseError(
                 f"{source}: call_to_action_url must be an https link to an allowed_link_domains host"
