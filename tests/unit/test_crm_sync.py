@@ -224,3 +224,29 @@ def test_responses_skips_and_quiet_changes():
     assert _types(old, None) == []
     assert _types(None, old) == []  # a new lead: what it arrives with happened elsewhere
     assert _types(None, replace(old, response_status="Interested")) == []
+
+
+def test_every_event_matches_its_documented_schema():
+    import json
+    from pathlib import Path
+
+    import jsonschema  # type: ignore[import-untyped]
+
+    schemas = Path(__file__).resolve().parents[2] / "docs" / "events"
+    old = _sent_lead(email="ada@example.com")
+    at = "2026-11-24T09:00:00Z"
+    sent = {"stage": "Followup_2", "at": at, "outcome": "sent", "message_id": "m", "generator": "ai"}
+    skipped = {"stage": "Followup_2", "at": "2026-11-24T09:00:00Z", "outcome": "stopped", "reason": "responded"}
+    changes = [
+        replace(old, follow_up_stage="Followup_2", engagement_history=[*old.engagement_history, sent], version=4),
+        replace(old, engagement_history=[*old.engagement_history, skipped], response_status="Converted", version=4),
+        replace(old, response_status="Complained", suppressed=True, version=4),
+        replace(old, suppressed=True, version=4),
+    ]
+    seen = set()
+    for new in changes:
+        for event in events_for_change(old, new, POLICY):
+            schema = json.loads((schemas / f"{event.type.value}.json").read_text())
+            jsonschema.validate(event.body(), schema)
+            seen.add(event.type)
+    assert seen == set(EventType)
