@@ -6,6 +6,8 @@ from dataclasses import replace
 from datetime import UTC, datetime
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from reengage.domain.airtable_mapping import DEFAULT_FIELDS, FieldMapping, MappingError
 from reengage.domain.crm_events import EventType, events_for_change
@@ -250,3 +252,31 @@ def test_every_event_matches_its_documented_schema():
             jsonschema.validate(event.body(), schema)
             seen.add(event.type)
     assert seen == set(EventType)
+
+
+_TEXT = st.one_of(st.none(), st.just(""), st.sampled_from(["Followup_1", "Followup_2", "No Response", "Bounced", "x"]))
+_TIMES = st.one_of(st.none(), st.just(""), st.sampled_from(["2026-11-17T09:00:00Z", "2026-11-17T09:00:00.000000Z"]))
+
+
+@given(
+    stage=_TEXT,
+    status=_TEXT,
+    eligible=st.booleans(),
+    contacted=_TIMES,
+    record=st.dictionaries(
+        st.sampled_from(MAPPING.pushed_fields), st.one_of(_TEXT, _TIMES, st.booleans(), st.integers()), max_size=5
+    ),
+)
+def test_a_pushed_record_needs_no_second_push(
+    stage: str | None, status: str | None, eligible: bool, contacted: str | None, record: dict[str, object]
+):
+    # Whatever the record held, once the fields to push are written, nothing differs any more
+    lead = replace(
+        _sent_lead(),
+        follow_up_stage=stage,
+        response_status=status,
+        eligible_for_reengagement=eligible,
+        last_contacted=contacted,
+    )
+    written = {**record, **push_fields(MAPPING, lead, record)}
+    assert push_fields(MAPPING, lead, written) == {}
