@@ -14,6 +14,8 @@ from collections.abc import Callable, Sequence
 from botocore.exceptions import BotoCoreError, ClientError
 from pynamodb.exceptions import PynamoDBException
 
+from reengage.domain.airtable_mapping import MappingError
+from reengage.domain.crm_sync import CrmAccessError
 from reengage.domain.knowledge import KnowledgeBaseError
 from reengage.domain.leads import FollowUpStage, ResponseStatus
 from reengage.ports import InvalidLeadDataError, TransientError
@@ -112,7 +114,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     iam.install_credential_switch()
     try:
         return int(args.handler(args))
-    except (CliError, SettingsError, TemplateError, ImportFileError, InvalidLeadDataError, KnowledgeBaseError) as error:
+    except (
+        CliError,
+        SettingsError,
+        TemplateError,
+        ImportFileError,
+        InvalidLeadDataError,
+        KnowledgeBaseError,
+        MappingError,
+        CrmAccessError,
+    ) as error:
         message = str(error)
     except TransientError as error:
         message = f"AWS is throttling or unavailable, try again: {error}"

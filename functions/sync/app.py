@@ -12,7 +12,7 @@ from typing import Any
 from reengage import wiring
 from reengage.adapters.leads_table import read_lead
 from reengage.domain.clock import utc_now
-from reengage.observability import logger
+from reengage.observability import count, logger, metrics
 from reengage.services.crm_sync import lead_changes, pull, push_leads
 from reengage.settings import Settings
 
@@ -32,6 +32,9 @@ def _stream(records: list[dict[str, Any]]) -> dict[str, Any]:
     sync = _airtable()
     push = partial(push_leads, *sync) if sync else None
     outcome = lead_changes(records, read_lead, settings.policy, wiring.crm_event_bus(settings), push)
+    count("CrmEventsPublished", outcome.events)
+    count("CrmRecordsPushed", outcome.pushed)
+    count("CrmRecordsRefused", len(outcome.push_failures))
     for failure in outcome.push_failures:
         logger.warning(
             "Airtable refused a record; left for review", extra={"record": failure.record_id, "reason": failure.reason}
@@ -45,15 +48,21 @@ def _stream(records: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 @logger.inject_lambda_context(clear_state=True)
+@metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     if "Records" in event:
         return _stream(event["Records"])
     sync = _airtable()
     if sync is None:
+        count("CrmRecordsPulled", 0)  # only without a token, where the schedule is disabled
         return {"sync": "off"}
     settings = _settings()
     table, state, mapping = sync
     report = pull(wiring.stores(settings), table, state, mapping, utc_now(), settings.policy)
+    count("CrmRecordsPulled", report.read)
+    count("CrmRecordsRejected", len(report.rejected))
+    count("CrmRecordsPushed", report.pushed)
+    count("CrmRecordsRefused", len(report.push_failures))
     for error in report.rejected:
         logger.warning("Airtable record rejected", extra={"problem": str(error)})
     return {

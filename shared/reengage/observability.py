@@ -66,6 +66,12 @@ METRICS: dict[str, str | None] = {
     # feedback
     "SesEvents": "Outcome",
     "InboundReplies": "Outcome",
+    # CRM (SyncFunction)
+    "CrmEventsPublished": None,
+    "CrmRecordsPulled": None,
+    "CrmRecordsRejected": None,  # records that cannot be leads (reported, the others land)
+    "CrmRecordsPushed": None,
+    "CrmRecordsRefused": None,  # updates Airtable refused (deleted record, unknown field): left for review
 }
 
 _EMAIL = re.compile(r"([A-Za-z0-9._%+-])[A-Za-z0-9._%+-]*@([A-Za-z0-9.-]+\.[A-Za-z]{2,})")

@@ -9,12 +9,14 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
-from reengage.domain.crm_events import CrmEvent
-from reengage.domain.crm_sync import CrmRecord, UpdateFailure
 from reengage.domain.leads import FollowUpStage, Lead, ScheduleState
 from reengage.domain.messages import FollowUpMessage, OutgoingEmail
+
+if TYPE_CHECKING:  # only the sync imports these at run time
+    from reengage.domain.crm_events import CrmEvent
+    from reengage.domain.crm_sync import CrmRecord, UpdateFailure
 
 
 class LedgerState:

@@ -100,6 +100,8 @@ def test_built_sender_writes_with_ai_when_a_key_is_configured(aws: Emulator, ope
         ("CleanupFunction", "weekly-cleanup.json", {"ok": True, "released": 0}),
         ("UnsubscribeFunction", "unsubscribe-one-click.json", {"statusCode": 403}),
         ("FeedbackFunction", "ses-bounce.json", {"unknown_lead": 1}),
+        ("SyncFunction", "crm-sync.json", {"sync": "off"}),
+        ("SyncFunction", "stream-lead-changes.json", {"records": 2, "pushed": 0}),
     ],
 )
 def test_built_upkeep_functions_run_with_only_the_runtime_and_the_layer(

@@ -4,6 +4,7 @@ the local Airtable server (the CLI acts as SyncFunction's role there)."""
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 from reengage import wiring
 from reengage.settings import Settings
@@ -16,12 +17,18 @@ from tests.integration.test_crm_sync_function import airtable, synced  # noqa: F
 __all__ = ["airtable", "synced"]
 
 
-def test_sync_says_what_is_missing(aws: Emulator) -> None:
+def test_sync_says_what_is_missing(aws: Emulator, tmp_path: Path) -> None:
     result = reengage("sync", "airtable")
     assert result.returncode == 2 and "--pull" in result.stderr
     off = reengage("sync", "airtable", "--pull", env={**os.environ, "AIRTABLE_TOKEN_SECRET": ""})
     assert off.returncode == 2 and "the Airtable sync is off: set AIRTABLE_TOKEN_SECRET" in off.stderr
     assert "Traceback" not in off.stderr
+    mapping = tmp_path / "mapping.json"
+    mapping.write_text('{"emial": "Work Email"}')
+    configured = {"AIRTABLE_TOKEN_SECRET": "t", "AIRTABLE_BASE_ID": BASE, "AIRTABLE_TABLE_ID": TABLE}
+    bad = reengage("sync", "airtable", "--pull", env={**os.environ, **configured, "AIRTABLE_MAPPING": str(mapping)})
+    assert bad.returncode == 2, bad.stderr
+    assert f"reengage: error: field mapping {mapping}: 'emial' is not a lead attribute" in bad.stderr
 
 
 def test_pull_dry_run_pull_events_and_push(synced: Emulator, airtable: LocalAirtable) -> None:  # noqa: F811

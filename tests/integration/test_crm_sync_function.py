@@ -10,15 +10,17 @@ import sys
 from collections.abc import Iterator
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import boto3
 import pytest
 
 from reengage import wiring
 from reengage.domain.airtable_mapping import DEFAULT_FIELDS
-from reengage.domain.leads import ResponseStatus
+from reengage.domain.leads import Lead, ResponseStatus
+from reengage.ports import TransientError
 from reengage.services.responses import record_response
-from reengage_cli.emulator import provision
+from reengage_cli.emulator import iam, provision
 from reengage_cli.emulator.airtable_server import LocalAirtable
 from reengage_cli.emulator.events import captured_events
 from tests.conftest import ROOT, TIMELESS, Emulator, FakeLambdaContext, load_event, load_handler
@@ -134,3 +136,34 @@ def test_stream_publishes_crm_events_once_per_key_and_pushes_to_airtable(synced:
     assert "Followup_1 sent" in airtable.fields_of(BASE, TABLE, ids[0])["Reengage_History"]
     assert airtable.fields_of(BASE, TABLE, ids[1])["Response_Status"] == "Interested"
     assert airtable.fields_of(BASE, TABLE, ids[2])["Response_Status"] == "Bounced"
+
+
+PUT_EVENTS_GRANT = """            - Effect: Allow
+              Action: events:PutEvents
+              Resource: !GetAtt CrmEventBus.Arn
+"""
+
+
+def test_without_put_events_in_the_template_the_events_are_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest
+) -> None:
+    # Given a copy of the template without SyncFunction's PutEvents grant
+    text = (ROOT / "template.yaml").read_text()
+    assert text.count(PUT_EVENTS_GRANT) == 1
+    copy = tmp_path / "template.yaml"
+    copy.write_text(text.replace(PUT_EVENTS_GRANT, ""))
+    monkeypatch.setenv("REENGAGE_TEMPLATE", str(copy))
+    aws: Emulator = request.getfixturevalue("aws")
+    stores = wiring.stores(aws.settings)
+    now = datetime.now(UTC)
+    lead = Lead(id="l-1", email="a@example.com", engagement_status="Sent", email_confidence_level="Real")
+    lead.last_contacted = (now - timedelta(days=1)).isoformat()
+    assert stores.leads.put(lead)
+    record_response(stores, "l-1", ResponseStatus.CONVERTED, "crm", now, aws.settings.policy)
+    # When SyncFunction gets the change, its events are refused (the batch fails and is retried)
+    with pytest.raises(TransientError):
+        load_handler("sync").lambda_handler(stream_event(aws), FakeLambdaContext())
+    # And the emulator names the missing permission
+    refused = "events:PutEvents on resource: arn:aws:events:us-east-1:123456789012:event-bus/reengage-local-crm"
+    assert any(refused in denial for denial in iam.denials()), iam.denials()
+    iam.reset_denials()

@@ -6,6 +6,8 @@ from dataclasses import replace
 from datetime import UTC, datetime
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from reengage.domain.airtable_mapping import DEFAULT_FIELDS, FieldMapping, MappingError
 from reengage.domain.crm_events import EventType, events_for_change
@@ -224,3 +226,57 @@ def test_responses_skips_and_quiet_changes():
     assert _types(old, None) == []
     assert _types(None, old) == []  # a new lead: what it arrives with happened elsewhere
     assert _types(None, replace(old, response_status="Interested")) == []
+
+
+def test_every_event_matches_its_documented_schema():
+    import json
+    from pathlib import Path
+
+    import jsonschema  # type: ignore[import-untyped]
+
+    schemas = Path(__file__).resolve().parents[2] / "docs" / "events"
+    old = _sent_lead(email="ada@example.com")
+    at = "2026-11-24T09:00:00Z"
+    sent = {"stage": "Followup_2", "at": at, "outcome": "sent", "message_id": "m", "generator": "ai"}
+    skipped = {"stage": "Followup_2", "at": "2026-11-24T09:00:00Z", "outcome": "stopped", "reason": "responded"}
+    changes = [
+        replace(old, follow_up_stage="Followup_2", engagement_history=[*old.engagement_history, sent], version=4),
+        replace(old, engagement_history=[*old.engagement_history, skipped], response_status="Converted", version=4),
+        replace(old, response_status="Complained", suppressed=True, version=4),
+        replace(old, suppressed=True, version=4),
+    ]
+    seen = set()
+    for new in changes:
+        for event in events_for_change(old, new, POLICY):
+            schema = json.loads((schemas / f"{event.type.value}.json").read_text())
+            jsonschema.validate(event.body(), schema)
+            seen.add(event.type)
+    assert seen == set(EventType)
+
+
+_TEXT = st.one_of(st.none(), st.just(""), st.sampled_from(["Followup_1", "Followup_2", "No Response", "Bounced", "x"]))
+_TIMES = st.one_of(st.none(), st.just(""), st.sampled_from(["2026-11-17T09:00:00Z", "2026-11-17T09:00:00.000000Z"]))
+
+
+@given(
+    stage=_TEXT,
+    status=_TEXT,
+    eligible=st.booleans(),
+    contacted=_TIMES,
+    record=st.dictionaries(
+        st.sampled_from(MAPPING.pushed_fields), st.one_of(_TEXT, _TIMES, st.booleans(), st.integers()), max_size=5
+    ),
+)
+def test_a_pushed_record_needs_no_second_push(
+    stage: str | None, status: str | None, eligible: bool, contacted: str | None, record: dict[str, object]
+):
+    # Whatever the record held, once the fields to push are written, nothing differs any more
+    lead = replace(
+        _sent_lead(),
+        follow_up_stage=stage,
+        response_status=status,
+        eligible_for_reengagement=eligible,
+        last_contacted=contacted,
+    )
+    written = {**record, **push_fields(MAPPING, lead, record)}
+    assert push_fields(MAPPING, lead, written) == {}
