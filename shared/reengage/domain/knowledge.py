@@ -50,7 +50,7 @@ class KnowledgeBase:
         host = url.split("://", 1)[-1].split("/", 1)[0].split(":", 1)[0].lower()
         if url and (
             not url.startswith("https://")
-            or not any(host == domain or host.endswith("." + domain) for domain in domains)
+            or not any(host == domain.lower() or host.endswith("." + domain.lower()) for domain in domains)
         ):
             raise KnowledgeBaseError(
                 f"{source}: call_to_action_url must be an https link to an allowed_link_domains host"
