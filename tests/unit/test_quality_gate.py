@@ -118,3 +118,11 @@ def test_any_lead_data_gives_a_message_that_passes_the_gate(name: str, company: 
     facts = LeadFacts.of(lead, NOW)
     if company.strip() and not facts.company and len(company.strip()) >= 4:
         assert company.strip() not in message.text
+
+
+@settings(max_examples=200, deadline=None)
+@given(subject=ANY_FIELD, body=st.text(max_size=400), stage=st.sampled_from(list(FollowUpStage)))
+def test_the_gate_reads_any_text_without_failing(subject: str, body: str, stage: FollowUpStage) -> None:
+    # Given any subject and body a model could return; when the gate reads them; then it gives a verdict
+    verdict = check_follow_up(subject, "Hi Ana,\n\n" + body, LEAD, stage, KB, NOW)
+    assert isinstance(verdict.problems, tuple)

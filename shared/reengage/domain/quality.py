@@ -56,6 +56,7 @@ _DIGIT_WORDS = re.compile(
     re.IGNORECASE,
 )
 _PHONE_LIKE = re.compile(r"(?:\+|\b00)\d[\d\s().-]{6,}\d|\(?\b\d{2,4}\)?[\s.-]\d{3,4}[\s.-]\d{3,4}\b")
+_YEAR_RANGE = re.compile(r"(?:19|20)\d\d\s*[-–/]\s*(?:19|20)?\d\d")
 _PHONE_REGIONS = ("US", "GB", "DE", "FR", "IN", "AU", "BR", "ES", "IT", "NL", "JP", "CN")
 _CONTACT_LABEL = re.compile(
     r"^\s*(?:(?:tel|phone|mobile|mob|cell|fax|direct|whatsapp|signal|telegram|skype)\s*[.:]|[mtpew]\s*:)",
@@ -261,9 +262,15 @@ def reading(text: str) -> str:
     return normalise(text).translate(_TYPOGRAPHY)
 
 
-def _domains(text: str) -> list[str]:
+def _domains(text: str) -> list[tuple[str, bool]]:
+    """Every domain in the text (obfuscated dots read as dots), and whether it was written plainly:
+    as it stands in the text, with no path after it."""
     readable = _OBFUSCATED_DOT.sub(".", text)
-    return [match for match in _DOMAIN_CANDIDATE.findall(readable) if _looks_like_domain(match)]
+    return [
+        (match.group(1), match.group(1) in text and not readable[match.end() : match.end() + 1] == "/")
+        for match in _DOMAIN_CANDIDATE.finditer(readable)
+        if _looks_like_domain(match.group(1))
+    ]
 
 
 @lru_cache(maxsize=1)
@@ -279,9 +286,9 @@ def _phone_numbers(text: str) -> list[str]:
         match.raw_string
         for region in _PHONE_REGIONS
         for match in phonenumbers.PhoneNumberMatcher(text, region, leniency=phonenumbers.Leniency.POSSIBLE)
-        if sum(char.isdigit() for char in match.raw_string) >= 7
+        if sum(char.isdigit() for char in match.raw_string) >= 7 and not _YEAR_RANGE.fullmatch(match.raw_string)
     }
-    found.update(_PHONE_LIKE.findall(text))
+    found.update(number for number in _PHONE_LIKE.findall(text) if not _YEAR_RANGE.fullmatch(number))
     found.update(match.group(0) for match in _DIGIT_WORDS.finditer(text))
     return sorted(found)
 
@@ -294,8 +301,8 @@ def contact_problems(text: str, own_domains: Iterable[str] = ()) -> list[str]:
     if match := _IP_ADDRESS.search(text):
         problems.append(f"link to an IP address: {match.group(0)}")
     own = set(own_domains)
-    for domain in _domains(text):
-        if registrable_domain(domain) not in own or "/" in text.split(domain, 1)[1][:1]:
+    for domain, plain in _domains(text):
+        if not plain or registrable_domain(domain) not in own:
             problems.append(f"link or domain: {domain}")
     if match := _PATH_AFTER_SUFFIX.search(text):
         problems.append(f"link: {match.group(0)}")
