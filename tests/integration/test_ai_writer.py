@@ -184,6 +184,9 @@ def test_hostile_lead_data_stays_data(openai_stub: OpenAIStub) -> None:
     outcome = FollowUpSender(store.stores, mailer, writer(openai_stub), SETTINGS).send(requests[0])
     assert outcome.kind == SENT and [email.to for email in mailer.sent] == ["person1@example.com"]
     assert "ceo@evil" not in mailer.sent[0].text
+    # and the history says which fields were left out, and why
+    left_out = store.leads["lead-001"].engagement_history[-1]["left_out"]
+    assert [reason.split(":")[0] for reason in left_out] == ["name", "company"]
 
 
 @pytest.mark.parametrize(

@@ -24,7 +24,7 @@ def test_from_an_ssm_parameter(aws: Emulator) -> None:
         **json.loads(BUNDLED.read_text()),
         "company": "Param Co",
         "allowed_link_domains": ["Param.Example"],
-        "call_to_action_url": "https://param.example/demo",
+        "call_to_action_url": "https://meet.param.example/sam",
     }
     boto3.client("ssm").put_parameter(Name="/reengage/kb", Value=json.dumps(data), Type="String")
     knowledge = load_knowledge_base("ssm:/reengage/kb")
@@ -43,6 +43,14 @@ def test_missing_ssm_parameter_is_a_clear_error(aws: Emulator) -> None:
         ("[]", "must be a JSON object"),
         ('{"company": "X"}', "missing offer, proof_points, call_to_action"),
         (json.dumps({**json.loads(BUNDLED.read_text()), "proof_points": "one"}), "proof_points must be a list"),
+        (
+            json.dumps({**json.loads(BUNDLED.read_text()), "call_to_action_url": "https://evil.example/meet"}),
+            "call_to_action_url must be an https link to an allowed_link_domains host",
+        ),
+        (
+            json.dumps({**json.loads(BUNDLED.read_text()), "call_to_action_url": "http://northbeam.example/meet"}),
+            "call_to_action_url must be an https link",
+        ),
     ],
 )
 def test_bad_files_are_clear_errors(tmp_path: Path, content: str, message: str) -> None:

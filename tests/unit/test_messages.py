@@ -164,3 +164,21 @@ def test_fields_carrying_links_or_addresses_are_not_repeated() -> None:
     message = render_follow_up(lead, FollowUpStage.FOLLOWUP_1, KB, NOW)
     assert "evil" not in message.text and "spam" not in message.text
     assert "Hi there," in message.text and message.problems == ()
+
+
+@pytest.mark.parametrize(
+    ("company", "shown"),
+    [
+        ("Acme Robotics, Inc.", "Acme Robotics"),
+        ("ACME ROBOTICS LLC", "Acme Robotics"),
+        ("ACME ROBOTICS INC", "Acme Robotics Inc"),
+        ("Startup Inc", "Startup Inc"),
+        ("Datenwerk GmbH", "Datenwerk"),
+        ("Fábrica Digital S.A.", "Fábrica Digital"),
+        ("Wright & Partners Ltd", "Wright & Partners"),
+        ("IBM", "IBM"),
+        ("\uff21\uff43\uff4d\uff45 Robotics", "Acme Robotics"),
+    ],
+)
+def test_companies_read_as_running_text(company: str, shown: str) -> None:
+    assert display_company(company) == shown

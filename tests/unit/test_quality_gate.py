@@ -4,8 +4,11 @@ and every hostile lead record is left out of the message rather than repeated.""
 from __future__ import annotations
 
 from collections import Counter
+from dataclasses import replace
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from reengage.domain.knowledge import load_knowledge_file
 from reengage.domain.leads import FollowUpStage
@@ -90,3 +93,36 @@ def test_field_check_keeps_real_names_and_stops_hostile_ones(value: str, fragmen
         assert problems == []
     else:
         assert any(fragment in problem for problem in problems), problems
+
+
+# Any text a CRM might hold, including the characters attackers like: letters of any script, digits,
+# punctuation, symbols, invisible and bidi controls, line breaks.
+ANY_FIELD = st.text(
+    alphabet=st.one_of(
+        st.characters(codec="utf-8"),
+        st.sampled_from(list("@.:/%$#{}[]()<>|*_\u200b\u202e\uff20\u3002\r\n ")),
+    ),
+    max_size=60,
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(name=ANY_FIELD, company=ANY_FIELD, stage=st.sampled_from(list(FollowUpStage)))
+def test_any_lead_data_gives_a_message_that_passes_the_gate(name: str, company: str, stage: FollowUpStage) -> None:
+    # Given any name and company at all
+    lead = replace(LEAD, name=name, company=company)
+    # When the template message is rendered
+    message = render_follow_up(lead, stage, KB, NOW)
+    # Then it passes the gate (personal or generic form), and a field it left out is nowhere in it
+    assert message.problems == ()
+    facts = LeadFacts.of(lead, NOW)
+    if company.strip() and not facts.company and len(company.strip()) >= 4:
+        assert company.strip() not in message.text
+
+
+@settings(max_examples=200, deadline=None)
+@given(subject=ANY_FIELD, body=st.text(max_size=400), stage=st.sampled_from(list(FollowUpStage)))
+def test_the_gate_reads_any_text_without_failing(subject: str, body: str, stage: FollowUpStage) -> None:
+    # Given any subject and body a model could return; when the gate reads them; then it gives a verdict
+    verdict = check_follow_up(subject, "Hi Ana,\n\n" + body, LEAD, stage, KB, NOW)
+    assert isinstance(verdict.problems, tuple)

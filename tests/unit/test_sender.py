@@ -260,3 +260,20 @@ def test_throttled_records_come_back_after_an_exponential_backoff():
     assert 24 <= first[1] <= 36 and 96 <= third[1] <= 144  # 30 s then 120 s, +/-20%
     assert SENDER_FUNCTION.retry_delay_seconds(30, 0.5) == 900  # capped at 15 minutes
     assert SENDER_FUNCTION.retry_delay_seconds(1, 0.0) == 24
+
+
+def test_a_message_that_fails_the_gate_is_never_sent():
+    # Given a knowledge base whose proof point carries a phone number: not even the generic template passes
+    from reengage.domain.knowledge import load_knowledge_file
+    from reengage.domain.messages import TemplateWriter
+
+    knowledge = replace(load_knowledge_file(""), proof_points=("Call us on +1 415 555 0132 for details.",))
+    store, requests = claimed_store(lead(1, follow_up_stage=None))
+    mailer = RecordingMailer()
+    writer = TemplateWriter(knowledge)
+    # When the sender handles the request
+    outcome = FollowUpSender(store.stores, mailer, writer, SETTINGS, clock=lambda: NOW).send(requests[0])
+    # Then nothing is sent, the reason says why, and the lead is set aside (not retried every run)
+    assert mailer.sent == [] and outcome.kind == SKIPPED
+    assert outcome.reason.startswith("failed_quality_gate: phone number")
+    assert store.leads["lead-001"].schedule_state == ScheduleState.INVALID

@@ -359,8 +359,3 @@ def days_since(moment: str | None, now: datetime) -> int | None:
         return max(0, (now - parse_time(moment)).days)
     except InvalidTimeError:
         return None
-
-
-def first_name(full_name: str) -> str:
-    parts = full_name.strip().split()
-    return parts[0] if parts else ""

@@ -74,7 +74,7 @@ _TEMPLATES: dict[FollowUpStage, tuple[_Template, ...]] = {
             subjects=("Quick follow-up for {company}", "Quick follow-up, {first_name}", "A quick follow-up"),
             paragraphs=(
                 "I wanted to follow up on the email I sent {when}, in case it got buried.",
-                "One thing I didn't mention last time. {proof_point}",
+                "Here's one thing I didn't mention last time. {proof_point}",
                 (
                     "If that's relevant for {company}, would {call_to_action} work? I'll keep it short and practical.",
                     "If that sounds relevant, would {call_to_action} work? I'll keep it short and practical.",
@@ -153,7 +153,7 @@ _TEMPLATES: dict[FollowUpStage, tuple[_Template, ...]] = {
             ),
         ),
         _Template(
-            subjects=("Before I close this out", "Before I close this out, {first_name}"),
+            subjects=("Before I close this out, {first_name}", "Before I close this out"),
             paragraphs=(
                 "I haven't heard back since my last couple of emails (the most recent was {when}), so this will"
                 " be my final note.",

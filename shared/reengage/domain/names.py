@@ -27,11 +27,14 @@ _NOT_A_NAME = frozenset(
     }
 )  # fmt: skip
 # Legal forms dropped when a company is mentioned in running text ("Acme Robotics, Inc." -> "Acme Robotics").
+# "Inc" and "Corp" only after a comma: "Startup Inc" is a name, "Acme Robotics, Inc." has a legal form.
 _LEGAL_FORM = re.compile(
-    r"[,\s]+(?:inc|incorporated|llc|l\.l\.c|ltd|limited|corp|corporation|gmbh|ag|s\.?a|s\.?a\.?s|s\.?r\.?l|"
+    r",\s*(?:inc|incorporated|corp|corporation)\.?$|"
+    r"[,\s]+(?:llc|l\.l\.c|ltd|limited|gmbh|ag|s\.?a|s\.?a\.?s|s\.?r\.?l|"
     r"b\.?v|n\.?v|plc|pty(?:\s+ltd)?|oy|ab|as|a/s|k\.?k|kk|sp\.?\s*z\s*o\.?o)\.?$",
     re.IGNORECASE,
 )
+_LEGAL_WORDS = {"INC": "Inc", "INC.": "Inc.", "CORP": "Corp", "CORP.": "Corp.", "CO": "Co", "CO.": "Co."}
 _INITIAL = re.compile(r"^\w\.?$")
 
 
@@ -95,5 +98,5 @@ def display_company(raw: str) -> str:
     stripped = _LEGAL_FORM.sub("", text).strip(" ,")
     text = stripped or text
     if text.isupper() and any(len(word) > 4 for word in text.split()):
-        text = " ".join(word if len(word) <= 3 else word.capitalize() for word in text.split())
+        text = " ".join(_LEGAL_WORDS.get(word, word if len(word) <= 3 else word.capitalize()) for word in text.split())
     return text

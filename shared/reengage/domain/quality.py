@@ -56,9 +56,10 @@ _DIGIT_WORDS = re.compile(
     re.IGNORECASE,
 )
 _PHONE_LIKE = re.compile(r"(?:\+|\b00)\d[\d\s().-]{6,}\d|\(?\b\d{2,4}\)?[\s.-]\d{3,4}[\s.-]\d{3,4}\b")
+_YEAR_RANGE = re.compile(r"(?:19|20)\d\d\s*[-–/]\s*(?:19|20)?\d\d")
 _PHONE_REGIONS = ("US", "GB", "DE", "FR", "IN", "AU", "BR", "ES", "IT", "NL", "JP", "CN")
 _CONTACT_LABEL = re.compile(
-    r"^\s*(?:tel|phone|mobile|mob|cell|fax|direct|whatsapp|signal|telegram|skype|m|t|p|e|w)\s*[.:]",
+    r"^\s*(?:(?:tel|phone|mobile|mob|cell|fax|direct|whatsapp|signal|telegram|skype)\s*[.:]|[mtpew]\s*:)",
     re.IGNORECASE | re.MULTILINE,
 )
 
@@ -127,10 +128,10 @@ _SPAM_PHRASES = re.compile(
     re.IGNORECASE,
 )
 _PROFANITY = re.compile(
-    r"\b(?:f+u+c+k+\w*|sh[i1]+t+\w*|bullsh\w*|b[i1]tch\w*|bastard\w*|a+ss+hole\w*|arse\w*|damn\w*|crap\w*|"
-    r"d[i1]ck\w*|piss\w*|cunt\w*|wtf|stfu|screw (?:you|this|them)|sucks?|stupid\w*|idiot\w*|dumb\w*|moron\w*|"
-    r"retard\w*|slut\w*|whore\w*|porn\w*|nude\w*|viagra|cialis|casino\w*|scheiße|merde|putain|mierda|cazzo|"
-    r"hell no|pissed|jackass|dipshit|prick\w*|wanker\w*|bollocks|twat\w*)\b",
+    r"\b(?:f+u+c+k+\w*|sh[i1]+t(?:s|ty|tier|head|hole|show)?|bullsh\w*|b[i1]tch\w*|bastards?|a+ss+holes?|arse|"
+    r"damn(?:ed|it)?|crap(?:py)?|d[i1]ck(?:s|head)?|piss(?:ed|ing)?(?: off)?|cunts?|wtf|stfu|screw (?:you|this|them)|"
+    r"sucks?|stupid\w*|idiot\w*|dumb(?:est|er)?|morons?|retard(?:ed|s)?|sluts?|whores?|porn\w*|nudes?|viagra|"
+    r"cialis|scheiße|merde|putain|mierda|cazzo|hell no|jackass|dipshit|prick|wankers?|bollocks|twats?)\b",
     re.IGNORECASE,
 )
 _ACRONYMS = frozenset({"gdpr", "hipaa", "saas", "json", "html", "asap", "kpis", "okrs", "crms", "apis"})
@@ -188,7 +189,9 @@ _FINAL = re.compile(
     r"\b(?:won'?t|will not) hear from me\b|\bnot (?:hear|be hearing) from me again\b|"
     r"\b(?:I'?ll|I will) (?:stop|leave it) (?:here|there|emailing|writing|reaching out|following up)\b|"
     r"\bclosing (?:the loop|your file|out)\b|\blast time I(?:'ll| will)\b|\bno more (?:e-?mails|messages|"
-    r"follow-?ups|notes) from me\b|\bleave it (?:there|here)\b|\bafter this,? I(?:'ll| will) (?:stop|leave)\b",
+    r"follow-?ups|notes) from me\b|\bleave it (?:there|here)\b|\bafter this,? I(?:'ll| will) (?:stop|leave)\b|"
+    r"\bfarewell\b|\bgoodbye\b|\bsigning off\b|\bparting (?:note|words?|thought)\b|\blast (?:you'?ll|you will) "
+    r"hear from me\b|\blast (?:time )?you hear from me\b|\bthe last of my\b",
     re.IGNORECASE,
 )
 _FUTURE_CONTACT = re.compile(
@@ -199,25 +202,27 @@ _FUTURE_CONTACT = re.compile(
     r"\b(?:talk|speak) (?:soon|again|next)|\buntil next time\b|\bnext (?:week|month|quarter),? I'?(?:ll| will)\b|"
     r"\bin (?:a|two|few|a few|a couple of) (?:weeks?|months?),? I'?(?:ll| will)\b|\bagain (?:next|in|soon)\b|"
     r"\bexpect (?:another|more|a (?:follow|note|message|e-?mail|call))|\b(?:another|one more) (?:note|e-?mail|"
-    r"message|follow-?up) from me\b|\bstay tuned\b|\bmore (?:soon|to come)\b|\bkeep (?:you )?posted\b|"
-    r"\bkeep in touch\b|\bkeep trying\b",
+    r"message|follow-?up) from me\b|\bcatch you (?:later|soon)\b|\bstay tuned\b|\bmore (?:soon|to come)\b|"
+    r"\bkeep (?:you )?posted\b|\bkeep in touch\b|\bkeep trying\b",
     re.IGNORECASE,
 )
 GREETING = re.compile(
     r"^\s*(?:hi|hello|hey|dear|hiya|greetings|good (?:morning|afternoon|evening|day)|howdy|hallo|bonjour|hola|ciao)"
-    r"\b[ ,]*(?P<who>[^\s,!:.]+(?:[ -][^\s,!:.]+){0,2})?\s*[,!:.]?",
+    r"\b(?:,?\s+(?P<who>[^\s,!:.]+(?:[ -][^\s,!:.]+){0,2}))?\s*[,!:.]?",
     re.IGNORECASE,
 )
 GENERIC_ADDRESSEES = frozenset({"there", "team", "all", "everyone", "folks", "again"})
 _MODEL_TALK = re.compile(
     r"\b(?:ignore|disregard|forget) (?:all|any|the|previous|prior|above|your|these)\b|\binstructions?\b|"
-    r"\bsystem prompt\b|\bprompts?\b|\bjailbreak\w*|\bas an ai\b|\blanguage model\b|\bI cannot (?:help|comply)\b",
+    r"\bsystem prompt\b|\b(?:your|the|my|this) prompt\b|\bjailbreak\w*|\bas an ai\b|\blanguage model\b|"
+    r"\bI cannot (?:help|comply)\b",
     re.IGNORECASE,
 )
 # In a lead field, anything addressed to a model is an injection attempt.
 _INSTRUCTIONS = re.compile(
-    _MODEL_TALK.pattern + r"|\byou are (?:now|an?|the)\b|\bassistant\b|\bpretend\b|\bact as\b|"
-    r"\brespond with\b|\boutput\b|\bdo not follow\b|\bwrite (?:that|to|this)\b|\bsay (?:that|this)\b",
+    _MODEL_TALK.pattern + r"|\byou are (?:now|an?|the)\b|\bpretend (?:to be|you)\b|\bact as\b|"
+    r"\brespond with\b|\boutput (?:only|the|this)\b|\bdo not follow\b|\bwrite (?:that|to|this)\b|"
+    r"\bsay (?:that|this)\b",
     re.IGNORECASE,
 )
 
@@ -248,9 +253,24 @@ def _looks_like_domain(candidate: str) -> bool:
     return bool(parts.suffix and parts.domain)
 
 
-def _domains(text: str) -> list[str]:
+_TYPOGRAPHY = str.maketrans({"\u2019": "'", "\u2018": "'", "\u02bc": "'", "\u2032": "'", "\u2010": "-", "\u2011": "-"})
+
+
+def reading(text: str) -> str:
+    """What the checks read: `normalise` (NFKC, no invisible characters), and typographic apostrophes
+    and hyphens as ASCII (`I’ll` is `I'll` to every pattern)."""
+    return normalise(text).translate(_TYPOGRAPHY)
+
+
+def _domains(text: str) -> list[tuple[str, bool]]:
+    """Every domain in the text (obfuscated dots read as dots), and whether it was written plainly:
+    as it stands in the text, with no path after it."""
     readable = _OBFUSCATED_DOT.sub(".", text)
-    return [match for match in _DOMAIN_CANDIDATE.findall(readable) if _looks_like_domain(match)]
+    return [
+        (match.group(1), match.group(1) in text and not readable[match.end() : match.end() + 1] == "/")
+        for match in _DOMAIN_CANDIDATE.finditer(readable)
+        if _looks_like_domain(match.group(1))
+    ]
 
 
 @lru_cache(maxsize=1)
@@ -266,9 +286,9 @@ def _phone_numbers(text: str) -> list[str]:
         match.raw_string
         for region in _PHONE_REGIONS
         for match in phonenumbers.PhoneNumberMatcher(text, region, leniency=phonenumbers.Leniency.POSSIBLE)
-        if sum(char.isdigit() for char in match.raw_string) >= 7
+        if sum(char.isdigit() for char in match.raw_string) >= 7 and not _YEAR_RANGE.fullmatch(match.raw_string)
     }
-    found.update(_PHONE_LIKE.findall(text))
+    found.update(number for number in _PHONE_LIKE.findall(text) if not _YEAR_RANGE.fullmatch(number))
     found.update(match.group(0) for match in _DIGIT_WORDS.finditer(text))
     return sorted(found)
 
@@ -281,8 +301,8 @@ def contact_problems(text: str, own_domains: Iterable[str] = ()) -> list[str]:
     if match := _IP_ADDRESS.search(text):
         problems.append(f"link to an IP address: {match.group(0)}")
     own = set(own_domains)
-    for domain in _domains(text):
-        if registrable_domain(domain) not in own or "/" in text.split(domain, 1)[1][:1]:
+    for domain, plain in _domains(text):
+        if not plain or registrable_domain(domain) not in own:
             problems.append(f"link or domain: {domain}")
     if match := _PATH_AFTER_SUFFIX.search(text):
         problems.append(f"link: {match.group(0)}")
@@ -333,7 +353,7 @@ def field_problems(value: str) -> list[str]:
         problems.append(f"invisible or direction-control characters {', '.join(hidden)}")
     if CONTROL_CHARACTERS.search(value):
         problems.append("control characters")
-    text = normalise(value)
+    text = reading(value)
     problems += contact_problems(text)
     problems += _placeholder_problems(text)
     if match := _PROFANITY.search(text) or _PROFANITY.search(text.translate(_LEET)):
@@ -389,7 +409,7 @@ def _numbers(text: str) -> set[str]:
     return {number.replace(",", "").rstrip(".") for number in _NUMBER.findall(text)}
 
 
-def _grounding_problems(text: str, knowledge: KnowledgeBase, facts: LeadFacts) -> list[str]:
+def _grounding_problems(text: str, knowledge: KnowledgeBase, facts: LeadFacts, now: datetime) -> list[str]:
     source = " ".join(
         [knowledge.company, knowledge.offer, *knowledge.proof_points, knowledge.call_to_action, facts.company]
     )
@@ -399,6 +419,7 @@ def _grounding_problems(text: str, knowledge: KnowledgeBase, facts: LeadFacts) -
         allowed |= {str(days), str(days // 7), str(round(days / 7)), str(round(days / 30))}
     if facts.last_contacted is not None:
         allowed.add(str(facts.last_contacted.year))
+    allowed |= {str(now.year), str(now.year + 1)}
     problems = [f"number not in the knowledge base: {number}" for number in sorted(_numbers(text) - allowed)]
     lowered = source.lower()
     for pattern, what in ((_NUMBER_WORDS, "number"), (_MONEY, "price"), (_CLAIMS, "claim")):
@@ -416,7 +437,7 @@ def _greeting_problem(paragraphs: list[str], facts: LeadFacts) -> str | None:
             continue
         who = (match.group("who") or "").strip()
         first_word = who.split(" ")[0].casefold() if who else ""
-        if not who or first_word in GENERIC_ADDRESSEES:
+        if not who or first_word in GENERIC_ADDRESSEES or (who[0].isascii() and not who[0].isupper()):
             continue
         if not facts.first_name or first_word != facts.first_name.split(" ")[0].casefold():
             return f"greets someone other than the lead: {who}"
@@ -485,7 +506,7 @@ def check_follow_up(
         problems.append(f"invisible or direction-control characters: {', '.join(hidden)}")
     if CONTROL_IN_BODY.search(body):
         problems.append("control characters in the body")
-    subject_text, text = normalise(subject), normalise(body)
+    subject_text, text = reading(subject), reading(body)
     both = subject_text + "\n\n" + text
     problems += _subject_problems(subject, subject_text)
     words = len(text.split())
@@ -504,7 +525,7 @@ def check_follow_up(
     if match := _MODEL_TALK.search(both):
         problems.append(f"talks about instructions or prompts: {match.group(0)}")
     problems += _tone_problems(both, _known_words(knowledge.company, knowledge.offer, facts.company))
-    problems += _grounding_problems(both, knowledge, facts)
+    problems += _grounding_problems(both, knowledge, facts, now)
     if greeting := _greeting_problem([block.strip() for block in text.split("\n\n")], facts):
         problems.append(greeting)
     problems += _stage_problems(text, stage, is_final, acknowledges_previous)
