@@ -152,3 +152,31 @@ def test_a_missing_object_is_a_counted_rejection_not_a_retry(aws: Emulator) -> N
     event = json.loads(json.dumps(load_event("s3-inbound-reply")).replace(SAMPLE_BUCKET, inbound_bucket))
     event["Records"][0]["s3"]["object"]["key"] = "inbound/gone.eml"
     assert load_handler("reply").lambda_handler(event, FakeLambdaContext()) == {"missing_object": 1}
+
+
+def test_reply_function_asks_the_model_with_the_key_its_own_role_may_read(
+    aws: Emulator, tmp_path: Path, openai_stub: Any
+) -> None:
+    from aws_lambda_powertools.utilities import parameters
+
+    ses_id = sent_lead(aws, tmp_path)
+    # Given the stack deployed with an OpenAI key (the sender's earlier read is not in the cache)
+    secret = boto3.client("secretsmanager").create_secret(
+        Name="reengage/openai", SecretString='{"api_key": "sk-from-secret"}'
+    )["ARN"]
+    overrides = {
+        **TIMELESS,
+        "InboundDomain": "inbound.example.com",
+        "OpenAIApiKeySecretArn": secret,
+        "OpenAIBaseUrl": openai_stub.base_url,
+    }
+    os.environ.update(provision.provision(overrides).environment)
+    parameters.clear_caches()
+    openai_stub.replies.append(Reply(content='{"status": "Interested"}'))
+    # When a reply the keywords alone would not call interested arrives
+    raw = inbound("inbound-reply.eml", ses_id).replace("Let's talk", "Hmm, maybe.")
+    # Then ReplyFunction read the key as its role (a refusal fails the test) and the model classified it
+    assert deliver(raw) == {"reply_interested": 1}
+    assert openai_stub.headers[-1].get("authorization", openai_stub.headers[-1].get("Authorization")) == (
+        "Bearer sk-from-secret"
+    )

@@ -369,3 +369,7 @@ class AiReplyClassifier:
         except (openai.OpenAIError, ValueError, KeyError, IndexError, TypeError) as error:
             logger.warning("AI reply classification failed, keywords used", extra={"error": type(error).__name__})
             return self.fallback(text)
+        except Exception as error:  # noqa: BLE001 - the key unreadable (Secrets Manager down, access denied):
+            # a reply must still stop the sequence, so the keywords decide.
+            logger.error("AI reply classification unavailable, keywords used", extra={"error": repr(error)[:300]})
+            return self.fallback(text)
