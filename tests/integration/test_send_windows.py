@@ -221,3 +221,35 @@ def test_status_lists_the_next_sends_in_local_time_and_utc_in_due_order(windows:
     assert shown["kiritimati"] == "2026-11-29 18:00 UTC Mon 2026-11-30 08:00 Pacific/Kiritimati"
     utc = [" ".join(fields[:2]) for fields in lines]
     assert utc == sorted(utc) and len(lines) == 10
+
+
+def test_undoing_the_response_that_paused_a_company_lifts_its_pause(windows: Emulator) -> None:
+    stores, policy = wiring.stores(windows.settings), windows.settings.policy
+    at = datetime(2026, 11, 30, 8, 0, tzinfo=UTC)
+    record_response(stores, "globex-ann", ResponseStatus.REPLIED, "reply", at, policy)
+    bob = stores.leads.get("globex-bob")
+    assert bob is not None and bob.paused_until
+    # `reengage mark globex-ann "No Response"`: the reply was recorded by mistake
+    assert record_response(stores, "globex-ann", ResponseStatus.NO_RESPONSE, "cli", at, policy)
+    bob = stores.leads.get("globex-bob")
+    assert bob is not None and bob.paused_until is None
+    assert bob.engagement_history[-1]["outcome"] == "resumed" and bob.engagement_history[-1]["by_lead"] == "globex-ann"
+    assert bob.schedule_at == "2026-11-27T10:00:00.000000Z"  # due again at its own time, before the pause
+    assert "globex-bob" in by_kind(campaign(windows, datetime(2026, 11, 30, 8, 30, tzinfo=UTC)))["sent"]
+
+
+def test_a_response_arriving_by_re_import_pauses_colleagues_too(windows: Emulator) -> None:
+    stores, policy = wiring.stores(windows.settings), windows.settings.policy
+    at = datetime(2026, 11, 30, 8, 0, tzinfo=UTC)
+    # The CRM export now says Ann replied
+    rows = [row("globex-ann", "ann@globex.com", response_status="Replied")]
+    report = import_rows(stores, enumerate(rows, start=1), at, policy)
+    assert not report.rejected, report.rejected
+    bob = stores.leads.get("globex-bob")
+    assert bob is not None and bob.paused_until == "2026-12-14T08:00:00.000000Z"
+    assert bob.engagement_history[-1]["by_lead"] == "globex-ann"
+    # A lead first seen with a response is history: importing it pauses nobody
+    first = [row("initech-ivy", "ivy@initech.com"), row("initech-ian", "ian@initech.com", response_status="Replied")]
+    assert not import_rows(stores, enumerate(first, start=1), at, policy).rejected
+    ivy = stores.leads.get("initech-ivy")
+    assert ivy is not None and ivy.paused_until is None

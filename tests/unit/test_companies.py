@@ -20,6 +20,13 @@ from reengage.domain.companies import company_key
         ("kai@xn--bcher-kva.de", "", "xn--bcher-kva.de"),
         ("dev@alice.github.io", "", "alice.github.io"),  # private suffixes: two users are two companies
         ("root@localhost", "", None),
+        ("hm1@hotmail.es", "", None),  # a provider under any country suffix
+        ("y@yahoo.com.au", "", None),
+        ("o@outlook.com.br", "", None),
+        ("li1@outlook.com", "https://www.linkedin.com/in/li-one", None),  # a profile page is not a company
+        ("ann@gmail.com", "https://github.com/ann", None),
+        ("ann@gmail.com", "https://acme.wixsite.com/home", "acme.wixsite.com"),  # private suffix: own site
+        ("ann@yahooligans-consulting.com", "", "yahooligans-consulting.com"),  # a brand inside a word
         ("", "", None),
     ],
 )

@@ -210,3 +210,15 @@ def test_no_schedule_ever_sends_outside_the_leads_window(
         else local.date() - timedelta(days=1)
     )
     assert window.opens_on(started, country)
+
+
+@pytest.mark.parametrize(
+    ("zone", "country"),
+    [("US/Eastern", "US"), ("Asia/Calcutta", "IN"), ("Europe/Kiev", "UA"), ("Europe/Copenhagen", "DK")],
+)
+def test_old_and_alias_zone_names_keep_their_countrys_holidays(zone: str, country: str) -> None:
+    # CRMs export old names; zone.tab lists only current ones (and Copenhagen links to Berlin in tzdata)
+    found = lead_zone(timezone=zone)
+    assert (found.zone, found.country) == (zone, country)
+    if country == "US":  # Thanksgiving 2026-11-26: the lead's first window is Friday's
+        assert DEFAULT.next_opening(utc(2026, 11, 26, 12), ZoneInfo(zone), found.country) == utc(2026, 11, 27, 13)

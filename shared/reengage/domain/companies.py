@@ -25,6 +25,32 @@ PUBLIC_MAIL_DOMAINS = frozenset(
         "zoho.com", "163.com", "126.com",
     }
 )  # fmt: skip
+# The same providers under every country suffix (hotmail.es, yahoo.com.au, gmx.fr, outlook.com.br):
+# a registrable domain whose name is one of these is a public mailbox whatever its suffix.
+PUBLIC_MAIL_BRANDS = frozenset(
+    {
+        "gmail", "googlemail", "hotmail", "outlook", "live", "msn", "yahoo", "ymail", "rocketmail", "aol",
+        "gmx", "icloud", "yandex", "protonmail", "proton", "tutanota", "tuta", "zoho", "qq", "naver",
+        "hanmail", "daum", "rediffmail", "libero", "laposte", "wanadoo", "t-online", "freenet", "seznam",
+        "bigpond", "btinternet", "comcast", "verizon", "rambler", "sina", "sohu", "163", "126", "yeah",
+        "aliyun", "onet", "interia", "virgilio", "tiscali", "optusnet", "sympatico", "mailbox", "posteo",
+    }
+)  # fmt: skip
+# Websites that are profiles on someone else's platform, not a company's own site: two leads whose
+# website is a LinkedIn page are not colleagues.
+SHARED_WEBSITE_DOMAINS = frozenset(
+    {
+        "linkedin.com", "facebook.com", "fb.com", "twitter.com", "x.com", "instagram.com", "youtube.com",
+        "tiktok.com", "pinterest.com", "github.com", "gitlab.com", "bitbucket.org", "medium.com",
+        "substack.com", "about.me", "linktr.ee", "xing.com", "crunchbase.com", "angel.co", "wellfound.com",
+        "yelp.com", "google.com", "wix.com", "wixsite.com", "squarespace.com", "wordpress.com",
+        "notion.site", "carrd.co", "behance.net", "dribbble.com", "calendly.com", "t.me", "wa.me",
+    }
+)  # fmt: skip
+
+
+def is_public_mail_domain(domain: str) -> bool:
+    return domain in PUBLIC_MAIL_DOMAINS or domain.split(".", 1)[0] in PUBLIC_MAIL_BRANDS
 
 
 @lru_cache(maxsize=1)
@@ -59,9 +85,9 @@ def _website_host(website: str) -> str:
 def company_key(email: str, website: str = "") -> str | None:
     """The company a lead belongs to for the company-wide pause, or None when it has none."""
     domain = registrable_domain(email.rsplit("@", 1)[-1]) if "@" in email else None
-    if domain and domain not in PUBLIC_MAIL_DOMAINS:
+    if domain and not is_public_mail_domain(domain):
         return domain
     site = registrable_domain(_website_host(website)) if website else None
-    if site and site not in PUBLIC_MAIL_DOMAINS:
+    if site and not is_public_mail_domain(site) and site not in SHARED_WEBSITE_DOMAINS:
         return site
     return None

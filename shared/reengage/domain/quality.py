@@ -24,7 +24,7 @@ from functools import lru_cache
 from typing import Any
 
 from reengage.domain.clock import InvalidTimeError, parse_time
-from reengage.domain.companies import PUBLIC_MAIL_DOMAINS, registrable_domain
+from reengage.domain.companies import is_public_mail_domain, registrable_domain
 from reengage.domain.knowledge import KnowledgeBase
 from reengage.domain.leads import FollowUpStage, Lead, days_since
 from reengage.domain.names import display_company, parse_person
@@ -397,7 +397,7 @@ class LeadFacts:
         if company_problems:
             left_out.append(f"company: {company_problems[0]}")
         domain = registrable_domain(lead.email.rsplit("@", 1)[-1]) if "@" in lead.email else None
-        own = (domain,) if domain and domain not in PUBLIC_MAIL_DOMAINS else ()
+        own = (domain,) if domain and not is_public_mail_domain(domain) else ()
         try:
             contacted = parse_time(lead.last_contacted) if lead.last_contacted else None
         except InvalidTimeError:

@@ -302,6 +302,28 @@ def _country_by_zone() -> dict[str, str]:
 
 
 @lru_cache(maxsize=1)
+def _zone_links() -> dict[str, str]:
+    """Old and alias zone names (US/Eastern, Asia/Calcutta, Europe/Kiev) -> the zone they link to."""
+    from importlib.resources import files
+
+    text = files("tzdata").joinpath("zoneinfo", "tzdata.zi").read_text(encoding="utf-8")
+    return {parts[2]: parts[1] for parts in (line.split() for line in text.splitlines()) if parts[:1] == ["L"]}
+
+
+def zone_country(zone: str) -> str | None:
+    """The country a zone name belongs to: zone.tab's own entry (Europe/Copenhagen is Denmark even
+    where tzdata links it to Berlin), else that of the zone an alias links to (US/Eastern -> US)."""
+    countries = _country_by_zone()
+    for _ in range(4):  # links point at zones, rarely at other links
+        if zone in countries:
+            return countries[zone]
+        if zone not in _zone_links():
+            return None
+        zone = _zone_links()[zone]
+    return None
+
+
+@lru_cache(maxsize=1)
 def _country_codes_by_name() -> dict[str, str]:
     names = {row[1].strip().lower(): row[0] for row in _tz_table("iso3166.tab")}
     names.update(COUNTRY_ALIASES)
@@ -351,9 +373,7 @@ def lead_zone(
         notes.append(f"country {country!r} is not a country reengage knows; ignored")
     if timezone:
         if valid_zone(timezone):
-            return LeadZone(
-                timezone, country_from_attribute or _country_by_zone().get(timezone), "timezone", tuple(notes)
-            )
+            return LeadZone(timezone, country_from_attribute or zone_country(timezone), "timezone", tuple(notes))
         notes.append(f"timezone {timezone!r} is not an IANA time zone name; ignored")
     if country_from_attribute:
         zone = zone_of_country(country_from_attribute)
@@ -367,4 +387,4 @@ def lead_zone(
         zone = zone_of_country(found) if found else None
         if found and zone:
             return LeadZone(zone, found, source, tuple(notes))
-    return LeadZone(default_zone, _country_by_zone().get(default_zone), "default", tuple(notes))
+    return LeadZone(default_zone, zone_country(default_zone), "default", tuple(notes))

@@ -37,6 +37,7 @@ from reengage.domain.crm_sync import (
 from reengage.domain.imports import ImportedLead, RowError
 from reengage.domain.leads import FollowUpPolicy, Lead
 from reengage.ports import CrmTable, EventBus, InvalidLeadDataError, Stores, SyncState
+from reengage.services.responses import pause_for_changed_status
 
 logger = logging.getLogger(__name__)
 
@@ -91,6 +92,7 @@ def _upsert(
         if merged.suppressed and merged.email and not (existing and existing.suppressed):
             stores.suppression.suppress(merged.email, merged.response_status or "crm", format_time(now))
         if stores.leads.put(merged, previous=existing):
+            pause_for_changed_status(stores, existing, merged, now, policy)
             return kind, merged, notes, conflict
     return RowError(checked.row, checked.lead_id, "id", "lead kept changing while syncing; try again")
 

@@ -16,6 +16,7 @@ from reengage.domain.clock import format_time
 from reengage.domain.imports import ImportedLead, RowError, merge_import, validate_row
 from reengage.domain.leads import FollowUpPolicy
 from reengage.ports import InvalidLeadDataError, Stores
+from reengage.services.responses import pause_for_changed_status
 
 _WRITE_ATTEMPTS = 3
 
@@ -77,6 +78,7 @@ def _upsert(
         if merged.suppressed and merged.email and not (existing and existing.suppressed):
             stores.suppression.suppress(merged.email, merged.response_status or "import", format_time(now))
         if leads.put(merged, previous=existing):
+            pause_for_changed_status(stores, existing, merged, now, policy)
             return ("created" if existing is None else "updated"), notes, policy.zone(merged).source
     return RowError(imported.row, imported.lead_id, "id", "lead kept changing while importing; try again")
 

@@ -101,6 +101,8 @@ def record_response(
                 stores.suppression.suppress(lead.email, status.value if status in SUPPRESSING else source, at)
             if status in PAUSING:
                 pause_colleagues(stores, updated, status, now, policy)
+            elif status == ResponseStatus.NO_RESPONSE and lead.response_status in {s.value for s in PAUSING}:
+                lift_colleagues_pause(stores, updated, now, policy)  # the response was a mistake: undo its pause
             return True
     raise TimeoutError(f"lead {lead_id} kept changing; try again")
 
@@ -129,6 +131,58 @@ def pause_colleagues(
     if paused:
         logger.info("company paused", extra={"lead_id": responder.id, "company": company, "paused": len(paused)})
     return paused
+
+
+def pause_for_changed_status(
+    stores: Stores, before: Lead | None, after: Lead, now: datetime, policy: FollowUpPolicy
+) -> list[str]:
+    """An import or CRM sync that changes a known lead's status to a response pauses its colleagues,
+    as `reengage mark` does. A lead first seen with a response is history, not news: no pause."""
+    if before is None or before.response_status == after.response_status:
+        return []
+    try:
+        status = ResponseStatus(after.response_status or "")
+    except ValueError:
+        return []  # an unknown upstream value: stored, never eligible, says nothing about a reply
+    return pause_colleagues(stores, after, status, now, policy) if status in PAUSING else []
+
+
+def lift_colleagues_pause(stores: Stores, responder: Lead, now: datetime, policy: FollowUpPolicy) -> list[str]:
+    """Undo the pause a response set: colleagues whose current pause came from this lead resume."""
+    company = company_key(responder.email, responder.company_website)
+    if not company:
+        return []
+    entry = {"outcome": "resumed", "reason": "company_pause_lifted", "by_lead": responder.id, "at": format_time(now)}
+    lifted = [
+        lead_id
+        for lead_id in stores.leads.colleagues(company)
+        if lead_id != responder.id and _lift(stores, lead_id, responder.id, entry, policy)
+    ]
+    if lifted:
+        logger.info("company pause lifted", extra={"lead_id": responder.id, "company": company, "lifted": len(lifted)})
+    return lifted
+
+
+def _lift(stores: Stores, lead_id: str, responder_id: str, entry: dict[str, Any], policy: FollowUpPolicy) -> bool:
+    for _ in range(_ATTEMPTS):
+        try:
+            lead = stores.leads.get(lead_id)
+        except InvalidLeadDataError:
+            return False
+        pauses = [item for item in lead.engagement_history if item.get("outcome") == "paused"] if lead else []
+        if lead is None or not lead.paused_until or not pauses or pauses[-1].get("by_lead") != responder_id:
+            return False  # not paused, or paused since by someone else's response
+        resumed = replace(
+            lead,
+            paused_until=None,
+            engagement_history=appended_history(lead.engagement_history, entry),
+            updated_at=entry["at"],
+        )
+        policy.reschedule(resumed)
+        if stores.leads.put(resumed, previous=lead):
+            return True
+    logger.warning("company pause not lifted: the lead kept changing", extra={"lead_id": lead_id})
+    return False
 
 
 def _pause(stores: Stores, lead_id: str, until: str, entry: dict[str, Any], policy: FollowUpPolicy) -> bool:
