@@ -10,7 +10,6 @@ dashboard test checks the dashboard against it.
 from __future__ import annotations
 
 import logging
-import re
 from collections import Counter
 from collections.abc import Iterable
 from typing import Any
@@ -19,6 +18,8 @@ from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.logging.formatter import LambdaPowertoolsFormatter
 from aws_lambda_powertools.logging.utils import copy_config_to_registered_loggers
 from aws_lambda_powertools.metrics import MetricUnit, single_metric
+
+from reengage.domain.text import mask_addresses
 
 METRICS_NAMESPACE = "Reengage"
 # Fixed, not read from POWERTOOLS_SERVICE_NAME: the dashboard and alarms name this dimension.
@@ -68,17 +69,34 @@ METRICS: dict[str, str | None] = {
     "InboundReplies": "Outcome",
 }
 
-_EMAIL = re.compile(r"([A-Za-z0-9._%+-])[A-Za-z0-9._%+-]*@([A-Za-z0-9.-]+\.[A-Za-z]{2,})")
-
 
 def mask_emails(text: str) -> str:
-    """`ana.lima@example.com` -> `a***@example.com`: enough to tell leads apart, not to mail them."""
-    return _EMAIL.sub(r"\1***@\2", text)
+    """`ana.lima@example.com` -> `a***@example.com`: enough to tell leads apart, not to mail them.
+    Addresses are parsed (domain/text.py), so international and unusual ones are masked too."""
+    return mask_addresses(text)
+
+
+def _masked(value: Any, depth: int = 0) -> Any:
+    """Every string in a log line's structure masked, before it is serialised (JSON would escape
+    `bücher.de` to `b\\u00fccher.de`, which no pattern over the output would recognise)."""
+    if isinstance(value, str):
+        return mask_addresses(value)
+    if value is None or isinstance(value, bool | int | float):
+        return value
+    if depth > 20:
+        return "<nested too deep to log>"
+    if isinstance(value, dict):
+        return {mask_addresses(str(key)): _masked(item, depth + 1) for key, item in value.items()}
+    if isinstance(value, list | tuple | set | frozenset):
+        return [_masked(item, depth + 1) for item in value]
+    return mask_addresses(str(value))
 
 
 class MaskingFormatter(LambdaPowertoolsFormatter):
-    def format(self, record: logging.LogRecord) -> str:
-        return mask_emails(super().format(record))
+    """Masks addresses in every field of a log line (message, extras, appended keys, exceptions)."""
+
+    def serialize(self, log: Any) -> str:
+        return super().serialize(_masked(log))
 
 
 logging.getLogger("reengage")
