@@ -258,3 +258,23 @@ def test_a_stream_image_with_an_attribute_of_a_type_no_lead_has_is_rejected_not_
     result, records, stdout = invoke(deployed("counters").lambda_handler, event)
     assert result["rejected"] == 1 and '"InvalidEvents"' in stdout
     assert [r.getMessage() for r in records].count("input rejected") == 1
+
+
+def test_the_reply_handler_stops_before_it_runs_out_of_time() -> None:
+    # Given an invocation with less time left than one inbound email may need
+    reply = deployed("reply")
+    read: list[str] = []
+    reply._deployment = lambda: (SETTINGS, stores().stores, classify, _Recording(read))
+    # When it gets a record, it reads nothing and asks for the whole event again (not malformed input)
+    with pytest.raises(TimeoutError, match="1 inbound emails left unread"):
+        reply.lambda_handler(load_event("s3-inbound-reply"), FakeLambdaContext(remaining_ms=4_000))
+    assert read == []
+
+
+class _Recording(FakeInboundMail):
+    def __init__(self, read: list[str]) -> None:
+        self.read_keys = read
+
+    def read(self, bucket: str, key: str, max_bytes: int) -> bytes:
+        self.read_keys.append(key)
+        return super().read(bucket, key, max_bytes)
