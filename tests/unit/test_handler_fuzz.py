@@ -278,3 +278,30 @@ class _Recording(FakeInboundMail):
     def read(self, bucket: str, key: str, max_bytes: int) -> bytes:
         self.read_keys.append(key)
         return super().read(bucket, key, max_bytes)
+
+
+@pytest.mark.parametrize("message", [None, "null", "[1, 2]", [], {"eventType": "Bounce", "mail": None}, "{"])
+def test_an_sns_record_that_is_not_an_ses_event_is_a_counted_rejection(message: Any) -> None:
+    event = load_event("ses-bounce")
+    event["Records"][0]["Sns"]["Message"] = message
+    result, records, stdout = invoke(deployed("feedback").lambda_handler, event)
+    assert result == {"malformed": 1} and '"InvalidEvents"' in stdout
+    assert [r.getMessage() for r in records] == ["input rejected"]
+
+
+@pytest.mark.parametrize(
+    "record",
+    [{}, {"s3": None}, {"s3": {"bucket": {}, "object": {"key": "k"}}}, {"s3": {"bucket": {"name": "b"}}}, None, 5],
+)
+def test_an_s3_record_without_its_keys_is_rejected_not_raised(record: Any) -> None:
+    result, records, stdout = invoke(deployed("reply").lambda_handler, {"Records": [record]})
+    assert result == {"invalid_record": 1} and '"InvalidEvents"' in stdout
+    assert [r.getMessage() for r in records] == ["input rejected"]
+
+
+def test_a_missing_s3_object_is_not_retried() -> None:
+    event = load_event("s3-inbound-reply")
+    event["Records"][0]["s3"]["object"]["key"] = "inbound/gone.eml"
+    result, records, stdout = invoke(deployed("reply").lambda_handler, event)
+    assert result == {"missing_object": 1} and '"InvalidEvents"' in stdout
+    assert [r.getMessage() for r in records] == ["input rejected"]
