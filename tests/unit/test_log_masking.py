@@ -17,8 +17,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from reengage.domain.leads import email_problem
-from reengage.domain.text import mask_addresses
-from reengage.observability import logger
+from reengage.observability import logger, mask_addresses
 from reengage.services.scheduler import CampaignRequest, run_scheduler
 from tests.conftest import EVENTS, NOW, FakeLambdaContext, load_event
 from tests.fakes import InMemoryTables, RecordingQueue
