@@ -19,7 +19,7 @@ from reengage.adapters.inbound_mail import EmailTooLargeError, MissingEmailError
 from reengage.domain.clock import utc_now
 from reengage.domain.leads import ResponseStatus
 from reengage.domain.replies import MAX_REPLY_BYTES
-from reengage.observability import count_by, logger
+from reengage.observability import count_by, logger, reject
 from reengage.ports import Stores
 from reengage.services.responses import handle_reply
 from reengage.settings import Settings
@@ -53,7 +53,7 @@ def lambda_handler(event: Any, context: Any) -> dict[str, Any]:
     outcomes: Counter[str] = Counter()
     records = event.get("Records") if isinstance(event, Mapping) else None
     if not isinstance(records, list):
-        logger.error("not an S3 event", extra={"event_type": type(event).__name__})
+        reject("S3 event", f"no Records list ({type(event).__name__})")
         records, outcomes["invalid_event"] = [], 1
     key_bytes = wiring.reply_key(settings) if records else b""
     for index, record in enumerate(records):
@@ -63,13 +63,13 @@ def lambda_handler(event: Any, context: Any) -> dict[str, Any]:
             raise TimeoutError(f"{len(records) - index} inbound emails left unread")
         location = s3_location(record)
         if location is None:
-            logger.error("not an S3 notification record", extra={"index": index})
+            reject("S3 record", "not an S3 notification (bucket name and object key)", index=index)
             outcomes["invalid_record"] += 1
             continue
         try:
             raw = mail.read(*location, MAX_REPLY_BYTES)
         except (MissingEmailError, EmailTooLargeError) as error:
-            logger.error("inbound email not read", extra={"key": location[1], "reason": str(error)})
+            reject("inbound email", str(error), key=location[1][:300])
             outcomes["missing_object" if isinstance(error, MissingEmailError) else "too_large"] += 1
             continue
         outcome = handle_reply(raw, stores, utc_now(), settings.policy, classifier, key_bytes)

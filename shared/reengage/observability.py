@@ -10,7 +10,6 @@ dashboard test checks the dashboard against it.
 from __future__ import annotations
 
 import logging
-import re
 from collections import Counter
 from collections.abc import Iterable
 from typing import Any
@@ -74,17 +73,86 @@ METRICS: dict[str, str | None] = {
     "CrmRecordsRefused": None,  # updates Airtable refused (deleted record, unknown field): left for review
 }
 
-_EMAIL = re.compile(r"([A-Za-z0-9._%+-])[A-Za-z0-9._%+-]*@([A-Za-z0-9.-]+\.[A-Za-z]{2,})")
+
+# -- masking addresses in logs ------------------------------------------------------
+# Around an "@", an address is parsed rather than pattern-matched: the local part runs back to a
+# character no local part holds unquoted (RFC 5322 atext is wide: {weird}@, o'brien@, and RFC 6532
+# allows any non-ASCII), or is a quoted string; the domain runs on over letters of any script, digits,
+# hyphens and dots (IDN: bücher.de, 例え.jp, with the ideographic full stops IDNA maps), or is a literal.
+_LOCAL_STOPS = frozenset('<>()[],;:"@\\') | frozenset("\u3000")
+
+
+def _local_start(text: str, at: int, floor: int) -> int:
+    """Where the local part ending before `at` starts (== at when there is none), not before `floor`."""
+    if at > floor and text[at - 1] == '"':  # a quoted local part: back to its opening quote
+        index = at - 2
+        while index >= floor:
+            if text[index] == '"' and (index == floor or text[index - 1] != "\\"):
+                return index
+            index -= 1
+        at -= 1  # an unmatched quote: the characters before it are the local part
+    index = at
+    while index > floor and not text[index - 1].isspace() and text[index - 1] not in _LOCAL_STOPS:
+        index -= 1
+    return index
+
+
+def _has_domain(text: str, at: int) -> bool:
+    """A host name (any script) or a domain literal follows the @."""
+    after = text[at + 1 : at + 2]
+    return bool(after) and (after.isalnum() or after == "[")
+
+
+def mask_addresses(text: str) -> str:
+    """Every email address in `text` with its local part masked: `ana.lima@example.com` ->
+    `a***@example.com`, `"kai müller"@bücher.de` -> `"k***"@bücher.de`, `z@例え.jp` -> `z***@例え.jp`.
+    Enough to tell leads apart in a log, not to mail them. Domains are kept."""
+    if "@" not in text:
+        return text
+    out: list[str] = []
+    done = floor = 0
+    at = text.find("@")
+    while at >= 0:
+        start = _local_start(text, at, floor)
+        if start < at and _has_domain(text, at):
+            local = text[start:at]
+            quoted = local.startswith('"') and len(local) > 1
+            out.append(text[done:start])
+            out.append(f'"{local[1:2]}***"' if quoted else f"{local[:1]}***")
+            done = at
+        floor = at + 1
+        at = text.find("@", at + 1)
+    out.append(text[done:])
+    return "".join(out)
 
 
 def mask_emails(text: str) -> str:
-    """`ana.lima@example.com` -> `a***@example.com`: enough to tell leads apart, not to mail them."""
-    return _EMAIL.sub(r"\1***@\2", text)
+    """`ana.lima@example.com` -> `a***@example.com`: enough to tell leads apart, not to mail them.
+    Addresses are parsed (`mask_addresses`), so international and unusual ones are masked too."""
+    return mask_addresses(text)
+
+
+def _masked(value: Any, depth: int = 0) -> Any:
+    """Every string in a log line's structure masked, before it is serialised (JSON would escape
+    `bücher.de` to `b\\u00fccher.de`, which no pattern over the output would recognise)."""
+    if isinstance(value, str):
+        return mask_addresses(value)
+    if value is None or isinstance(value, bool | int | float):
+        return value
+    if depth > 20:
+        return "<nested too deep to log>"
+    if isinstance(value, dict):
+        return {mask_addresses(str(key)): _masked(item, depth + 1) for key, item in value.items()}
+    if isinstance(value, list | tuple | set | frozenset):
+        return [_masked(item, depth + 1) for item in value]
+    return mask_addresses(str(value))
 
 
 class MaskingFormatter(LambdaPowertoolsFormatter):
-    def format(self, record: logging.LogRecord) -> str:
-        return mask_emails(super().format(record))
+    """Masks addresses in every field of a log line (message, extras, appended keys, exceptions)."""
+
+    def serialize(self, log: Any) -> str:
+        return super().serialize(_masked(log))
 
 
 logging.getLogger("reengage")

@@ -102,18 +102,22 @@ def unpack(value: Any) -> Any:
     return value
 
 
-def pack(value: Any) -> Any:
+def pack(value: Any, depth: int = 0) -> Any:
+    if depth > 20:  # only the fixture's own levels hold packed JSON; deeper is fuzz nesting, left as is
+        return value
     if isinstance(value, dict):
         if set(value) == {JSON_MARK}:
-            return json.dumps(pack(value[JSON_MARK]))
-        return {key: pack(item) for key, item in value.items()}
+            return json.dumps(pack(value[JSON_MARK], depth + 1))
+        return {key: pack(item, depth + 1) for key, item in value.items()}
     if isinstance(value, list):
-        return [pack(item) for item in value]
+        return [pack(item, depth + 1) for item in value]
     return value
 
 
 def paths(value: Any, prefix: tuple[Any, ...] = ()) -> Iterator[tuple[Any, ...]]:
     yield prefix
+    if len(prefix) > 20:
+        return
     if isinstance(value, dict):
         for key, item in value.items():
             yield from paths(item, (*prefix, key))
@@ -245,3 +249,59 @@ def test_the_unsubscribe_endpoint_answers_400_or_403_to_malformed_requests(event
     assert result["statusCode"] == status
     if status == 400:  # a request no mail client sends: counted and logged once
         assert [r.getMessage() for r in records] == ["input rejected"] and '"InvalidEvents"' in stdout
+
+
+def test_a_stream_image_with_an_attribute_of_a_type_no_lead_has_is_rejected_not_raised() -> None:
+    # Found by the long fuzz run: response_status {"S": true} (no stream sends it) crashed the counters' delta
+    event = load_event("stream-lead-changes")
+    event["Records"][0]["dynamodb"]["NewImage"]["response_status"] = {"S": True}
+    result, records, stdout = invoke(deployed("counters").lambda_handler, event)
+    assert result["rejected"] == 1 and '"InvalidEvents"' in stdout
+    assert [r.getMessage() for r in records].count("input rejected") == 1
+
+
+def test_the_reply_handler_stops_before_it_runs_out_of_time() -> None:
+    # Given an invocation with less time left than one inbound email may need
+    reply = deployed("reply")
+    read: list[str] = []
+    reply._deployment = lambda: (SETTINGS, stores().stores, classify, _Recording(read))
+    # When it gets a record, it reads nothing and asks for the whole event again (not malformed input)
+    with pytest.raises(TimeoutError, match="1 inbound emails left unread"):
+        reply.lambda_handler(load_event("s3-inbound-reply"), FakeLambdaContext(remaining_ms=4_000))
+    assert read == []
+
+
+class _Recording(FakeInboundMail):
+    def __init__(self, read: list[str]) -> None:
+        self.read_keys = read
+
+    def read(self, bucket: str, key: str, max_bytes: int) -> bytes:
+        self.read_keys.append(key)
+        return super().read(bucket, key, max_bytes)
+
+
+@pytest.mark.parametrize("message", [None, "null", "[1, 2]", [], {"eventType": "Bounce", "mail": None}, "{"])
+def test_an_sns_record_that_is_not_an_ses_event_is_a_counted_rejection(message: Any) -> None:
+    event = load_event("ses-bounce")
+    event["Records"][0]["Sns"]["Message"] = message
+    result, records, stdout = invoke(deployed("feedback").lambda_handler, event)
+    assert result == {"malformed": 1} and '"InvalidEvents"' in stdout
+    assert [r.getMessage() for r in records] == ["input rejected"]
+
+
+@pytest.mark.parametrize(
+    "record",
+    [{}, {"s3": None}, {"s3": {"bucket": {}, "object": {"key": "k"}}}, {"s3": {"bucket": {"name": "b"}}}, None, 5],
+)
+def test_an_s3_record_without_its_keys_is_rejected_not_raised(record: Any) -> None:
+    result, records, stdout = invoke(deployed("reply").lambda_handler, {"Records": [record]})
+    assert result == {"invalid_record": 1} and '"InvalidEvents"' in stdout
+    assert [r.getMessage() for r in records] == ["input rejected"]
+
+
+def test_a_missing_s3_object_is_not_retried() -> None:
+    event = load_event("s3-inbound-reply")
+    event["Records"][0]["s3"]["object"]["key"] = "inbound/gone.eml"
+    result, records, stdout = invoke(deployed("reply").lambda_handler, event)
+    assert result == {"missing_object": 1} and '"InvalidEvents"' in stdout
+    assert [r.getMessage() for r in records] == ["input rejected"]

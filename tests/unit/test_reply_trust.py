@@ -3,10 +3,13 @@ suppress, autoresponders in any language are ignored, and hostile MIME is refuse
 
 from __future__ import annotations
 
+import os
 import time
 from dataclasses import dataclass, replace
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from reengage.domain.leads import FollowUpPolicy, FollowUpStage
 from reengage.domain.replies import (
@@ -21,11 +24,17 @@ from reengage.ports import LedgerRecord
 from reengage.services.responses import handle_reply
 from reengage.services.scheduler import CampaignRequest, run_scheduler
 from reengage.services.sender import SENT, FollowUpSender
-from tests.conftest import NOW
+from tests.conftest import EVENTS, NOW
 from tests.fakes import InMemoryTables, RecordingMailer, RecordingQueue, template_writer
 from tests.unit.test_scheduler import SETTINGS, lead
 
 KEY = b"the-link-signing-key"
+
+
+def fuzz_examples() -> int:
+    return int(os.environ.get("REENGAGE_FUZZ_EXAMPLES", "25"))
+
+
 SES_PASS = (
     "Authentication-Results: amazonses.com;\r\n"
     " spf=pass (spfCheck: domain of example.com designates 192.0.2.1 as permitted sender)"
@@ -263,3 +272,23 @@ def test_thousands_of_references_cost_a_bounded_number_of_lookups() -> None:
     assert outcome == "unauthenticated_sender"
     assert counting.records + counting.messages <= MAX_REFERENCES
     print(f"3000 references: {time.perf_counter() - started:.3f} s")  # a figure, not an assertion
+
+
+@settings(max_examples=fuzz_examples() * 4, deadline=None, derandomize=True)
+@given(st.binary(max_size=400), st.integers(min_value=0, max_value=2000), st.sampled_from(["eml", "hdr", "mime"]))
+def test_any_bytes_are_read_or_refused_never_raised(noise: bytes, at: int, where: str) -> None:
+    base = (EVENTS / "inbound-reply.eml").read_bytes()
+    if where == "hdr":
+        base = b'Subject: =?x-unknown?q?caf=E9?=\r\nContent-Type: text/plain; charset="' + noise[:20] + b'"\r\n' + base
+    elif where == "mime":
+        base = (
+            b'Content-Type: multipart/alternative; boundary="b"\r\n\r\n--b\r\n'
+            b"Content-Type: text/html; charset=x-nope\r\n"
+            b"Content-Transfer-Encoding: base64\r\n\r\n" + noise + b"\r\n--b--\r\n"
+        )
+    raw = base[:at] + noise + base[at:]
+    try:
+        reply = read_reply(raw)
+    except UnreadableReplyError:
+        return
+    assert isinstance(reply.text, str) and len(reply.referenced_ids) <= MAX_REFERENCES

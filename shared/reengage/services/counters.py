@@ -54,12 +54,15 @@ def stream_delta(
             record_id = str(record.get("eventID", ""))[:100]
             old = _image(read_lead, change.get("OldImage"), record_id)
             new = _image(read_lead, change.get("NewImage"), record_id)
+            try:
+                moved_totals, moved_days = delta(old, new)
+            except (TypeError, ValueError, AttributeError) as error:  # an attribute of a type no lead has
+                raise MalformedStreamRecordError(f"record {record_id}: {type(error).__name__}: {error}") from error
         except MalformedStreamRecordError as error:
             if rejected is None:
                 raise
-            rejected.append(str(error))
+            rejected.append(str(error)[:300])
             continue
-        moved_totals, moved_days = delta(old, new)
         add(totals, moved_totals)
         add(days, moved_days)
     return totals, days
