@@ -253,3 +253,14 @@ def test_a_response_arriving_by_re_import_pauses_colleagues_too(windows: Emulato
     assert not import_rows(stores, enumerate(first, start=1), at, policy).rejected
     ivy = stores.leads.get("initech-ivy")
     assert ivy is not None and ivy.paused_until is None
+
+
+def test_a_dry_run_says_which_due_leads_the_sender_would_defer(windows: Emulator) -> None:
+    from tests.integration.test_cli import reengage
+
+    result = reengage("run", "--dry-run", "--now", "2026-11-30T07:30:00Z")
+    assert result.returncode == 0, result.stderr
+    deferred = {line.split(":", 1)[0] for line in result.stdout.splitlines() if "outside its send window now" in line}
+    # Monday 07:30 UTC: Berlin (08:30) is in its window; Singapore (15:30) and New York (02:30) are not
+    assert {"singapore", "newyork"} <= deferred and "berlin" not in deferred
+    assert "would be deferred to their next send window" in result.stdout

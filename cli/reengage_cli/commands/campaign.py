@@ -82,13 +82,22 @@ def run_campaign(args: argparse.Namespace, settings: Settings) -> tuple[Campaign
         writer = wiring.message_writer(settings)
         writer.start_batch(None)
         written = []
+        policy, deferred = settings.policy, 0
         for lead_id, stage in summary.would_send:
             lead = stores.leads.get(lead_id)
-            if lead is not None:
-                say("-" * 72)
-                written.append(writer.write(lead, stage, now))
-                print_preview(lead, stage, written[-1])
+            if lead is None:
+                continue
+            if not policy.in_window(lead, now) or policy.paused(lead, now):
+                # What the sender would do: hold it for the lead's next window (or the pause's end).
+                deferred += 1
+                say(f"{lead_id}: due, but outside its send window now: deferred to its next one")
+                continue
+            say("-" * 72)
+            written.append(writer.write(lead, stage, now))
+            print_preview(lead, stage, written[-1])
         say("-" * 72)
+        if deferred:
+            say(f"{deferred} of them would be deferred to their next send window, {len(written)} sent now")
         print_model_cost(written)
         return summary, None
     if args.no_drain or not endpoint_override(os.environ):
