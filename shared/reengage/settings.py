@@ -49,6 +49,8 @@ class Settings:
     days_between_followups: int = _setting(7, 1, 365)
     max_followups: int = _setting(2, 1, 2)
     dry_run: bool = _setting(False)
+    # Partitions of the schedule index (`<state>#<shard>`); changing it needs `reengage migrate`.
+    schedule_shards: int = _setting(16, 1, 256)
     # A claim older than this is taken to be abandoned and is claimed again.
     claim_timeout_minutes: int = _setting(720, 5, 10080)
     # Sends per UTC day across all senders (0 = no cap); keep it under the SES quota.

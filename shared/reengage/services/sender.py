@@ -146,17 +146,17 @@ class FollowUpSender:
         the same person under another lead had this stage (one sequence per person)."""
         at = format_time(self.clock())
         entry = {"stage": stage.value, "at": at, "outcome": "stopped", "reason": reason.value}
-        stopped = replace(
-            lead,
-            suppressed=lead.suppressed or reason is SkipReason.SUPPRESSED,
-            eligible_for_reengagement=False,
-            engagement_history=appended_history(lead.engagement_history, entry),
-            schedule_state=None,
-            schedule_at=None,
-            claim_stage=None,
-            updated_at=at,
-        )
-        if not self.stores.leads.put(stopped, previous=lead):
+        stopped = {
+            "suppressed": lead.suppressed or reason is SkipReason.SUPPRESSED,
+            "eligible_for_reengagement": False,
+            "engagement_history": appended_history(lead.engagement_history, entry),
+            "schedule_state": None,
+            "schedule_at": None,
+            "claim_stage": None,
+            "updated_at": at,
+        }
+        # An update, not a put: the sender's role may not replace items (and a put costs the whole item).
+        if not self.stores.leads.set_attributes(lead.id, stopped, lead.version):
             # Changed since read; whoever changed it owns the schedule now. The claim still goes.
             self.stores.schedule.release_claim(lead.id, stage, None)
 
