@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import math
 import threading
+import time
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -34,6 +35,7 @@ class Tally:
     write_units: float = 0.0
     read_units: float = 0.0
     key_writes: Counter[str] = field(default_factory=Counter)  # "table-or-index:key" -> writes
+    meter_cpu: float = 0.0  # CPU seconds the hooks themselves took in the application's threads
 
     def busiest_key(self, prefix: str = "") -> tuple[str, float]:
         """The partition key with the most writes (among keys starting with `prefix`), and its share."""
@@ -98,6 +100,17 @@ class Meter:
 
     # -- hooks ----------------------------------------------------------------------
     def _before(self, params: dict[str, Any], model: Any, **_: Any) -> None:
+        started = time.thread_time()
+        try:
+            self._note_call(params, model)
+        finally:
+            self._charge(time.thread_time() - started)
+
+    def _charge(self, seconds: float) -> None:
+        with self._lock:
+            self.tally.meter_cpu += seconds
+
+    def _note_call(self, params: dict[str, Any], model: Any) -> None:
         service = model.service_model.service_name
         operation = model.name
         with self._lock:
@@ -123,6 +136,13 @@ class Meter:
         self._local.pending = pending
 
     def _after(self, http_response: Any, parsed: dict[str, Any], model: Any, **_: Any) -> None:
+        started = time.thread_time()
+        try:
+            self._note_result(parsed, model)
+        finally:
+            self._charge(time.thread_time() - started)
+
+    def _note_result(self, parsed: dict[str, Any], model: Any) -> None:
         pending: list[_Pending] = getattr(self._local, "pending", [])
         self._local.pending = []
         units, keys = 0.0, Counter[str]()
