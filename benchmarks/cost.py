@@ -18,8 +18,9 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(ROOT), str(ROOT / "cli")]
+sys.path[:0] = [str(ROOT), str(ROOT / "shared"), str(ROOT / "cli")]
 
+from benchmarks.scale import per_email as figures_per_email  # noqa: E402
 from reengage_cli.emulator.template import load_template  # noqa: E402
 
 # us-east-1 list prices (checked 2026-11; on-demand DynamoDB after the November 2024 reduction).
@@ -70,7 +71,7 @@ def per_thousand(figures: dict[str, Any], template: dict[str, Any]) -> dict[str,
     """Infrastructure $ per 1,000 follow-ups sent, by service."""
     emails = figures["emails"]
     steps = figures["steps"]
-    per_email = figures["per_email"]
+    per_email = figures_per_email(figures)  # prorated when only part of the claims was sent
     calls = per_email["calls"]
     cost: dict[str, float] = {}
     cost["DynamoDB writes"] = per_email["write_units"] * PRICE["dynamodb_wru"]
@@ -94,18 +95,22 @@ def per_thousand(figures: dict[str, Any], template: dict[str, Any]) -> dict[str,
         gb, arch = function_config(template, function)
         step = steps.get(step_of.get(function, "scheduler"), {})
         step_calls = {op: n / emails for op, n in step.get("calls", {}).items() if not op.startswith("dynamodbstreams")}
-        cpu_ms = step.get("cpu_ms_per_email", 0.0)
+        cpu_ms = (step.get("cpu_seconds") or 0.0) * 1000 / emails if emails else 0.0
         seconds = (latency_ms(step_calls) + cpu_ms) / 1000
         if function == "SchedulerFunction":
             seconds = 0.0
         lambda_cost += per * PRICE["lambda_request"] + seconds * gb * PRICE["lambda_gb_s"][arch]
         traces += per
     scheduler_gb, scheduler_arch = function_config(template, "SchedulerFunction")
-    scheduler_calls = {op: n / emails for op, n in steps["scheduler"]["calls"].items()} if emails else {}
-    scheduler_seconds = (latency_ms(scheduler_calls) / 16 + steps["scheduler"].get("cpu_ms_per_email", 0)) / 1000
+    # The scheduler per lead it claimed (with --send-limit, more were claimed than sent).
+    claimed = sum(run["marked"] for run in steps["scheduler"].get("runs", [])) or emails or 1
+    scheduler_calls = {op: n / claimed for op, n in steps["scheduler"]["calls"].items()}
+    scheduler_cpu_ms = (steps["scheduler"].get("cpu_seconds") or 0.0) * 1000 / claimed
+    scheduler_seconds = (latency_ms(scheduler_calls) / 16 + scheduler_cpu_ms) / 1000
     lambda_cost += scheduler_seconds * scheduler_gb * PRICE["lambda_gb_s"][scheduler_arch]
     cost["Lambda"] = lambda_cost
-    cost["X-Ray"] = traces * PRICE["xray_trace"]
+    # An upper bound: X-Ray's default rule traces the first request each second and 5% of the rest.
+    cost["X-Ray (every invocation traced: upper bound)"] = traces * PRICE["xray_trace"]
     cost["CloudWatch Logs"] = LOG_BYTES_PER_EMAIL / 1e9 * PRICE["logs_gb"]
     return {name: value * 1000 for name, value in cost.items()}
 

@@ -77,7 +77,7 @@ def build_leads(count: int, due_share: float, settings: Settings, now: datetime)
         days = 8 + (number % 20) if due else 1 + (number % 5)
         lead = Lead(
             id=f"scale-{number:06d}",
-            email=f"lead{number}@company{number // 20}.example.com",
+            email=f"lead{number}@company{number // 20}.com",  # 20 colleagues per company
             name=f"Lead {number}",
             company=f"Company {number % 997}",
             engagement_status="Sent",
@@ -315,6 +315,67 @@ def report_step(name: str, seconds: float, tally: Tally, steps: dict[str, Any], 
     )
 
 
+def per_email(figures: dict[str, Any]) -> dict[str, Any]:
+    """Calls and units per follow-up sent. With --send-limit only part of the claims is sent: the
+    scheduler's share is prorated by sent / claimed. Stream reads by the event source mapping are
+    free in AWS and are not the application's calls."""
+    emails = figures["emails"]
+    steps = figures["steps"]
+    claimed = sum(run["marked"] for run in steps["scheduler"].get("runs", [])) or emails
+    calls: Counter[str] = Counter()
+    write_units = read_units = 0.0
+    for name in ("scheduler", "sender", "feedback", "counters"):
+        share = emails / claimed if name == "scheduler" and claimed else 1.0
+        for operation, count in steps[name]["calls"].items():
+            if not operation.startswith("dynamodbstreams"):
+                calls[operation] += count * share
+        write_units += steps[name]["write_units"] * share
+        read_units += steps[name]["read_units"] * share
+    if not emails:
+        return {"calls": {}, "write_units": 0.0, "read_units": 0.0}
+    return {
+        "calls": {operation: count / emails for operation, count in calls.items()},
+        "write_units": write_units / emails,
+        "read_units": read_units / emails,
+    }
+
+
+def markdown(figures: dict[str, Any]) -> str:
+    """The README's table, from the figures a run wrote."""
+    runs = figures["steps"]["scheduler"].get("runs", [])
+    due = sum(run["eligible"] for run in runs) if runs else figures["due"]
+    lines = [
+        f"`benchmarks/scale.py --leads {figures['leads']}`: {figures['leads']:,} leads, {due:,} due, "
+        f"{figures['emails']:,} follow-ups sent.",
+        "",
+        "| step | wall time (emulator) | app CPU | calls | write units | read units"
+        " | busiest key (share of the step's writes) | peak RSS |",
+        "|---|---:|---:|---:|---:|---:|---|---:|",
+    ]
+    for name, step in figures["steps"].items():
+        cpu = f"{step['cpu_seconds']:.1f} s" if step.get("cpu_seconds") is not None else "-"
+        key = step["busiest_key"].replace("reengage-local-", "")
+        lines.append(
+            f"| {name} | {step['seconds']:.0f} s | {cpu} | {sum(step['calls'].values()):,} | {step['write_units']:,.0f}"
+            f" | {step['read_units']:,.0f} | {key} ({step['busiest_key_share']:.1%}) | {step['peak_memory_mb']:,} MB |"
+        )
+    figures_per_email = per_email(figures)
+    calls = sum(figures_per_email["calls"].values())
+    top = sorted(figures_per_email["calls"].items(), key=lambda item: -item[1])
+    lines += [
+        "",
+        f"Per follow-up sent (scheduler, sender, feedback, counters): **{calls:.2f} API calls, "
+        f"{figures_per_email['write_units']:.1f} write units, {figures_per_email['read_units']:.1f} read units** "
+        "(" + ", ".join(f"{op} {n:.2f}" for op, n in top) + ").",
+    ]
+    if runs:
+        lines.append(
+            f"Scheduler: {len(runs)} run(s); the first claimed {runs[0]['marked']:,} and left "
+            f"{runs[0]['left_for_next_run']:,} for the next run."
+        )
+    return "\n".join(lines)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--leads", type=int, default=100_000)
@@ -324,13 +385,19 @@ def main() -> None:
         type=int,
         help="send only about this many of the queued follow-ups (per-email figures from a sample; default all)",
     )
+    parser.add_argument("--shards", type=int, help="ScheduleShards for this run (default: the template's)")
+    parser.add_argument("--markdown", metavar="FILE", help="print the README table from a --json FILE and exit")
     parser.add_argument("--json", help="write the figures to this file (benchmarks/cost.py reads it)")
     args = parser.parse_args()
+    if args.markdown:
+        print(markdown(json.loads(Path(args.markdown).read_text())))
+        return
     meter = Meter()
     steps: dict[str, Any] = {}
     with LocalEmulator() as server, meter.installed():
         use_endpoint(server.endpoint, os.environ)
-        os.environ.update(provision.provision(OVERRIDES).environment)
+        overrides = {**OVERRIDES, **({"ScheduleShards": str(args.shards)} if args.shards else {})}
+        os.environ.update(provision.provision(overrides).environment)
         settings = Settings.from_env(os.environ)
         now = datetime.now(UTC)
 
@@ -385,43 +452,22 @@ def main() -> None:
         size = stored_bytes()
 
     emails = kinds["sent"]
-    per_email_calls: Counter[str] = Counter()
-    write_units = read_units = 0.0
-    for name in ("scheduler", "sender", "feedback", "counters"):
-        # The event source mapping's stream reads are free (and not the application's calls).
-        calls_made = steps[name]["calls"].items()
-        per_email_calls.update({op: n for op, n in calls_made if not op.startswith("dynamodbstreams")})
-        write_units += steps[name]["write_units"]
-        read_units += steps[name]["read_units"]
-    calls = sum(per_email_calls.values())
-    dynamodb = sum(n for op, n in per_email_calls.items() if op.startswith("dynamodb."))
-    print(f"\nleads {args.leads}, due {runs[0]['eligible']}, outcomes {dict(kinds)}")
-    print(f"scheduler runs: {len(runs)}; first run claimed {runs[0]['marked']}, left {runs[0]['left_for_next_run']}")
-    if emails:
-        print(
-            f"per email sent: {calls / emails:.2f} calls ({dynamodb / emails:.2f} DynamoDB), "
-            f"{write_units / emails:.2f} WRU, {read_units / emails:.2f} RRU"
-        )
-        for operation, count in sorted(per_email_calls.items(), key=lambda item: -item[1]):
-            print(f"  {operation:<32} {count / emails:6.2f}")
     for step in steps.values():
         if step.get("cpu_seconds") is not None and emails:
             step["cpu_ms_per_email"] = step["cpu_seconds"] * 1000 / emails
+    figures = {
+        "leads": args.leads,
+        "due": sum(run["eligible"] for run in runs),
+        "emails": emails,
+        "outcomes": dict(kinds),
+        "steps": steps,
+        "idle_run": idle_run,
+        "stored_bytes": size,
+    }
+    figures["per_email"] = per_email(figures)
+    print(f"\nleads {args.leads}, due {figures['due']}, outcomes {dict(kinds)}")
+    print(markdown(figures))
     if args.json:
-        figures = {
-            "leads": args.leads,
-            "due": runs[0]["eligible"],
-            "emails": emails,
-            "outcomes": dict(kinds),
-            "steps": steps,
-            "idle_run": idle_run,
-            "stored_bytes": size,
-            "per_email": {
-                "calls": {op: n / emails for op, n in per_email_calls.items()} if emails else {},
-                "write_units": write_units / emails if emails else 0,
-                "read_units": read_units / emails if emails else 0,
-            },
-        }
         Path(args.json).write_text(json.dumps(figures, indent=2) + "\n")
         print(f"wrote {args.json}")
 
