@@ -66,7 +66,7 @@ class Settings:
     unsubscribe_url: str = _setting("")
     unsubscribe_key_secret: str = _setting("")
     unsubscribe_mailto: str = _setting("")
-    # SES configuration set publishing Send/Delivery/Bounce/Complaint/Reject events (empty = none).
+    # SES configuration set publishing Delivery/Bounce/Complaint/Reject events (empty = none).
     ses_configuration_set: str = _setting("")
     # Replies go here (an address on the SES inbound domain); empty = replies go to SENDER_EMAIL.
     reply_to: str = _setting("")
