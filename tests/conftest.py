@@ -126,7 +126,7 @@ def moto_endpoint() -> Iterator[str]:
 # Tests run at any hour and seed every lead at example.com: send windows and the company-wide pause
 # are off unless a test asks for them (tests/integration/test_send_windows.py provisions the defaults).
 # Sends are not spread either (real-time SQS delays would only slow the suites down; one test spreads).
-TIMELESS = {"SendWindow": "always", "CompanyPauseDays": "0", "SesMaxSendRate": "100000"}
+TIMELESS = {"SendWindow": "always", "CompanyPauseDays": "0", "SesMaxSendRate": "1000"}
 
 
 @contextmanager

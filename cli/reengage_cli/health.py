@@ -29,8 +29,8 @@ def _check(name: str, probe: Callable[[], tuple[bool, str]]) -> Check:
 def _table(dynamodb: Any, settings: Settings) -> tuple[bool, str]:
     description = dynamodb.describe_table(TableName=settings.leads_table_name)["Table"]
     indexes = {index["IndexName"] for index in description.get("GlobalSecondaryIndexes", [])}
-    if "ScheduleIndex" not in indexes:
-        return False, "ScheduleIndex is missing (the template creates it)"
+    if "ScheduleShardIndex" not in indexes:
+        return False, "ScheduleShardIndex is missing (the template creates it)"
     backups = dynamodb.describe_continuous_backups(TableName=settings.leads_table_name)
     recovery = backups["ContinuousBackupsDescription"].get("PointInTimeRecoveryDescription", {})
     pitr = recovery.get("PointInTimeRecoveryStatus", "DISABLED")

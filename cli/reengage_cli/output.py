@@ -147,6 +147,9 @@ def print_statistics(stats: dict[str, Any]) -> None:
     say(f"  Recent re-engagements (7 days): {stats['recent_reengagements']}")
     say(f"  Re-engagement success rate:     {stats['reengagement_success_rate']:.1%}")
     say(f"  Sends in progress:              {stats['sends_in_progress']}")
+    if "backlog" in stats:
+        backlog = stats["backlog"]
+        say(f"  Backlog: due now, not yet claimed: {backlog['due_now']}; claimed, not yet sent: {backlog['claimed']}")
     say(f"  Possibly sent (review, never re-sent): {stats['sends_possibly_sent']}")
     say(f"  Set aside, unreadable (invalid_lead_data): {stats['invalid_lead_data']}")
     say("  By follow-up stage:   " + (", ".join(f"{k}: {v}" for k, v in stats["by_followup_stage"].items()) or "none"))

@@ -49,12 +49,14 @@ class Settings:
     days_between_followups: int = _setting(7, 1, 365)
     max_followups: int = _setting(2, 1, 2)
     dry_run: bool = _setting(False)
+    # Partitions of the schedule index (`<state>#<shard>`); changing it needs `reengage migrate`.
+    schedule_shards: int = _setting(16, 1, 256)
     # A claim older than this is taken to be abandoned and is claimed again.
     claim_timeout_minutes: int = _setting(720, 5, 10080)
     # Sends per UTC day across all senders (0 = no cap); keep it under the SES quota.
     max_sends_per_day: int = _setting(200, 0, 10_000_000)
     # The account's SES sending rate (emails per second): one run's sends are spread at this rate.
-    ses_max_send_rate: int = _setting(14, 1, 100_000)
+    ses_max_send_rate: int = _setting(2, 1, 1000)
     openai_model: str = _setting("gpt-4o-mini")
     # Name or ARN of the Secrets Manager secret holding the OpenAI key; empty = templates only.
     openai_api_key_secret: str = _setting("")
@@ -66,7 +68,7 @@ class Settings:
     unsubscribe_url: str = _setting("")
     unsubscribe_key_secret: str = _setting("")
     unsubscribe_mailto: str = _setting("")
-    # SES configuration set publishing Send/Delivery/Bounce/Complaint/Reject events (empty = none).
+    # SES configuration set publishing Delivery/Bounce/Complaint/Reject events (empty = none).
     ses_configuration_set: str = _setting("")
     # Replies go here (an address on the SES inbound domain); empty = replies go to SENDER_EMAIL.
     reply_to: str = _setting("")

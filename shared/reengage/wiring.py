@@ -64,12 +64,13 @@ class LazyClient:
 
 def stores(settings: Settings) -> Stores:
     leads_table, ledger_table = settings.leads_table_name, settings.send_ledger_table_name
+    shards = settings.schedule_shards
     return Stores(
-        leads=DynamoLeads(leads_table),
-        schedule=DynamoSchedule(leads_table),
-        send_lock=DynamoSendLock(leads_table, ledger_table),
+        leads=DynamoLeads(leads_table, schedule_shards=shards),
+        schedule=DynamoSchedule(leads_table, schedule_shards=shards),
+        send_lock=DynamoSendLock(leads_table, ledger_table, shards),
         ledger=DynamoSendLedger(ledger_table),
-        quota=DynamoQuota(ledger_table),
+        quota=DynamoQuota(ledger_table, shards),
         suppression=DynamoSuppression(ledger_table),
     )
 

@@ -83,7 +83,7 @@ def test_queue_visibility_is_six_times_the_sender_timeout_with_a_dead_letter_que
 def test_sender_reports_partial_batch_failures_with_bounded_concurrency():
     event = RESOURCES["SenderFunction"]["Properties"]["Events"]["Queue"]["Properties"]
     assert event["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
-    assert event["ScalingConfig"]["MaximumConcurrency"] == {"Ref": "SenderMaxConcurrency"}
+    assert event["ScalingConfig"]["MaximumConcurrency"] == {"Ref": "SesMaxSendRate"}
     assert event["BatchSize"] == {"Ref": "SenderBatchSize"}
 
 

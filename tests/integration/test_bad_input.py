@@ -9,6 +9,7 @@ from typing import Any
 
 import boto3
 
+from reengage.adapters.leads_table import schedule_partition
 from reengage.domain.clock import format_time
 from tests.conftest import Emulator, FakeLambdaContext, load_event, load_handler
 from tests.integration.test_pipeline import as_sqs_event, receive_all
@@ -23,6 +24,7 @@ def put_lead(aws: Emulator, lead_id: str, **attributes: str) -> None:
         "response_status": {"S": "No Response"},
         "last_contacted": {"S": contacted},
         "schedule_state": {"S": "due"},
+        "schedule_part": {"S": schedule_partition("due", lead_id)},
         "schedule_at": {"S": contacted},
         **{name: {"S": value} for name, value in attributes.items()},
     }

@@ -8,6 +8,7 @@ from typing import Any
 import boto3
 
 from reengage import wiring
+from reengage.adapters.leads_table import schedule_partition
 from reengage.domain.clock import format_time
 from reengage.domain.leads import FollowUpPolicy, ScheduleState
 from reengage.services.upkeep import cleanup, migrate
@@ -77,6 +78,7 @@ def test_cleanup_releases_stale_claims_and_lists_sends_in_doubt(aws: Emulator) -
         "stale-claim",
         last_contacted={"S": format_time(now - timedelta(days=50))},
         schedule_state={"S": "claimed"},
+        schedule_part={"S": schedule_partition("claimed", "stale-claim")},
         schedule_at={"S": old},
         claim_stage={"S": "Followup_1"},
         eligible_for_reengagement={"BOOL": True},
@@ -86,6 +88,7 @@ def test_cleanup_releases_stale_claims_and_lists_sends_in_doubt(aws: Emulator) -
         "in-doubt",
         last_contacted={"S": format_time(now - timedelta(days=50))},
         schedule_state={"S": "sending"},
+        schedule_part={"S": schedule_partition("sending", "in-doubt")},
         schedule_at={"S": old},
         claim_stage={"S": "Followup_1"},
     )

@@ -38,9 +38,9 @@ def test_a_function_may_do_only_what_its_role_allows(aws: Emulator) -> None:
         # Then what the template grants works
         dynamodb.query(
             TableName=aws.settings.leads_table_name,
-            IndexName="ScheduleIndex",
-            KeyConditionExpression="schedule_state = :s",
-            ExpressionAttributeValues={":s": {"S": "due"}},
+            IndexName="ScheduleShardIndex",
+            KeyConditionExpression="schedule_part = :s",
+            ExpressionAttributeValues={":s": {"S": "due#0"}},
         )
         # And what it does not grant is refused, naming the action and the resource
         with pytest.raises(ClientError, match=r"not authorized to perform: dynamodb:Scan on resource: .*table/"):

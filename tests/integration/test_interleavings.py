@@ -21,7 +21,7 @@ from typing import Any
 
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
-from hypothesis.stateful import RuleBasedStateMachine, invariant, rule, run_state_machine_as_test
+from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule, run_state_machine_as_test
 
 from reengage import wiring
 from reengage.domain.clock import format_time
@@ -171,12 +171,20 @@ class Interleavings(RuleBasedStateMachine):
     def respond(self, lead_id: str, status: ResponseStatus) -> None:
         self._respond(lead_id, status)
 
+    def _queued(self) -> bool:
+        """Messages are waiting: a racing write then has an email to land on."""
+        name = "ApproximateNumberOfMessages"
+        attributes = self.sqs.get_queue_attributes(QueueUrl=self.settings.queue_url, AttributeNames=[name])
+        return int(attributes["Attributes"].get(name, 0)) > 0
+
+    @precondition(lambda self: self._queued())
     @rule(status=st.sampled_from([ResponseStatus.REJECTED, ResponseStatus.UNSUBSCRIBED]))
     def respond_while_sending(self, status: ResponseStatus) -> None:
         """The lead answers while its email is being handed to SES."""
         self.interfere = lambda lead_id: self._respond(lead_id, status)
         self._deliver(twice=False)
 
+    @precondition(lambda self: self._queued())
     @rule()
     def reimport_while_sending(self) -> None:
         """The CRM export lands while an email is being handed to SES."""

@@ -12,6 +12,7 @@ from typing import Any
 import boto3
 
 from reengage import wiring
+from reengage.adapters.leads_table import schedule_partition
 from reengage.domain.clock import format_time, utc_now
 from reengage.domain.leads import FollowUpPolicy, ResponseStatus, ScheduleState
 from reengage.services.imports import import_rows
@@ -280,6 +281,7 @@ def test_a_lead_near_the_item_size_limit_is_recorded_with_its_history_trimmed(aw
             "response_status": {"S": "No Response"},
             "last_contacted": {"S": contacted},
             "schedule_state": {"S": "due"},
+            "schedule_part": {"S": schedule_partition("due", "heavy")},
             "schedule_at": {"S": contacted},
             "engagement_history": history,
         },

@@ -53,7 +53,17 @@ def test_status_reads_counters_and_rebuild_recomputes_them(aws: Emulator, tmp_pa
     assert reengage("import", str(sample)).returncode == 0
     assert reengage("run", "--limit", "4").returncode == 0
     status = json.loads(reengage("status", "--json").stdout)
+    backlog = status.pop("backlog")
     assert status == counted(aws.settings, utc_now())
+    # The backlog is what the schedule index holds due now and claimed, counted here from a scan
+    items = boto3.client("dynamodb").scan(TableName=aws.settings.leads_table_name)["Items"]
+    cutoff = aws.settings.policy.due_cutoff(utc_now())
+    states = [(item.get("schedule_state", {}).get("S"), item.get("schedule_at", {}).get("S", "")) for item in items]
+    assert backlog == {
+        "due_now": sum(state == "due" and at <= cutoff for state, at in states),
+        "claimed": sum(state == "claimed" for state, _ in states),
+    }
+    assert backlog["due_now"] > 0
     # Another system writes straight to the table, bypassing nothing: the stream sees it too
     boto3.client("dynamodb").update_item(
         TableName=aws.settings.leads_table_name,

@@ -9,6 +9,7 @@ import pytest
 
 from reengage.domain.clock import format_time
 from reengage.domain.leads import FollowUpPolicy, FollowUpStage, Lead, ScheduleState
+from reengage.services import scheduler
 from reengage.services.scheduler import CampaignRequest, InvalidCampaignRequestError, run_scheduler
 from reengage.settings import Settings
 from tests.conftest import NOW, ago
@@ -101,13 +102,17 @@ def test_settings_dry_run_forces_a_dry_run():
     assert request.dry_run
 
 
-def test_stops_claiming_before_the_deadline_and_leaves_the_rest():
+def test_stops_claiming_before_the_deadline_and_counts_the_rest_as_the_next_runs(monkeypatch):
+    # Given 30 due leads, claimed 4 at a time, and a clock that runs out after three rounds
+    monkeypatch.setattr(scheduler, "CLAIM_CHUNK", 4)
     store = InMemoryTables([lead(n) for n in range(30)])
-    clock = iter([300_000] * 12 + [10_000] * 100)
+    clock = iter([300_000] * 3 + [10_000] * 100)
     summary = run_scheduler(
         store.stores, RecordingQueue(), CampaignRequest(7), SETTINGS, NOW, time_left_ms=lambda: next(clock)
     )
+    # Then it stopped in time, and what it left is counted (LeadsLeftForNextRun), not hidden
     assert summary.stopped_at_deadline and summary.marked == 12
+    assert summary.left_for_next_run == 18 and summary.left_count_complete
     states = [item.schedule_state for item in store.leads.values()]
     assert states.count(ScheduleState.CLAIMED) == 12 and states.count(ScheduleState.DUE) == 18
 
@@ -250,3 +255,20 @@ def test_spread_never_exceeds_what_sqs_can_delay():
     from reengage.services.scheduler import MAX_SPREAD_SECONDS, spread_delay
 
     assert spread_delay(10**9, 1) == MAX_SPREAD_SECONDS == 900  # SQS DelaySeconds maximum
+
+
+def test_claims_no_more_than_the_senders_may_send_today():
+    # Given a cap of 5 sends a day, 1 already sent today, 1 lead claimed an hour ago (still in flight),
+    # 1 claim abandoned long ago (this run takes it over) and 8 due leads
+    in_flight = lead(90, schedule_state=ScheduleState.CLAIMED, claim_stage="Followup_1")
+    in_flight.schedule_state, in_flight.schedule_at = ScheduleState.CLAIMED, format_time(NOW - timedelta(hours=1))
+    abandoned = lead(91, claim_stage="Followup_1")
+    abandoned.schedule_state, abandoned.schedule_at = ScheduleState.CLAIMED, format_time(NOW - timedelta(days=2))
+    store = InMemoryTables([lead(n) for n in range(8)] + [in_flight, abandoned])
+    store.daily_sends[NOW.date().isoformat()] = 1
+    settings = replace(SETTINGS, max_sends_per_day=5)
+    # When a run comes
+    summary = run_scheduler(store.stores, RecordingQueue(), CampaignRequest(7), settings, NOW)
+    # Then it claims only what may still go out today (5 - 1 sent - 1 in flight), the abandoned claim first
+    assert summary.marked == 3 and summary.reclaimed == 1
+    assert summary.left_for_next_run == 6

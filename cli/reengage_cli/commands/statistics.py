@@ -39,6 +39,17 @@ def current_statistics(settings: Settings) -> dict[str, Any]:
     return statistics(*up_to_date_counters(settings).read(now, RECENT_DAYS), now)
 
 
+def backlog(settings: Settings) -> dict[str, int]:
+    """What the runs have not reached yet, read from the schedule index (every shard):
+    leads due now and not claimed, and claims not yet sent (queued, or abandoned)."""
+    schedule = wiring.stores(settings).schedule
+    now = utc_now()
+    return {
+        "due_now": sum(1 for _ in schedule.entries(ScheduleState.DUE, settings.policy.due_cutoff(now))),
+        "claimed": sum(1 for _ in schedule.entries(ScheduleState.CLAIMED, "9999")),
+    }
+
+
 def rebuild_statistics(settings: Settings) -> None:
     """Recompute every counter from the table (one scan), e.g. after a restore."""
     counters = up_to_date_counters(settings)
@@ -52,7 +63,7 @@ def cmd_status(args: argparse.Namespace) -> int:
         rebuild_statistics(settings)
         if not args.json:
             say("Counters rebuilt from the table.")
-    figures = current_statistics(settings)
+    figures = {**current_statistics(settings), "backlog": backlog(settings)}
     if args.json:
         say(json.dumps(figures, indent=2))
         return EXIT_OK

@@ -1,16 +1,24 @@
 """The leads table (DynamoDB through pynamodb): whole leads (`DynamoLeads`) and the schedule index
 (`DynamoSchedule`).
 
-The table is keyed by `id`. A sparse global secondary index, `ScheduleIndex`
-(`schedule_state` / `schedule_at`), holds only leads that can still get a follow-up,
-so selecting the due ones is one range Query, never a Scan. Every state change is a
-conditional write: two schedulers or two senders racing for a lead cannot both win.
+The table is keyed by `id`. A sparse global secondary index, `ScheduleShardIndex`
+(`schedule_part` / `schedule_at`), holds only leads that can still get a follow-up,
+so selecting the due ones is one range Query per shard, never a Scan. Every state
+change is a conditional write: two schedulers or two senders racing for a lead cannot
+both win.
+
+The index's partition is `<state>#<shard>` (shard = crc32(lead id) % SCHEDULE_SHARDS):
+a run's claims (one sort-key value), every lock (`sending`) and the due leads are spread
+over the shards instead of sitting on one hot key. `schedule_state` keeps the plain
+state: every condition is written against it.
 """
 
 from __future__ import annotations
 
+import heapq
 import json
 import time
+import zlib
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, replace
 from decimal import Decimal
@@ -29,7 +37,8 @@ from reengage.domain.companies import company_key
 from reengage.domain.leads import FollowUpStage, Lead, ScheduleState
 from reengage.ports import InvalidLeadDataError, ScheduleEntry, UnreadableLead
 
-SCHEDULE_INDEX_NAME = "ScheduleIndex"
+SCHEDULE_INDEX_NAME = "ScheduleShardIndex"
+DEFAULT_SCHEDULE_SHARDS = 16
 
 
 def _to_attribute_value(value: Any) -> dict[str, Any]:
@@ -96,7 +105,7 @@ class ScheduleIndex(GlobalSecondaryIndex["LeadModel"]):
         index_name = SCHEDULE_INDEX_NAME
         projection = IncludeProjection(["follow_up_stage", "email"])
 
-    schedule_state = UnicodeAttribute(hash_key=True)
+    schedule_part = UnicodeAttribute(hash_key=True)
     schedule_at = UnicodeAttribute(range_key=True)
 
 
@@ -123,6 +132,8 @@ class CompanyIndex(GlobalSecondaryIndex["LeadModel"]):
 class LeadModel(Model):
     class Meta:
         table_name = "unbound"  # set by bind_leads_table from settings
+        schedule_shards = DEFAULT_SCHEDULE_SHARDS  # likewise
+        max_pool_connections = 20  # the scheduler claims from 16 threads at once (services/scheduler.py)
 
     id = UnicodeAttribute(hash_key=True)
     name = UnicodeAttribute(null=True)
@@ -146,6 +157,8 @@ class LeadModel(Model):
     created_at = UnicodeAttribute(null=True)
     updated_at = UnicodeAttribute(null=True)
     schedule_state = UnicodeAttribute(null=True)
+    # `<schedule_state>#<shard>`: the index's partition, written with every change of schedule_state.
+    schedule_part = UnicodeAttribute(null=True)
     schedule_at = UnicodeAttribute(null=True)
     claim_stage = UnicodeAttribute(null=True)
     claim_campaign = UnicodeAttribute(null=True)
@@ -182,6 +195,8 @@ def _to_lead(model: LeadModel) -> Lead:
         claim_stage=model.claim_stage,
         version=int(model.version or 0),
         history_stored_as_text=isinstance(model.engagement_history, TextHistory),
+        schedule_unindexed=bool(model.schedule_state)
+        and model.schedule_part != schedule_partition(model.schedule_state, model.id),
     )
 
 
@@ -211,10 +226,33 @@ def _to_model(lead: Lead) -> LeadModel:
         created_at=optional(lead.created_at),
         updated_at=optional(lead.updated_at),
         schedule_state=optional(lead.schedule_state),
+        schedule_part=schedule_partition(lead.schedule_state, lead.id) if lead.schedule_state else None,
         schedule_at=optional(lead.schedule_at),
         claim_stage=optional(lead.claim_stage),
         version=lead.version or None,
     )
+
+
+def shard_of(lead_id: str, shards: int) -> int:
+    """The lead's shard of the schedule index: stable across processes and Python versions."""
+    return zlib.crc32(lead_id.encode("utf-8")) % shards
+
+
+def schedule_partition(state: str, lead_id: str) -> str:
+    """The schedule index's partition key for a lead in `state`: `<state>#<shard>`."""
+    return f"{state}#{shard_of(lead_id, LeadModel.Meta.schedule_shards)}"
+
+
+def scheduled(lead_id: str, state: ScheduleState, at: str | None = None) -> list[Any]:
+    """Update actions that put the lead in the index under `state` (at `at`, when given)."""
+    actions = [
+        LeadModel.schedule_state.set(state.value),
+        LeadModel.schedule_part.set(schedule_partition(state.value, lead_id)),
+    ]
+    return [*actions, LeadModel.schedule_at.set(at)] if at is not None else actions
+
+
+UNSCHEDULED = [LeadModel.schedule_state.remove(), LeadModel.schedule_part.remove(), LeadModel.schedule_at.remove()]
 
 
 def unchanged_since(version: int) -> Condition:
@@ -225,10 +263,12 @@ def unchanged_since(version: int) -> Condition:
 BUMP = LeadModel.version.add(1)
 
 
-def bind_leads_table(table_name: str) -> None:
+def bind_leads_table(table_name: str, schedule_shards: int | None = None) -> None:
     """pynamodb reads the table name and builds its client lazily, per class: bind both here
-    so a process can point at another table or endpoint."""
+    so a process can point at another table or endpoint (and its index's shard count, when given)."""
     LeadModel.Meta.table_name = table_name
+    if schedule_shards is not None:
+        LeadModel.Meta.schedule_shards = schedule_shards
     LeadModel._connection = None
 
 
@@ -249,8 +289,8 @@ def _update(lead_id: str, actions: list[Any], condition: Condition) -> bool:
 class DynamoLeads:
     """Whole leads. Satisfies `reengage.ports.Leads`."""
 
-    def __init__(self, table_name: str, page_size: int = 500) -> None:
-        bind_leads_table(table_name)
+    def __init__(self, table_name: str, page_size: int = 500, schedule_shards: int | None = None) -> None:
+        bind_leads_table(table_name, schedule_shards)
         self.page_size = page_size
 
     def get(self, lead_id: str) -> Lead | None:
@@ -295,6 +335,10 @@ class DynamoLeads:
             attributes[name].remove() if value is None else attributes[name].set(value)
             for name, value in values.items()
         ]
+        if "schedule_state" in values:
+            state = values["schedule_state"]
+            part = LeadModel.schedule_part
+            actions.append(part.set(schedule_partition(state, lead_id)) if state else part.remove())
         return _update(lead_id, [*actions, BUMP], unchanged_since(previous_version) & LeadModel.id.exists())
 
     def put_many(self, leads: Iterable[Lead]) -> int:
@@ -352,19 +396,27 @@ class QueryStats:
 class DynamoSchedule:
     """The sparse schedule index and the conditional moves along it. Satisfies `reengage.ports.Schedule`."""
 
-    def __init__(self, table_name: str, page_size: int = 500) -> None:
-        bind_leads_table(table_name)
+    def __init__(self, table_name: str, page_size: int = 500, schedule_shards: int | None = None) -> None:
+        bind_leads_table(table_name, schedule_shards)
         self.page_size = page_size
         self.query_stats = QueryStats()
 
     def entries(self, state: ScheduleState, until: str) -> Iterator[ScheduleEntry]:
+        """Every shard's rows up to `until`, merged oldest first (each shard is read page by page)."""
+        shards = LeadModel.Meta.schedule_shards
+        yield from heapq.merge(
+            *(self._shard_entries(f"{state.value}#{shard}", state, until) for shard in range(shards)),
+            key=lambda entry: entry.at,
+        )
+
+    def _shard_entries(self, partition: str, state: ScheduleState, until: str) -> Iterator[ScheduleEntry]:
         # Read raw: a row another system wrote with a badly typed attribute must not stop the run.
         connection = LeadModel._get_connection()
         last_key: dict[str, Any] | None = None
         while True:
             page = _read(
                 lambda key=last_key: connection.query(
-                    state.value,
+                    partition,
                     range_key_condition=LeadModel.schedule_at <= until,
                     index_name=SCHEDULE_INDEX_NAME,
                     exclusive_start_key=key,
@@ -383,8 +435,7 @@ class DynamoSchedule:
         return _update(
             entry.lead_id,
             [
-                LeadModel.schedule_state.set(ScheduleState.CLAIMED.value),
-                LeadModel.schedule_at.set(claimed_at),
+                *scheduled(entry.lead_id, ScheduleState.CLAIMED, claimed_at),
                 LeadModel.claim_stage.set(stage.value),
                 LeadModel.claim_campaign.set(campaign_id),
                 LeadModel.eligible_for_reengagement.set(True),
@@ -397,16 +448,12 @@ class DynamoSchedule:
     def unschedule(self, entry: ScheduleEntry) -> bool:
         return _update(
             entry.lead_id,
-            [LeadModel.schedule_state.remove(), LeadModel.schedule_at.remove(), BUMP],
+            [*UNSCHEDULED, BUMP],
             (LeadModel.schedule_state == entry.state.value) & (LeadModel.schedule_at == entry.at),
         )
 
     def release_claim(self, lead_id: str, stage: FollowUpStage, due_at: str | None) -> bool:
-        schedule = (
-            [LeadModel.schedule_state.set(ScheduleState.DUE.value), LeadModel.schedule_at.set(due_at)]
-            if due_at
-            else [LeadModel.schedule_state.remove(), LeadModel.schedule_at.remove()]
-        )
+        schedule = scheduled(lead_id, ScheduleState.DUE, due_at) if due_at else UNSCHEDULED
         return _update(
             lead_id,
             [
@@ -424,8 +471,7 @@ class DynamoSchedule:
         return _update(
             lead_id,
             [
-                LeadModel.schedule_state.set(ScheduleState.INVALID.value),
-                LeadModel.schedule_at.set(format_time(utc_now())),
+                *scheduled(lead_id, ScheduleState.INVALID, format_time(utc_now())),
                 LeadModel.invalid_reason.set(problem[:500]),
                 LeadModel.claim_stage.remove(),
                 LeadModel.claim_campaign.remove(),

@@ -6,9 +6,17 @@ outlives any change to the lead itself, so even a lead whose stage another syste
 resets can never get a second email for a stage it already had. The same table keeps
 the daily send counter behind MAX_SENDS_PER_DAY and the suppressed addresses, each as
 its own item type under a reserved partition key.
+
+The daily counter is split over SCHEDULE_SHARDS items (`#daily-sends#<k>`), each allowed
+its share of the cap (the shares add up to the cap exactly), so no single item takes a
+write for every email sent.
 """
 
 from __future__ import annotations
+
+import random
+from functools import partial
+from typing import Any
 
 from pynamodb.attributes import NumberAttribute, UnicodeAttribute
 from pynamodb.indexes import GlobalSecondaryIndex, KeysOnlyProjection
@@ -18,7 +26,7 @@ from reengage.adapters.dynamo_errors import conditionally
 from reengage.domain.leads import FollowUpStage, normalized_address
 from reengage.ports import LedgerRecord, LedgerState
 
-DAILY_COUNTER_KEY = "#daily-sends"
+DAILY_COUNTER_KEY = "#daily-sends"  # + "#<shard>"
 SUPPRESSION_KEY = "#suppressed"  # sort key: the normalized address
 ADDRESS_PREFIX = "#address#"  # + the normalized address; sort key: the stage
 
@@ -127,9 +135,12 @@ class DynamoSendLedger:
 
     def confirm(self, lead_id: str, stage: FollowUpStage, event: str, message_id: str) -> bool:
         record = LedgerModel(lead_id, stage.value)
-        conditionally(
+        noted = conditionally(
             lambda: record.update(actions=[LedgerModel.confirmed.set(event)], condition=LedgerModel.lead_id.exists())
         )
+        # The update read the record back: only a send in doubt needs the second write.
+        if not noted or record.state != LedgerState.POSSIBLY_SENT:
+            return False
         return conditionally(
             lambda: record.update(
                 actions=[LedgerModel.state.set(LedgerState.SENT), LedgerModel.message_id.set(message_id)],
@@ -145,25 +156,43 @@ class DynamoSendLedger:
         )
 
 
-class DynamoQuota:
-    """The daily send cap. Satisfies `reengage.ports.Quota`."""
+def shard_caps(cap: int, shards: int) -> list[int]:
+    """Each counter shard's share of the daily cap: as equal as can be, adding up to the cap."""
+    return [cap // shards + (1 if shard < cap % shards else 0) for shard in range(shards)]
 
-    def __init__(self, table_name: str) -> None:
+
+class DynamoQuota:
+    """The daily send cap, counted over `shards` items. Satisfies `reengage.ports.Quota`."""
+
+    def __init__(self, table_name: str, shards: int = 16) -> None:
         bind_ledger_table(table_name)
+        self.shards = shards
+
+    def _counter(self, shard: int, day: str) -> DailySendsModel:
+        return DailySendsModel(f"{DAILY_COUNTER_KEY}#{shard}", day)
 
     def reserve(self, day: str, cap: int) -> bool:
-        return conditionally(
-            lambda: DailySendsModel(DAILY_COUNTER_KEY, day).update(
-                actions=[DailySendsModel.sent_count.add(1)],
-                condition=DailySendsModel.sent_count.does_not_exist() | (DailySendsModel.sent_count < cap),
-            )
+        """One conditional add on a random shard with room; the next shards when it is full."""
+        caps = shard_caps(cap, self.shards)
+        first = random.randrange(self.shards)  # noqa: S311 - spreading writes, not security
+        for step in range(self.shards):
+            shard = (first + step) % self.shards
+            if not caps[shard]:
+                continue
+            if conditionally(partial(self._count, shard, day, caps[shard])):
+                return True
+        return False
+
+    def _count(self, shard: int, day: str, shard_cap: int) -> Any:
+        return self._counter(shard, day).update(
+            actions=[DailySendsModel.sent_count.add(1)],
+            condition=DailySendsModel.sent_count.does_not_exist() | (DailySendsModel.sent_count < shard_cap),
         )
 
     def used(self, day: str) -> int:
-        try:
-            return int(DailySendsModel.get(DAILY_COUNTER_KEY, day, consistent_read=True).sent_count or 0)
-        except DailySendsModel.DoesNotExist:
-            return 0
+        """Every shard's count, in one BatchGetItem."""
+        keys = [(f"{DAILY_COUNTER_KEY}#{shard}", day) for shard in range(self.shards)]
+        return sum(int(item.sent_count or 0) for item in DailySendsModel.batch_get(keys))
 
 
 class DynamoSuppression:

@@ -18,7 +18,14 @@ from pynamodb.exceptions import TransactWriteError
 from pynamodb.transactions import TransactWrite
 
 from reengage.adapters.dynamo_errors import TRANSACTION_CANCELED, conditionally, raise_if_transient
-from reengage.adapters.leads_table import BUMP, LeadModel, bind_leads_table, unchanged_since
+from reengage.adapters.leads_table import (
+    BUMP,
+    UNSCHEDULED,
+    LeadModel,
+    bind_leads_table,
+    scheduled,
+    unchanged_since,
+)
 from reengage.adapters.send_ledger import AddressModel, LedgerModel, address_key, bind_ledger_table
 from reengage.domain.clock import format_time, utc_now
 from reengage.domain.leads import FollowUpStage, Lead, ScheduleState, appended_history
@@ -40,11 +47,7 @@ def _held(stage: FollowUpStage, locked_at: str | None = None) -> Any:
 
 def _advance(lead: Lead, stage: FollowUpStage, at: str, entry: dict[str, Any], next_due_at: str | None) -> list[Any]:
     """The lead after a stage went out (or may have) at `at`: next stage due at `next_due_at`, or done."""
-    schedule = (
-        [LeadModel.schedule_state.set(ScheduleState.DUE.value), LeadModel.schedule_at.set(next_due_at)]
-        if next_due_at
-        else [LeadModel.schedule_state.remove(), LeadModel.schedule_at.remove()]
-    )
+    schedule = scheduled(lead.id, ScheduleState.DUE, next_due_at) if next_due_at else UNSCHEDULED
     return [
         *schedule,
         LeadModel.follow_up_stage.set(stage.value),
@@ -71,8 +74,8 @@ def _failed_item(error: TransactWriteError) -> LockResult | None:
 class DynamoSendLock:
     """Satisfies `reengage.ports.SendLock`."""
 
-    def __init__(self, leads_table_name: str, ledger_table_name: str) -> None:
-        bind_leads_table(leads_table_name)
+    def __init__(self, leads_table_name: str, ledger_table_name: str, schedule_shards: int | None = None) -> None:
+        bind_leads_table(leads_table_name, schedule_shards)
         bind_ledger_table(ledger_table_name)
         self._connection: Connection | None = None  # built on first use
 
@@ -112,11 +115,7 @@ class DynamoSendLock:
             )
             transaction.update(
                 LeadModel(lead.id),
-                [
-                    LeadModel.schedule_state.set(ScheduleState.SENDING.value),
-                    LeadModel.schedule_at.set(locked_at),
-                    BUMP,
-                ],
+                [*scheduled(lead.id, ScheduleState.SENDING, locked_at), BUMP],
                 (LeadModel.schedule_state == ScheduleState.CLAIMED.value)
                 & (LeadModel.claim_stage == stage.value)
                 & unchanged_since(lead.version)
@@ -151,9 +150,7 @@ class DynamoSendLock:
             transaction.delete(
                 AddressModel(address_key(lead.email), stage.value), condition=AddressModel.lead == lead.id
             )
-            transaction.update(
-                LeadModel(lead.id), [LeadModel.schedule_state.set(ScheduleState.CLAIMED.value), BUMP], _held(stage)
-            )
+            transaction.update(LeadModel(lead.id), [*scheduled(lead.id, ScheduleState.CLAIMED), BUMP], _held(stage))
 
         self._transaction(build)
 
@@ -186,8 +183,7 @@ class DynamoSendLock:
             transaction.update(
                 LeadModel(lead.id),
                 [
-                    LeadModel.schedule_state.remove(),
-                    LeadModel.schedule_at.remove(),
+                    *UNSCHEDULED,
                     LeadModel.claim_stage.remove(),
                     LeadModel.claim_campaign.remove(),
                     LeadModel.eligible_for_reengagement.set(False),
@@ -237,8 +233,7 @@ class DynamoSendLock:
             _advance(lead, stage, at, entry, next_due_at)
             if record.state in (LedgerState.SENT, LedgerState.POSSIBLY_SENT)
             else [
-                LeadModel.schedule_state.remove(),
-                LeadModel.schedule_at.remove(),
+                *UNSCHEDULED,
                 LeadModel.claim_stage.remove(),
                 LeadModel.eligible_for_reengagement.set(False),
                 BUMP,

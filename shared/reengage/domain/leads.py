@@ -110,6 +110,8 @@ class Lead:
     claim_stage: str | None = None
     # Another system stored the history as text; `reengage migrate` rewrites it as a list.
     history_stored_as_text: bool = False
+    # Has a schedule state but is not under it in the (sharded) index; `reengage migrate` files it.
+    schedule_unindexed: bool = False
     # Bumped by every write: each write is conditioned on the version it read (0: never written by reengage).
     version: int = 0
 

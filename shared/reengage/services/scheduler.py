@@ -1,18 +1,24 @@
 """The scheduler step of a campaign: find due leads, claim them, enqueue them.
 
-Due leads come from one range Query on the sparse schedule index (no Scan). Each is
-claimed with a conditional write, so two runs at once cannot both claim a lead, then
-enqueued in batches of 10. Claims that nobody finished (a sender that crashed, a
-message that went to the dead-letter queue) expire after `claim_timeout_minutes`
-and are claimed again by a later run: no lead is lost, none stays claimed forever.
+Due leads come from range Queries on the sparse schedule index, one per shard, merged
+oldest first (no Scan). Each is claimed with a conditional write, so two runs at once
+cannot both claim a lead, then enqueued in batches of 10. The claims are written by a
+pool of threads (one client per service, shared): the decisions (limit, one lead per
+address) stay in order on the main thread. Claims that nobody finished (a sender that
+crashed, a message that went to the dead-letter queue) expire after
+`claim_timeout_minutes` and are claimed again by a later run: no lead is lost, none
+stays claimed forever. A run that reaches its deadline stops claiming, counts what it
+left (LeadsLeftForNextRun), and the schedule's next run (every 15 minutes) continues.
 """
 
 from __future__ import annotations
 
 import logging
+import threading
 import uuid
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from itertools import chain
 from typing import Any
@@ -32,8 +38,14 @@ from reengage.settings import Settings
 
 logger = logging.getLogger(__name__)
 
-# Stop claiming when less than this is left before the Lambda deadline.
+# Stop claiming when less than this is left before the Lambda deadline...
 DEADLINE_MARGIN_MS = 15_000
+# ...and stop counting what is left when less than this is left.
+COUNTING_MARGIN_MS = 5_000
+# Conditional claims in flight at once (botocore's pool is sized to match: wiring.py).
+CLAIM_WORKERS = 16
+# Index rows decided, then claimed in parallel, between two looks at the clock.
+CLAIM_CHUNK = 160
 # SendMessageBatch takes at most 10 messages.
 ENQUEUE_BATCH = 10
 # A send lock older than this outlived any sender invocation (timeout 120 s).
@@ -98,6 +110,7 @@ class CampaignSummary:
     invalid: int = 0  # rows that cannot be read as leads, set aside (`reengage status` lists them)
     errors: int = 0  # leads a write failed for (logged); the run went on with the others
     stopped_at_deadline: bool = False
+    left_count_complete: bool = True  # False: stopped counting what was left at the deadline (a lower bound)
     would_send: list[tuple[str, FollowUpStage]] = field(default_factory=list)  # dry run only
 
     def as_dict(self) -> dict[str, Any]:
@@ -115,6 +128,7 @@ class CampaignSummary:
             "invalid": self.invalid,
             "errors": self.errors,
             "stopped_at_deadline": self.stopped_at_deadline,
+            "left_count_complete": self.left_count_complete,
         }
 
 
@@ -123,7 +137,12 @@ def new_campaign_id(now: datetime) -> str:
 
 
 class _Campaign:
-    """One scheduler run's state: claims in flight to the queue, and the running summary."""
+    """One scheduler run's state: claims in flight to the queue, and the running summary.
+
+    `plan` runs on the main thread, in index order (the limit, one lead per address);
+    `claim` runs on the pool's threads; the summary and the pending batch are shared
+    under one lock.
+    """
 
     def __init__(
         self,
@@ -138,51 +157,72 @@ class _Campaign:
         self.request = request
         self.summary = summary
         self.sends_per_second = sends_per_second
-        self.claimed = 0
+        self.queued = 0  # claims handed to the queue so far: the next one's place in the spread
         self.pending: list[tuple[FollowUpRequest, ScheduleEntry]] = []
         self.addresses: set[str] = set()
+        self.taken = 0  # claims planned (and not lost): the limit counts these
+        self.lock = threading.Lock()
+        self.claimed_at = ""
 
     def at_limit(self) -> bool:
-        taken = self.summary.marked + len(self.pending) + len(self.summary.would_send)
-        return self.request.limit is not None and taken >= self.request.limit
+        return self.request.limit is not None and self.taken >= self.request.limit
 
-    def consider(self, entry: ScheduleEntry, stage: FollowUpStage, claimed_at: str) -> None:
+    def plan(self, entry: ScheduleEntry, stage: FollowUpStage) -> bool:
+        """Whether to claim this due lead now (else it is counted as left, duplicate or dry run)."""
         self.summary.eligible += 1
         address = entry.email.strip().lower()
         if address and address in self.addresses:
             # One lead per address per campaign: the other stays due for a later run.
             self.summary.duplicate_email += 1
-            return
+            return False
         if address:
             self.addresses.add(address)
         if self.at_limit():
             self.summary.left_for_next_run += 1
-        elif self.request.dry_run:
+            return False
+        self.taken += 1
+        if self.request.dry_run:
             self.summary.would_send.append((entry.lead_id, stage))
-        elif not self.schedule.claim(entry, stage, claimed_at, self.summary.campaign_id):
-            self.summary.lost_race += 1
-        else:
-            delay = spread_delay(self.claimed, self.sends_per_second)
-            self.claimed += 1
-            follow_up = FollowUpRequest(entry.lead_id, stage, self.summary.campaign_id, delay)
-            self.pending.append((follow_up, entry))
-            if len(self.pending) == ENQUEUE_BATCH:
-                self.flush()
+            return False
+        return True
+
+    def claim(self, entry: ScheduleEntry, stage: FollowUpStage, claimed_at: str) -> FollowUpRequest | None:
+        """The conditional claim (on a pool thread); the request to enqueue, or None when lost."""
+        if not self.schedule.claim(entry, stage, claimed_at, self.summary.campaign_id):
+            with self.lock:
+                self.summary.lost_race += 1
+                self.taken -= 1
+            return None
+        return FollowUpRequest(entry.lead_id, stage, self.summary.campaign_id)
+
+    def claimed(self, follow_up: FollowUpRequest, entry: ScheduleEntry) -> None:
+        """Queue a claimed lead (main thread, in index order: the queue gets them oldest first),
+        spread at the SES rate."""
+        follow_up = replace(follow_up, delay_seconds=spread_delay(self.queued, self.sends_per_second))
+        self.queued += 1
+        self.pending.append((follow_up, entry))
+        if len(self.pending) == ENQUEUE_BATCH:
+            self.flush()
 
     def flush(self) -> None:
-        if not self.pending:
+        batch, self.pending = self.pending, []
+        self.enqueue(batch)
+
+    def enqueue(self, batch: list[tuple[FollowUpRequest, ScheduleEntry]]) -> None:
+        if not batch:
             return
-        failed = set(self.queue.enqueue([follow_up for follow_up, _ in self.pending]))
-        for follow_up, entry in self.pending:
+        failed = set(self.queue.enqueue([follow_up for follow_up, _ in batch]))
+        for follow_up, entry in batch:
             if follow_up in failed:
-                self.summary.enqueue_failed += 1
+                with self.lock:
+                    self.summary.enqueue_failed += 1
                 # Back to due so the next run takes it; an abandoned claim just expires again.
                 if entry.state is ScheduleState.DUE:
                     self.schedule.release_claim(follow_up.lead_id, follow_up.stage, entry.at)
             else:
-                self.summary.marked += 1
-                self.summary.reclaimed += entry.state is ScheduleState.CLAIMED
-        self.pending.clear()
+                with self.lock:
+                    self.summary.marked += 1
+                    self.summary.reclaimed += entry.state is ScheduleState.CLAIMED
 
 
 def settle_abandoned_sends(stores: Stores, policy: FollowUpPolicy, now: datetime) -> list[str]:
@@ -247,22 +287,77 @@ def _set_aside_if_unreadable(stores: Stores, entry: ScheduleEntry, summary: Camp
     return False
 
 
-def _take(entry: ScheduleEntry, campaign: _Campaign, policy: FollowUpPolicy, claimed_at: str) -> None:
-    """One index row: set aside when unreadable, unscheduled when finished, else considered for a claim."""
+Write = Callable[[], FollowUpRequest | None]
+
+
+def _take(entry: ScheduleEntry, campaign: _Campaign, policy: FollowUpPolicy) -> Write | None:
+    """One index row: the write it needs (set aside when unreadable, unscheduled when finished,
+    claimed when due and planned), or None. Decided here, in index order; written by the pool."""
     dry_run = campaign.request.dry_run
     if entry.problem:
         campaign.summary.invalid += 1
-        if not dry_run:
-            campaign.schedule.set_aside(entry.lead_id, entry.problem)
         logger.warning("unreadable lead set aside", extra={"lead_id": entry.lead_id, "problem": entry.problem})
-        return
+        return None if dry_run else lambda: _ok(campaign.schedule.set_aside(entry.lead_id, entry.problem))
     stage = policy.next_stage(entry.follow_up_stage).stage
     if stage is None:
         # Finished its sequence under a smaller MAX_FOLLOWUPS: take it out of the index.
-        if not dry_run:
-            campaign.schedule.unschedule(entry)
-        return
-    campaign.consider(entry, stage, claimed_at)
+        return None if dry_run else lambda: _ok(campaign.schedule.unschedule(entry))
+    if not campaign.plan(entry, stage):
+        return None
+    return lambda: campaign.claim(entry, stage, campaign.claimed_at)
+
+
+def _ok(_: bool) -> None:
+    """A write whose outcome needs no action: lost to another writer, the row is theirs."""
+    return None
+
+
+def _write(
+    stores: Stores, campaign: _Campaign, work: list[tuple[ScheduleEntry, Write]], pool: ThreadPoolExecutor
+) -> None:
+    """The planned writes, in parallel; the claimed leads are then queued in index order. A lead
+    whose write fails is set aside or logged, never the run."""
+    summary = campaign.summary
+
+    def attempt(item: tuple[ScheduleEntry, Write]) -> FollowUpRequest | None:
+        entry, write = item
+        try:
+            return write()
+        except TransientError:
+            raise  # throttled or unavailable: the run fails and the schedule's retry runs it again
+        except Exception as error:  # noqa: BLE001 - one lead's bad item must not stop every send
+            with campaign.lock:
+                if _set_aside_if_unreadable(stores, entry, summary, campaign.request.dry_run):
+                    return None
+                summary.errors += 1
+            logger.error("lead skipped by the scheduler", extra={"lead_id": entry.lead_id, "error": repr(error)})
+            return None
+
+    for (entry, _), follow_up in zip(work, pool.map(attempt, work), strict=True):
+        if follow_up is not None:
+            campaign.claimed(follow_up, entry)
+
+
+def _count_left(candidates: Iterator[ScheduleEntry], time_left_ms: Callable[[], int]) -> tuple[int, bool]:
+    """How many index rows a run that stopped early leaves (all of them, unless time runs out first)."""
+    left = 0
+    for left, _ in enumerate(candidates, start=1):  # noqa: B007 - the count is the point
+        if left % 500 == 0 and time_left_ms() < COUNTING_MARGIN_MS:
+            return left, False
+    return left, True
+
+
+def daily_room(stores: Stores, settings: Settings, now: datetime, abandoned_before: str) -> int | None:
+    """How many more leads this run may claim so that no more are claimed than MAX_SENDS_PER_DAY lets
+    the senders send today: the cap, less today's sends, less the claims and locks still in flight
+    (an abandoned claim is not in flight: this run takes it over). None when there is no cap."""
+    cap = settings.max_sends_per_day
+    if not cap:
+        return None
+    claims = stores.schedule.entries(ScheduleState.CLAIMED, "9999")
+    in_flight = sum(1 for entry in claims if entry.at > abandoned_before)
+    in_flight += sum(1 for _ in stores.schedule.entries(ScheduleState.SENDING, "9999"))
+    return max(0, cap - stores.quota.used(now.date().isoformat()) - in_flight)
 
 
 def run_scheduler(
@@ -282,26 +377,38 @@ def run_scheduler(
     policy = settings.policy
     if not request.dry_run:
         summary.settled_in_doubt = len(settle_abandoned_sends(stores, policy, now))
-    campaign = _Campaign(stores, queue, request, summary, settings.ses_max_send_rate)
-    claimed_at = format_time(now)
     abandoned_before = format_time(now - timedelta(minutes=settings.claim_timeout_minutes))
+    room = daily_room(stores, settings, now, abandoned_before)
+    if room is not None and (request.limit is None or room < request.limit):
+        # Claims beyond what may be sent today would only be released again by the senders.
+        request = replace(request, limit=room)
+    campaign = _Campaign(stores, queue, request, summary, settings.ses_max_send_rate)
+    campaign.claimed_at = format_time(now)
     candidates = chain(
         stores.schedule.entries(ScheduleState.CLAIMED, abandoned_before),
         stores.schedule.entries(ScheduleState.DUE, policy.due_cutoff(now, request.days_since_contact)),
     )
-    for entry in candidates:
-        if time_left_ms() < DEADLINE_MARGIN_MS:
-            summary.stopped_at_deadline = True
-            break
-        try:
-            _take(entry, campaign, policy, claimed_at)
-        except TransientError:
-            raise  # throttled or unavailable: the run fails and the schedule's retry runs it again
-        except Exception as error:  # noqa: BLE001 - one lead's bad item must not stop every send
-            if _set_aside_if_unreadable(stores, entry, summary, request.dry_run):
-                continue
-            summary.errors += 1
-            logger.error("lead skipped by the scheduler", extra={"lead_id": entry.lead_id, "error": repr(error)})
+    with ThreadPoolExecutor(max_workers=CLAIM_WORKERS, thread_name_prefix="claim") as pool:
+        while not summary.stopped_at_deadline:
+            if time_left_ms() < DEADLINE_MARGIN_MS:
+                summary.stopped_at_deadline = True
+                break
+            work = []
+            for entry in candidates:
+                write = _take(entry, campaign, policy)
+                if write is not None:
+                    work.append((entry, write))
+                if len(work) == CLAIM_CHUNK:
+                    break
+            else:
+                _write(stores, campaign, work, pool)
+                break
+            _write(stores, campaign, work, pool)
     campaign.flush()
+    if summary.stopped_at_deadline:
+        # What this run did not reach is the next run's: say how much (a lower bound if counting ran out of time).
+        left, complete = _count_left(candidates, time_left_ms)
+        summary.left_for_next_run += left
+        summary.left_count_complete = complete
     logger.info("scheduler finished", extra={"summary": summary.as_dict()})
     return summary

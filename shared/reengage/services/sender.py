@@ -15,6 +15,7 @@ import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, time, timedelta
+from time import monotonic
 from typing import Any
 
 from reengage.domain.clock import format_time, parse_time, utc_now
@@ -49,6 +50,8 @@ logger = logging.getLogger(__name__)
 
 SENT = "sent"
 SKIPPED = "skipped"
+# How long the day's send count read before writing a message is reused (see `_used_today`).
+USED_FRESH_SECONDS = 5.0
 DEFERRED = "deferred"  # daily cap, closed send window or company pause: due again for a later window
 FAILED = "failed"
 IN_DOUBT = "in_doubt"
@@ -111,6 +114,23 @@ class FollowUpSender:
         # Signs our Message-IDs (correlation.reply_mac): the link-signing key unless told otherwise.
         self.reply_key = reply_key or (unsubscribe.key if unsubscribe is not None else None)
 
+        self._used: tuple[str, int, float] | None = None  # (day, sends counted, when read)
+
+    def _used_today(self, day: str) -> int:
+        """The day's sends, read at most once per USED_FRESH_SECONDS (about once per SQS batch). The check
+        before writing only spares writing a message that cannot go out: the reservation taken after
+        the lock is what holds the cap, so a count a few seconds old is safe."""
+        now = monotonic()
+        if self._used is not None and self._used[0] == day and now - self._used[2] < USED_FRESH_SECONDS:
+            return self._used[1]
+        used = self.stores.quota.used(day)
+        self._used = (day, used, now)
+        return used
+
+    def _counted(self, day: str) -> None:
+        if self._used is not None and self._used[0] == day:
+            self._used = (day, self._used[1] + 1, self._used[2])
+
     def _skip(self, request: FollowUpRequest, reason: SkipReason, detail: str = "") -> SendOutcome:
         logger.info(
             "follow-up skipped",
@@ -149,17 +169,17 @@ class FollowUpSender:
         the same person under another lead had this stage (one sequence per person)."""
         at = format_time(self.clock())
         entry = {"stage": stage.value, "at": at, "outcome": "stopped", "reason": reason.value}
-        stopped = replace(
-            lead,
-            suppressed=lead.suppressed or reason is SkipReason.SUPPRESSED,
-            eligible_for_reengagement=False,
-            engagement_history=appended_history(lead.engagement_history, entry),
-            schedule_state=None,
-            schedule_at=None,
-            claim_stage=None,
-            updated_at=at,
-        )
-        if not self.stores.leads.put(stopped, previous=lead):
+        stopped = {
+            "suppressed": lead.suppressed or reason is SkipReason.SUPPRESSED,
+            "eligible_for_reengagement": False,
+            "engagement_history": appended_history(lead.engagement_history, entry),
+            "schedule_state": None,
+            "schedule_at": None,
+            "claim_stage": None,
+            "updated_at": at,
+        }
+        # An update, not a put: the sender's role may not replace items (and a put costs the whole item).
+        if not self.stores.leads.set_attributes(lead.id, stopped, lead.version):
             # Changed since read; whoever changed it owns the schedule now. The claim still goes.
             self.stores.schedule.release_claim(lead.id, stage, None)
 
@@ -198,7 +218,7 @@ class FollowUpSender:
             return held
         now = self.clock()
         day, cap = now.date().isoformat(), self.settings.max_sends_per_day
-        if cap and self.stores.quota.used(day) >= cap:
+        if cap and self._used_today(day) >= cap:
             # Due again from tomorrow (UTC, the cap's day), in the lead's next window then.
             tomorrow = datetime.combine(now.date() + timedelta(days=1), time(), tzinfo=UTC)
             self._release(lead, request.stage, not_before=tomorrow)
@@ -228,12 +248,7 @@ class FollowUpSender:
                 return latest
             raise TransientError(f"lead {lead.id} changed while being locked; retrying")
         locked = replace(lead, version=lead.version + 1, schedule_state=ScheduleState.SENDING, schedule_at=locked_at)
-        try:
-            within_cap = not cap or self.stores.quota.reserve(day, cap)
-        except Exception:
-            self._unlock(locked, request, "the daily cap could not be counted")
-            raise
-        if not within_cap:
+        if not self._reserve(locked, request, day, cap):
             self._unlock(locked, request, "over the daily cap")
             self._release(lead, request.stage)
             return SendOutcome(lead.id, request.stage.value, DEFERRED, SkipReason.DAILY_CAP)
@@ -252,6 +267,19 @@ class FollowUpSender:
         self.stores.schedule.set_aside(lead.id, f"failed the quality gate: {message.problems[0]}")
         reason = f"{SkipReason.QUALITY_GATE}: {message.problems[0]}"
         return SendOutcome.of(lead.id, request.stage.value, SKIPPED, message, reason=reason)
+
+    def _reserve(self, locked: Lead, request: FollowUpRequest, day: str, cap: int) -> bool:
+        """Count this send against the day's cap (no cap: always); the lock is given back if counting fails."""
+        if not cap:
+            return True
+        try:
+            within_cap = self.stores.quota.reserve(day, cap)
+        except Exception:
+            self._unlock(locked, request, "the daily cap could not be counted")
+            raise
+        if within_cap:
+            self._counted(day)
+        return within_cap
 
     def _unlock(self, locked: Lead, request: FollowUpRequest, why: str) -> None:
         """Give the lock back after a send that certainly did not happen: the request is retried."""

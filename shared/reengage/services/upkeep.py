@@ -49,15 +49,26 @@ def migration_changes(lead: Lead, policy: FollowUpPolicy, now: datetime) -> dict
         changes["engagement_stage"] = lead.engagement_stage = DEFAULT_ENGAGEMENT_STAGE
     if lead.history_stored_as_text:
         changes["engagement_history"] = list(lead.engagement_history)
-    if lead.schedule_state not in IN_FLIGHT:
-        key = policy.schedule_key(lead)
-        state, at = (key.state.value, key.at) if key else (None, None)
-        if (lead.schedule_state, lead.schedule_at) != (state, at):
-            changes["schedule_state"], changes["schedule_at"] = state, at
-        if lead.eligible_for_reengagement:
-            changes["eligible_for_reengagement"] = False
+    changes.update(_schedule_changes(lead, policy))
     if changes:
         changes["updated_at"] = format_time(now)
+    return changes
+
+
+def _schedule_changes(lead: Lead, policy: FollowUpPolicy) -> dict[str, Any]:
+    """The schedule keys the lead's state calls for, and its place in the index under them."""
+    if lead.schedule_state in IN_FLIGHT:
+        # A run holds it: same state, filed under its shard when it is not (claimed before sharding).
+        if not lead.schedule_unindexed:
+            return {}
+        return {"schedule_state": lead.schedule_state, "schedule_at": lead.schedule_at}
+    changes: dict[str, Any] = {}
+    key = policy.schedule_key(lead)
+    state, at = (key.state.value, key.at) if key else (None, None)
+    if (lead.schedule_state, lead.schedule_at) != (state, at) or (state and lead.schedule_unindexed):
+        changes["schedule_state"], changes["schedule_at"] = state, at
+    if lead.eligible_for_reengagement:
+        changes["eligible_for_reengagement"] = False
     return changes
 
 
