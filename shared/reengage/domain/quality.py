@@ -50,17 +50,42 @@ _DOMAIN_CANDIDATE = re.compile(r"(?<![\w@.-])((?:[\w-]+\.)+[\w-]{2,})\.?(?![\w-]
 _RESERVED_SUFFIXES = frozenset({"example", "test", "invalid", "localhost", "local", "internal", "onion", "lan", "corp"})
 _AT_SIGN = re.compile(r"@|\(\s*at\s*\)|\[\s*at\s*\]|\{\s*at\s*\}|<\s*at\s*>", re.IGNORECASE)
 _PATH_AFTER_SUFFIX = re.compile(r"\b(?:com|net|org|io|co|ai|ly|me|ru|cn|info|biz|xyz|app|dev|gl|gg|to)\s*/\s*\w")
-_DIGIT_WORDS = re.compile(
-    r"\b(?:(?:zero|oh|one|two|three|four|five|six|seven|eight|nine)[\s,-]+){5,}"
-    r"(?:zero|oh|one|two|three|four|five|six|seven|eight|nine)\b",
+# A run of spoken digits ("seven seven zero zero, nine double zero, one two three", "oh four one five,
+# triple five"): counted as the digits it says; seven or more read as a phone number.
+_DIGIT_RUN = re.compile(
+    r"\b(?:(?:zero|oh|o|one|two|three|four|five|six|seven|eight|nine|double|triple|hundred|\d{1,4})(?:[\s,.;-]+|$)){4,}",
     re.IGNORECASE,
 )
+_DIGITS_SAID = {"double": 1, "triple": 2, "hundred": 2}
 _PHONE_LIKE = re.compile(r"(?:\+|\b00)\d[\d\s().-]{6,}\d|\(?\b\d{2,4}\)?[\s.-]\d{3,4}[\s.-]\d{3,4}\b")
 _YEAR_RANGE = re.compile(r"(?:19|20)\d\d\s*[-–/]\s*(?:19|20)?\d\d")
 _PHONE_REGIONS = ("US", "GB", "DE", "FR", "IN", "AU", "BR", "ES", "IT", "NL", "JP", "CN")
 _CONTACT_LABEL = re.compile(
     r"^\s*(?:(?:tel|phone|mobile|mob|cell|fax|direct|whatsapp|signal|telegram|skype)\s*[.:]|[mtpew]\s*:)",
     re.IGNORECASE | re.MULTILINE,
+)
+
+# Routes around the one call-to-action link reengage adds: messengers, social DMs, texts, calls, "search for".
+_OFF_CHANNEL = re.compile(
+    r"\b(?:whats ?app|telegram|wechat|weixin|viber|skype|imessage|facetime|discord|snapchat|kakao ?talk|calendly|"
+    r"doodle|hubspot meetings|zoom link|text me|sms me|dm me|dms?|direct message|message me|ping me|call me|ring me|"
+    r"phone me|buzz me|give me a (?:call|ring|buzz|shout)|my (?:cell|mobile|mobile number|phone|number|direct line|"
+    r"handle|username|profile|calendar|booking page)|search (?:for|up)|look (?:me|us|it) up|look up|"
+    r"google (?:me|us|for|it)|just google|find me|add me|follow (?:me|us)|connect with me|under my name|"
+    r"same name as|hashtag|(?:on|via|over|through) (?:signal|linkedin|twitter|instagram|facebook|messenger|slack|"
+    r"threads))\b",
+    re.IGNORECASE,
+)
+
+# A cold follow-up never asks for a login, a password, bank or card details, or the lead's phone number.
+_CREDENTIAL_ASK = re.compile(
+    r"\b(?:log-?ins?|credentials?|passwords?|passcodes?|pin code|2fa|one-time code|verification code|otp|"
+    r"user ?names? and password|bank(?:ing)? (?:details|info\w*|account\w*|log-?in)|sort code|account number|"
+    r"card (?:number|details)|credit card|cvv|social security|ssn|tax id|date of birth|passport)\b|"
+    r"\b(?:send|share|reply with|respond with|give me|confirm|provide|forward|text|email)\b(?:\s+(?:me|us|over))*"
+    r"\s+(?:your|the)\s+(?:\w+\s+){0,2}?(?:numbers?|details|address|phone|mobile|cell|direct line|card|invoice)\b|"
+    r"\bforward this to (?:your |the )?(?:finance|accounts?|billing|payroll|payments?)\b|\bfor payment\b",
+    re.IGNORECASE,
 )
 
 # --- placeholders and markup ----------------------------------------------------------------------
@@ -95,10 +120,38 @@ _FOOTER = re.compile(
 # --- tone: reply markers, alarm, spam, profanity --------------------------------------------------
 _REPLY_MARKER = re.compile(
     r"(?:^|[\s\]\)\-–—|:])(?:re|fwd?|aw|wg|sv|vs|vb|tr|rv|antw|antwort|ynt|ilt|odp|pd|res|enc|rif|ref|réf|rép|"
-    r"vl|doorst|trs|r|i|答复|回复|转发|轉寄|回覆|返信|転送|ответ|пересл|απ|σχετ|πρθ)"
-    r"\s*(?:\[\d+\]|\(\d+\)|\^\d+|\d+)?\s*[:：]",
+    r"vl|doorst|trs|r|i|reply|response|forward(?:ed)?|答复|回复|转发|轉寄|回覆|返信|転送|ответ|пересл|απ|σχετ|πρθ)"
+    r"\s*(?:\[\d+\]|\(\d+\)|\^\d+|\d+)?\s*[:：]"
+    # "Re;", "Re - ...", "fw following up": the common markers with any separator, first in the subject
+    r"|^\s*(?:re|fwd?)\s*(?:[;.>/-]|\s)",
     re.IGNORECASE,
 )
+# A subject (or prose) that implies a conversation the lead never had.
+_PRIOR_CONVERSATION = re.compile(
+    r"\b(?:in reply to|in response to|as (?:you )?requested|(?:you|you've|you have) (?:requested|asked "
+    r"(?:for|about|me))|as (?:discussed|promised|agreed|requested|mentioned on|per our)|per our|"
+    r"(?:following|after|since|about|from|on|re) (?:our|your) (?:call|chat|conversation|meeting|talk|demo|discussion|"
+    r"request|message|email|e-mail|enquiry|inquiry|question|reply|visit|interest)|"
+    r"(?:our|your) (?:call|chat|conversation|meeting|talk|discussion) (?:yesterday|today|earlier|last|on|this)|"
+    r"your (?:request|enquiry|inquiry|question|reply|message|email)|"
+    r"the (?:information|info|details|quote|proposal) you)\b",
+    re.IGNORECASE,
+)
+# Look-alike letters and colons read as what they show before the marker check ("Rе:" with a Cyrillic е,
+# "RΕ:" with a Greek Epsilon, "Rᴇ:" with a small capital, "Re∶" with a ratio sign).
+_CONFUSABLES = str.maketrans(
+    "АВЕКМНОРСТХУІЈЅаеорсухкмтвнііјѕԁԛԝΑΒΕΖΗΙΚΜΝΟΡΤΥΧαεικνορτυχᴀʙᴄᴅᴇꜰɢʜɪᴊᴋʟᴍɴᴏᴘʀꜱᴛᴜᴠᴡʏᴢ∶ː꞉˸׃᠄፡",
+    "ABEKMHOPCTXYIJSaeopcyxkmtbhiijsdqwABEZHIKMNOPTYXaeikvoptuxABCDEFGHIJKLMNOPRSTUVWYZ:::::::",
+)
+_LATIN = re.compile(r"[A-Za-z]")
+_LOOK_ALIKE = re.compile(r"[\u0370-\u03ff\u0400-\u04ff\u1d00-\u1d2b\ua730-\ua7ff\u0280-\u02af]")
+
+
+def _mixed_script_word(text: str) -> str | None:
+    """A word mixing Latin letters with Greek, Cyrillic or small-capital look-alikes ("Fоllowing")."""
+    return next((word for word in re.findall(r"\w+", text) if _LATIN.search(word) and _LOOK_ALIKE.search(word)), None)
+
+
 _EXTERNAL_TAG = re.compile(
     r"^\s*(?:[\[\(](?:ext|external|extern|externe|caution|warning|spam)[^\]\)]*[\]\)]\s*)+", re.I
 )
@@ -159,6 +212,46 @@ _CLAIMS = re.compile(
     r"save \w+ (?:dollars|money)|cut costs by|10x|2x|3x|instant\w*|overnight)\b|#\s?1\b",
     re.IGNORECASE,
 )
+
+# Offers and concessions said without the trigger words ("on the house", "won't cost you anything",
+# "take a third off", "pay you back"): only when the knowledge base makes them.
+_OFFERS = re.compile(
+    r"\b(?:on the house|(?:is|are|'s) on us|(?:won'?t|will not|doesn'?t|does not|wouldn'?t|shouldn'?t) cost "
+    r"(?:you )?(?:anything|a (?:thing|penny|cent|dime))|costs? (?:you )?nothing|(?<!you )(?<!you're )(?:is|are|be|"
+    r"it's|comes|completely|totally|entirely|absolutely) free\b|free to (?:try|use|start)|"
+    r"free for (?:the first|a (?:month|week|year)|\w+ (?:days|weeks|months))|without (?:any )?(?:charge|cost|paying)|"
+    r"no charge|(?:take|knock|shave|get|give you|cut) (?:a |an |the )?(?:third|quarter|half|fifth|tenth|\d+\s*%|"
+    r"\w+ percent) off|\boff (?:the|your) (?:first|price|bill|invoice|plan|fee|subscription)|pay (?:you )?back|"
+    r"paid back|money back|cancel (?:at )?any ?time|no (?:contract|commitment|lock-in)|special (?:rate|deal|price|"
+    r"terms)|lock in|(?:rate|price|deal|offer) (?:is )?(?:locked|reserved|held)|rebate|cash ?back|"
+    r"credits? (?:on|toward|towards|to) your|trial|pilot)\b",
+    re.IGNORECASE,
+)
+# Counts, multipliers and rankings said in words: claims that need the knowledge base.
+_SMALL_COUNT = re.compile(
+    r"\b(?:one|two|three|four|five|six|seven|eight|nine|ten)\s+(?:out of|in|of (?:our|every|them|us|the \w+ (?:teams|"
+    r"customers|companies))|\w+\s+)?(?:teams?|customers?|clients?|companies|company|users?|people|businesses|firms|"
+    r"brands|organi[sz]ations|accounts|deals|reps|managers|leaders|times|percent|per cent|hours?|days?|weeks?|"
+    r"months?|years?|minutes?|quarters?|seats|licen[cs]es|renewals|hand-offs)\b",
+    re.IGNORECASE,
+)
+_MULTIPLIER = re.compile(
+    r"\b(?:doubl(?:e|ed|es|ing)|tripl(?:e|ed|es|ing)|quadrupl\w*|\w+fold|twice (?:as|the|over|more)|"
+    r"thrice|half (?:of|as|the)|by half|in half|halv(?:e|ed|es|ing)|(?:\w+|\d+) times (?:more|less|fewer|faster|"
+    r"slower|better|higher|lower|as|the|over))\b(?!-check)(?!\s+(?:zero|oh|o|one|two|three|four|five|six|seven|eight|nine)\b)",
+    re.IGNORECASE,
+)
+_RANKING = re.compile(
+    r"\b(?:ranked|rated|voted|named|top[- ]rated|top[- ]ranked|highest[- ]rated|"
+    r"(?:first|top|no\.? ?1|number one|#1) (?:in|among|on|across) (?:our|the|its|their|this)?\s*(?:category|market|"
+    r"industry|space|field|sector|segment|list)|"
+    r"the (?:leading|best|top|biggest|largest|fastest|fastest-growing|most popular|most trusted|most used|only) "
+    r"(?:\w+ )?(?:tool|platform|solution|product|software|choice|option|provider|vendor|company|app|system|one))\b",
+    re.IGNORECASE,
+)
+# A number from the knowledge base is grounded only with the same unit after it ("18% more", "15-minute"),
+# not recombined ("cut your costs by 15%", "18 minutes").
+_NUMBER_WITH_UNIT = re.compile(r"(?<![\w.])(\d+(?:[.,]\d+)*)\s*(?:-\s*)?(%|[^\W\d_]+)?")
 
 # --- stage meaning --------------------------------------------------------------------------------
 _ACKNOWLEDGES = re.compile(
@@ -289,8 +382,15 @@ def _phone_numbers(text: str) -> list[str]:
         if sum(char.isdigit() for char in match.raw_string) >= 7 and not _YEAR_RANGE.fullmatch(match.raw_string)
     }
     found.update(number for number in _PHONE_LIKE.findall(text) if not _YEAR_RANGE.fullmatch(number))
-    found.update(match.group(0) for match in _DIGIT_WORDS.finditer(text))
+    found.update(
+        match.group(0).strip(" ,.;-") for match in _DIGIT_RUN.finditer(text) if _spoken_digits(match.group(0)) >= 7
+    )
     return sorted(found)
+
+
+def _spoken_digits(run: str) -> int:
+    words = re.findall(r"\w+", run.lower())
+    return sum(len(word) if word.isdigit() else _DIGITS_SAID.get(word, 1) for word in words)
 
 
 def contact_problems(text: str, own_domains: Iterable[str] = ()) -> list[str]:
@@ -311,6 +411,10 @@ def contact_problems(text: str, own_domains: Iterable[str] = ()) -> list[str]:
     problems.extend(f"phone number: {number}" for number in _phone_numbers(text))
     if match := _CONTACT_LABEL.search(text):
         problems.append(f"contact details: {match.group(0).strip()}")
+    if match := _OFF_CHANNEL.search(text):
+        problems.append(f"off-channel contact route: {match.group(0)}")
+    if match := _CREDENTIAL_ASK.search(text):
+        problems.append(f"asks for credentials, payment or contact details: {match.group(0)}")
     return problems
 
 
@@ -409,20 +513,63 @@ def _numbers(text: str) -> set[str]:
     return {number.replace(",", "").rstrip(".") for number in _NUMBER.findall(text)}
 
 
+def _units(text: str) -> set[tuple[str, str]]:
+    return {
+        (number.replace(",", "").rstrip("."), (unit or "").lower().removesuffix("s"))
+        for number, unit in _NUMBER_WITH_UNIT.findall(text)
+    }
+
+
+def _recombined(text: str, knowledge: KnowledgeBase, kb_units: set[tuple[str, str]]) -> list[str]:
+    """Numbers that each come from the knowledge base, put together in one sentence although no single
+    fact says them together ("A 40-person company cut manual work by 18% in two weeks")."""
+    facts = [knowledge.offer, *knowledge.proof_points, knowledge.call_to_action]
+    for sentence in re.split(r"(?<=[.!?])\s+", text):
+        said = {f"{n} {u}" for n, u in _units(sentence) & kb_units}
+        said |= {m.group(0).lower() for m in _SMALL_COUNT.finditer(sentence)}
+        if len(said) < 2:
+            continue
+        if not any(
+            all(
+                (part in fact.lower()) if not part[0].isdigit() else (tuple(part.split(" ", 1)) in _units(fact))
+                for part in said
+            )
+            for fact in facts
+        ):
+            return [f"numbers not in the knowledge base together: {', '.join(sorted(said))}"]
+    return []
+
+
 def _grounding_problems(text: str, knowledge: KnowledgeBase, facts: LeadFacts, now: datetime) -> list[str]:
-    source = " ".join(
-        [knowledge.company, knowledge.offer, *knowledge.proof_points, knowledge.call_to_action, facts.company]
-    )
-    allowed = _numbers(source)
+    kb_source = " ".join([knowledge.company, knowledge.offer, *knowledge.proof_points, knowledge.call_to_action])
+    source = kb_source + " " + facts.company
+    allowed = _numbers(facts.company)
     if facts.days_since_contact is not None:
         days = facts.days_since_contact
         allowed |= {str(days), str(days // 7), str(round(days / 7)), str(round(days / 30))}
     if facts.last_contacted is not None:
         allowed.add(str(facts.last_contacted.year))
     allowed |= {str(now.year), str(now.year + 1)}
-    problems = [f"number not in the knowledge base: {number}" for number in sorted(_numbers(text) - allowed)]
+    kb_numbers, kb_units = _numbers(kb_source), _units(kb_source)
+    problems = [
+        f"number not in the knowledge base: {number}" for number in sorted(_numbers(text) - allowed - kb_numbers)
+    ]
+    problems += [
+        f"number not in the knowledge base with that meaning: {number} {unit}".rstrip()
+        for number, unit in sorted(_units(text))
+        if number in kb_numbers and number not in allowed and (number, unit) not in kb_units
+    ]
+    problems += _recombined(text, knowledge, kb_units - {(n, u) for n, u in kb_units if n in allowed})
     lowered = source.lower()
-    for pattern, what in ((_NUMBER_WORDS, "number"), (_MONEY, "price"), (_CLAIMS, "claim")):
+    for pattern, what in (
+        (_NUMBER_WORDS, "number"),
+        (_MONEY, "price"),
+        (_CLAIMS, "claim"),
+        (_SMALL_COUNT, "count"),
+        (_MULTIPLIER, "multiplier"),
+        (_RANKING, "ranking"),
+        (_OFFERS, "offer"),
+    ):
         for match in pattern.finditer(text):
             if match.group(0).lower() not in lowered:
                 problems.append(f"{what} not in the knowledge base: {match.group(0)}")
@@ -475,8 +622,11 @@ def _subject_problems(raw: str, text: str) -> list[str]:
         problems.append(f"subject length {len(text.strip())} outside {SUBJECT_LIMITS}")
     if CONTROL_CHARACTERS.search(raw):
         problems.append("control characters or line breaks in the subject")
-    if _EXTERNAL_TAG.match(text) or _REPLY_MARKER.search(" " + text):
+    folded = text.translate(_CONFUSABLES)
+    if _EXTERNAL_TAG.match(folded) or _REPLY_MARKER.search(" " + folded):
         problems.append("subject pretends to be a reply or forward")
+    if match := _PRIOR_CONVERSATION.search(folded):
+        problems.append(f"subject implies an earlier conversation: {match.group(0)}")
     if match := _ALARM_SUBJECT.search(text):
         problems.append(f"alarming subject: {match.group(0)}")
     if text.strip().isupper():
@@ -522,6 +672,8 @@ def check_follow_up(
         problems.append("signature: the sender's name on a line of its own")
     if match := _ALARM_BODY.search(text):
         problems.append(f"alarming or payment wording: {match.group(0)}")
+    if word := _mixed_script_word(both):
+        problems.append(f"look-alike letters from another script in a word: {word}")
     if match := _MODEL_TALK.search(both):
         problems.append(f"talks about instructions or prompts: {match.group(0)}")
     problems += _tone_problems(both, _known_words(knowledge.company, knowledge.offer, facts.company))
