@@ -44,6 +44,7 @@ _IP_ADDRESS = re.compile(r"\b\d{1,3}(?:\.\d{1,3}){3}\b|\[[0-9a-f:]{4,}\]", re.IG
 # "example dot com", "example[.]com", "example (dot) com", "example . com": read as a dot.
 _OBFUSCATED_DOT = re.compile(
     r"\s*[\[\(\{<]\s*(?:\.|dot|punkt|point|punto|ponto)\s*[\]\)\}>]\s*|\s+(?:dot|DOT|Dot|punkt|punto)\s+|\s+\.\s*"
+    r"|\s*[·•∙⋅‧・]\s*|\.\s+(?=(?:com|net|org|io|co|ai|app|dev|ru|cn|me|ly|info|biz|xyz|uk|de)\b(?![-'’]))"
 )
 _DOMAIN_CANDIDATE = re.compile(r"(?<![\w@.-])((?:[\w-]+\.)+[\w-]{2,})\.?(?![\w-])")
 # Names reserved for documentation and private use: not in the public suffix list, still links.
@@ -72,7 +73,7 @@ _OFF_CHANNEL = re.compile(
     r"phone me|buzz me|give me a (?:call|ring|buzz|shout)|my (?:cell|mobile|mobile number|phone|number|direct line|"
     r"handle|username|profile|calendar|booking page)|search (?:for|up)|look (?:me|us|it) up|look up|"
     r"google (?:me|us|for|it)|just google|find me|add me|follow (?:me|us)|connect with me|under my name|"
-    r"same name as|hashtag|(?:on|via|over|through) (?:signal|linkedin|twitter|instagram|facebook|messenger|slack|"
+    r"same name as|(?:on|via|over|through) (?:signal|linkedin|twitter|instagram|facebook|messenger|slack|"
     r"threads))\b",
     re.IGNORECASE,
 )
@@ -253,6 +254,46 @@ _RANKING = re.compile(
 # not recombined ("cut your costs by 15%", "18 minutes").
 _NUMBER_WITH_UNIT = re.compile(r"(?<![\w.])(\d+(?:[.,]\d+)*)\s*(?:-\s*)?(%|[^\W\d_]+)?")
 
+# Fake deadlines and scarcity: the knowledge base sets no deadline.
+_PRESSURE = re.compile(
+    r"\b(?:decide|sign|commit|confirm|reply|respond|act|book|lock (?:it |this )?in) (?:by|before|within|today|"
+    r"this week|soon|quickly|fast)\b|\b(?:offer|deal|rate|price|pricing|discount|slot|spot|window) "
+    r"(?:ends|expires|closes|runs out|goes)\b|\bexpir(?:e|es|ed|ing|y)\b|\brunning out\b|\btime is (?:short|"
+    r"running)|\b(?:spots?|slots?|places|seats|spaces) (?:are )?(?:limited|left|remaining|filling|going)|"
+    r"\blimited (?:spots|slots|places|seats|availability|number|time)|\bonly (?:a few|\w+) (?:spots|slots|places|"
+    r"seats|openings) (?:left|remain)|\b(?:spots?|slots?|places|seats) (?:close|go|goes|fill|will go) (?:to|at|"
+    r"on|by|up|fast|quickly)|\blast chance\b|\b(?:won'?t|will not|doesn'?t|does not) last\b|\bwhile (?:it|they|"
+    r"spots|stocks?|supplies) lasts?\b|\bfirst[- ]come\b|\b(?:before|by|until|after) (?:monday|tuesday|wednesday|"
+    r"thursday|friday|saturday|sunday|tomorrow|tonight|the end of (?:the )?(?:day|week|month|quarter))\b|"
+    r"\b(?:end of (?:the )?(?:day|week|month))\b|\b(?:after that|otherwise),? (?:the|your|this) (?:slot|spot|"
+    r"offer|price|rate|place)\b|\bgoes to another\b|\bonly works if you\b|\bdecide soon\b|\bhurry\b",
+    re.IGNORECASE,
+)
+# History and arrangements that never happened: a purchase, a contract, a referral, a call, an invite, an attachment.
+_INVENTED = re.compile(
+    r"\byour (?:contract|subscription|order|invoice|account with us|plan with us|licen[cs]e|trial|renewal with us)\b|"
+    r"\b(?:thanks|thank you) (?:again )?for (?:buying|purchasing|choosing|signing|your (?:order|purchase|business|"
+    r"interest|call|reply|time on)|taking my call|the (?:call|chat|meeting)|our (?:call|chat|meeting))|"
+    r"\b(?:your|a) (?:colleague|boss|ceo|cto|cfo|coo|manager|co-?worker|team-?mate|friend|partner|assistant|"
+    r"head of \w+)\b(?:\s+[A-Z][\w-]+)?\s+(?:already\s+)?(?:suggested|mentioned|recommended|referred|asked|told|"
+    r"said|signed|approved|agreed|introduced|wanted|passed)|"
+    r"\b(?:signed off|already (?:agreed|approved|signed|booked|scheduled|confirmed|sent|set up|arranged|paid|spoke)|"
+    r"when we (?:spoke|talked|met|chatted)|as we (?:discussed|agreed|said)|on the phone|at the (?:conference|event|"
+    r"show|expo|meetup))\b|"
+    r"\b(?:I'?ve|I have) (?:already )?(?:booked|scheduled|reserved|set up|put|pencil+ed|blocked|attached|enclosed|"
+    r"included) (?:us|you|a|an|the|some|time|it)\b|\bsent (?:you |over )?(?:an? |the )?(?:invite|invitation|"
+    r"contract|proposal|quote|invoice|calendar|pdf|deck|agreement)|"
+    r"\b(?:calendar|meeting) (?:invite|invitation|hold)|\binvite (?:for|to|is)\b|\battach(?:ed|ment|ing)\b|"
+    r"\benclosed\b|\bsee (?:the )?(?:attached|enclosed|below)\b|"
+    r"\b(?:pdf|deck|proposal|brochure|one-pager|whitepaper|white paper|document|slides|contract|quote)\b (?:is |are )?"
+    r"(?:attached|enclosed|below|in your inbox)|"
+    r"\b(?-i:[A-Z][a-z]+) (?:from your team |at \w+ )?(?:suggested|mentioned|recommended|referred|told me|asked me|"
+    r"introduced|pointed me)\b",
+    re.IGNORECASE,
+)
+# Links spelled out rather than written: "bitly slash nbdemo", "r/sales", "the hashtag northbeamdemo".
+_DISGUISED_LINK = re.compile(r"\bslash\b|(?<![\w/])(?:r|u)/\w+|\bhashtag\b|(?<!\w)#\w", re.IGNORECASE)
+
 # --- stage meaning --------------------------------------------------------------------------------
 _ACKNOWLEDGES = re.compile(
     r"\bfollow(?:ing|ed)? up\b|\bfollow-up (?:on|to|from|about)\b|\bfollow(?:ing)? on from\b|"
@@ -281,7 +322,8 @@ _FINAL = re.compile(
     r"\bwill no longer (?:contact|email|write|reach out|follow up)\b|"
     r"\b(?:won'?t|will not) hear from me\b|\bnot (?:hear|be hearing) from me again\b|"
     r"\b(?:I'?ll|I will) (?:stop|leave it) (?:here|there|emailing|writing|reaching out|following up)\b|"
-    r"\bclosing (?:the loop|your file|out)\b|\blast time I(?:'ll| will)\b|\bno more (?:e-?mails|messages|"
+    r"\bclos(?:e|ing) (?:the loop|(?:your|the|this|my) (?:file|case|thread|ticket)|out)\b|"
+    r"\blast time I(?:'ll| will)\b|\bno more (?:e-?mails|messages|"
     r"follow-?ups|notes) from me\b|\bleave it (?:there|here)\b|\bafter this,? I(?:'ll| will) (?:stop|leave)\b|"
     r"\bfarewell\b|\bgoodbye\b|\bsigning off\b|\bparting (?:note|words?|thought)\b|\blast (?:you'?ll|you will) "
     r"hear from me\b|\blast (?:time )?you hear from me\b|\bthe last of my\b",
@@ -296,7 +338,13 @@ _FUTURE_CONTACT = re.compile(
     r"\bin (?:a|two|few|a few|a couple of) (?:weeks?|months?),? I'?(?:ll| will)\b|\bagain (?:next|in|soon)\b|"
     r"\bexpect (?:another|more|a (?:follow|note|message|e-?mail|call))|\b(?:another|one more) (?:note|e-?mail|"
     r"message|follow-?up) from me\b|\bcatch you (?:later|soon)\b|\bstay tuned\b|\bmore (?:soon|to come)\b|"
-    r"\bkeep (?:you )?posted\b|\bkeep in touch\b|\bkeep trying\b",
+    r"\bkeep (?:you )?posted\b|\bkeep in touch\b|\bkeep trying\b|"
+    # other people, other channels, later mailings: still more contact
+    r"\b(?:I'?ll|I will|we'?ll|we will|someone|a colleague|my colleague|(?:one of )?my (?:team|colleagues)|"
+    r"a teammate|our team)\b(?!\s+(?:not|never|no longer|stop))(?:\s+[\w'-]+){0,4}?\s+"
+    r"(?:give you a (?:ring|call|buzz|shout)|call you|ring you|phone you|"
+    r"text you|get in touch|reach out|be in touch|contact you|follow up|drop by|stop by|visit you|add you|send you|"
+    r"sign you up|connect with you|message you)\b|\bnewsletters?\b|\bmailing\b|\bin the loop\b",
     re.IGNORECASE,
 )
 GREETING = re.compile(
@@ -308,7 +356,15 @@ GENERIC_ADDRESSEES = frozenset({"there", "team", "all", "everyone", "folks", "ag
 _MODEL_TALK = re.compile(
     r"\b(?:ignore|disregard|forget) (?:all|any|the|previous|prior|above|your|these)\b|\binstructions?\b|"
     r"\bsystem prompt\b|\b(?:your|the|my|this) prompt\b|\bjailbreak\w*|\bas an ai\b|\blanguage model\b|"
-    r"\bI cannot (?:help|comply)\b",
+    r"\bI cannot (?:help|comply)\b|"
+    r"\b(?:ignoring|disregarding|forgetting) (?:everything|all|the|any|previous|prior|earlier|your|these)\b|"
+    r"\b(?:everything|all of the) above\b|\byou are (?:now )?(?:talking|speaking|chatting) (?:to|with)\b|"
+    r"\b(?:the|our|an?) (?:\w+ )?assistant\b|\bsystem (?:override|message|note|settings?|configuration)\b|"
+    r"\boverride\b|\bsecret (?:configuration|key|prompt|settings?)\b|\bconfidential details\b|"
+    r"\b(?:on|in) your (?:record|file|crm (?:entry|record)|lead record)\b|\b(?:subject|body|json) fields?\b|"
+    r"\b(?:generated|drafted|written|composed|created) (?:by|with|using) (?:an? |our |the )?(?:ai|chatgpt|gpt|"
+    r"openai|a model|model|bot)\b|\bI was (?:generated|programmed|told|instructed|asked to write)\b|"
+    r"\bai (?:assistant|model|tool|writer)\b|\bchatgpt\b|\bgpt-?\d\w*|\bopenai\b",
     re.IGNORECASE,
 )
 # In a lead field, anything addressed to a model is an injection attempt.
@@ -404,7 +460,7 @@ def contact_problems(text: str, own_domains: Iterable[str] = ()) -> list[str]:
     for domain, plain in _domains(text):
         if not plain or registrable_domain(domain) not in own:
             problems.append(f"link or domain: {domain}")
-    if match := _PATH_AFTER_SUFFIX.search(text):
+    if match := _PATH_AFTER_SUFFIX.search(text) or _DISGUISED_LINK.search(text):
         problems.append(f"link: {match.group(0)}")
     if match := _AT_SIGN.search(text):
         problems.append(f"email address or handle: {match.group(0)}")
@@ -485,6 +541,7 @@ class LeadFacts:
     days_since_contact: int | None
     last_contacted: datetime | None
     left_out: tuple[str, ...]  # "company: link or domain: bestdeals.ru", for the record
+    withheld: tuple[str, ...] = ()  # the left-out fields as typed: a draft must not repeat them
 
     @classmethod
     def of(cls, lead: Lead, now: datetime) -> LeadFacts:
@@ -500,13 +557,19 @@ class LeadFacts:
         company = display_company(lead.company) if not company_problems else ""
         if company_problems:
             left_out.append(f"company: {company_problems[0]}")
+        elif lead.company.strip() and not company:
+            left_out.append("company: a placeholder, not a company name")
         domain = registrable_domain(lead.email.rsplit("@", 1)[-1]) if "@" in lead.email else None
         own = (domain,) if domain and not is_public_mail_domain(domain) else ()
         try:
             contacted = parse_time(lead.last_contacted) if lead.last_contacted else None
         except InvalidTimeError:
             contacted = None
-        return cls(first, company, own, days_since(lead.last_contacted, now), contacted, tuple(left_out))
+        withheld = [lead.name.strip()] if lead.name.strip() and not first else []
+        withheld += [lead.company.strip()] if lead.company.strip() and not company else []
+        return cls(
+            first, company, own, days_since(lead.last_contacted, now), contacted, tuple(left_out), tuple(withheld)
+        )
 
 
 def _numbers(text: str) -> set[str]:
@@ -574,6 +637,25 @@ def _grounding_problems(text: str, knowledge: KnowledgeBase, facts: LeadFacts, n
             if match.group(0).lower() not in lowered:
                 problems.append(f"{what} not in the knowledge base: {match.group(0)}")
                 break
+    return problems
+
+
+def _repeats(text: str, field: str) -> bool:
+    """Whether the text repeats a left-out field as typed ("For Unknown"), as a whole word."""
+    value = reading(field).strip()
+    return len(value) >= 2 and re.search(rf"(?<!\w){re.escape(value)}(?!\w)", text) is not None
+
+
+def _made_up_problems(text: str, both: str) -> list[str]:
+    """Pressure, history and look-alike letters that a model makes up: `text` the prose, `both` with the subject."""
+    problems = []
+    for pattern, what in ((_PRESSURE, "deadline or scarcity pressure"), (_INVENTED, "invented history or promise")):
+        if match := pattern.search(both):
+            problems.append(f"{what}: {match.group(0)}")
+    if match := _PRIOR_CONVERSATION.search(text.translate(_CONFUSABLES)):
+        problems.append(f"invented history (a conversation that never happened): {match.group(0)}")
+    if word := _mixed_script_word(both):
+        problems.append(f"look-alike letters from another script in a word: {word}")
     return problems
 
 
@@ -672,8 +754,9 @@ def check_follow_up(
         problems.append("signature: the sender's name on a line of its own")
     if match := _ALARM_BODY.search(text):
         problems.append(f"alarming or payment wording: {match.group(0)}")
-    if word := _mixed_script_word(both):
-        problems.append(f"look-alike letters from another script in a word: {word}")
+    problems += _made_up_problems(text, both)
+    if repeated := next((field for field in facts.withheld if _repeats(both, field)), None):
+        problems.append(f"repeats a lead field the gate left out: {repeated}")
     if match := _MODEL_TALK.search(both):
         problems.append(f"talks about instructions or prompts: {match.group(0)}")
     problems += _tone_problems(both, _known_words(knowledge.company, knowledge.offer, facts.company))
