@@ -49,6 +49,7 @@ _LEGAL_FORM = re.compile(
     re.IGNORECASE,
 )
 _LEGAL_WORDS = {"INC": "Inc", "INC.": "Inc.", "CORP": "Corp", "CORP.": "Corp.", "CO": "Co", "CO.": "Co."}
+_LOWER_WORDS = frozenset({"and", "of", "the", "for", "de", "la", "le", "du", "van", "von", "der", "den", "y", "e", "&"})
 _INITIAL = re.compile(r"^\w\.?$")
 
 
@@ -116,6 +117,11 @@ def display_company(raw: str) -> str:
         return ""
     stripped = _LEGAL_FORM.sub("", text).strip(" ,")
     text = stripped or text
-    if text.isupper() and any(len(word) > 4 for word in text.split()):
+    if text.islower() and any(char.isalpha() for char in text):  # "acme robotics" -> "Acme Robotics"
+        words = text.split()
+        text = " ".join(
+            word if index and word in _LOWER_WORDS else word[:1].upper() + word[1:] for index, word in enumerate(words)
+        )
+    elif text.isupper() and any(len(word) > 4 for word in text.split()):
         text = " ".join(_LEGAL_WORDS.get(word, word if len(word) <= 3 else word.capitalize()) for word in text.split())
     return text

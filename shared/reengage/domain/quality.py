@@ -109,6 +109,12 @@ _SIGN_OFF_LINE = re.compile(
     r"groeten|med vänlig hälsning|hälsningar|pozdrawiam|с уважением)\s*[,.!-]*\s*(?:\w+\s*){0,3}$",
     re.IGNORECASE | re.MULTILINE,
 )
+# "... next week? Thanks, Sam" at the end of a paragraph: a second sign-off before the one reengage adds.
+_SIGN_OFF_AT_END = re.compile(
+    r"(?:^|[.!?]\s+)(?:thanks|thank you|many thanks|cheers|best|regards|best regards|kind regards|all the best|"
+    r"warmly|talk soon)\s*[,.!-]?\s+(?-i:[A-Z][\w'-]+)(?:\s+(?-i:[A-Z][\w'-]+))?\s*[.!]?\s*$",
+    re.IGNORECASE | re.MULTILINE,
+)
 _FOOTER = re.compile(
     r"^\s*(?:--+|__+)\s*$|\bsent from my\b|\bget outlook for\b|unsubscribe|opt[- ]?out|remove me|mailing list|"
     r"manage (?:your )?(?:email )?preferences|(?:you are|you're) receiving|this (?:email|message) was sent|"
@@ -746,7 +752,7 @@ def check_follow_up(
         problems.append(f"body has {words} words, outside {BODY_WORD_LIMITS}")
     problems += contact_problems(both, facts.own_domains)
     problems += _placeholder_problems(both)
-    if match := _SIGN_OFF_LINE.search(text):
+    if match := _SIGN_OFF_LINE.search(text) or _SIGN_OFF_AT_END.search(text):
         problems.append(f"signature or sign-off (reengage adds its own): {match.group(0).strip()}")
     if match := _FOOTER.search(both):
         problems.append(f"footer or opt-out wording (reengage adds its own): {match.group(0).strip()}")
