@@ -188,12 +188,15 @@ _SPAM_PHRASES = re.compile(
     re.IGNORECASE,
 )
 _PROFANITY = re.compile(
-    r"\b(?:f+u+c+k+\w*|sh[i1]+t(?:s|ty|tier|head|hole|show)?|bullsh\w*|b[i1]tch\w*|bastards?|a+ss+holes?|arse|"
+    r"\b(?:sh[.*#]t\w*|lazy|incompetent|clueless|pathetic|f+u+c+k+\w*|sh[i1]+t(?:s|ty|tier|head|hole|show)?|bullsh\w*|b[i1]tch\w*|bastards?|a+ss+holes?|arse|"
     r"damn(?:ed|it)?|crap(?:py)?|d[i1]ck(?:s|head)?|piss(?:ed|ing)?(?: off)?|cunts?|wtf|stfu|screw (?:you|this|them)|"
     r"sucks?|stupid\w*|idiot\w*|dumb(?:est|er)?|morons?|retard(?:ed|s)?|sluts?|whores?|porn\w*|nudes?|viagra|"
     r"cialis|scheiße|merde|putain|mierda|cazzo|hell no|jackass|dipshit|prick|wankers?|bollocks|twats?)\b",
     re.IGNORECASE,
 )
+_SPACED_LETTERS = re.compile(r"(?<!\w)(?:[^\W\d_][ .]){2,}[^\W\d_](?!\w)")
+_PICTOGRAPH = re.compile("[\U0001f000-\U0001faff\u2600-\u27bf\u2b00-\u2bff]")
+_HTML_ENTITY = re.compile(r"&(?:#\d+|#x[0-9a-f]+|[a-z]{2,8});", re.IGNORECASE)
 _ACRONYMS = frozenset({"gdpr", "hipaa", "saas", "json", "html", "asap", "kpis", "okrs", "crms", "apis"})
 _LEET = str.maketrans({"0": "o", "1": "i", "3": "e", "4": "a", "5": "s", "7": "t", "@": "a", "$": "s", "!": "i"})
 
@@ -491,8 +494,12 @@ def _placeholder_problems(text: str) -> list[str]:
 
 def _tone_problems(text: str, known_words: set[str]) -> list[str]:
     problems = []
+    # Letters spaced or dotted apart ("s h i t", "H U G E") read as the word they spell.
+    text = text + "\n" + _SPACED_LETTERS.sub(lambda match: re.sub(r"[ .]", "", match.group(0)), text)
     if match := _PROFANITY.search(text) or _PROFANITY.search(text.translate(_LEET)):
         problems.append(f"profanity or insult: {match.group(0)}")
+    if match := _PICTOGRAPH.search(text) or _HTML_ENTITY.search(text):
+        problems.append(f"emoji, pictograph or markup: {match.group(0)}")
     if match := _SPAM_PHRASES.search(text):
         problems.append(f"spam phrase: {match.group(0)}")
     shouted = [
