@@ -94,7 +94,7 @@ _TEMPLATES: dict[FollowUpStage, tuple[_Template, ...]] = {
             ),
         ),
         _Template(
-            subjects=("Following up, {first_name}", "Following up for {company}", "Following up on my note"),
+            subjects=("Following up, {first_name}", "Following up with {company}", "Following up on my note"),
             paragraphs=(
                 "I'm checking back in on the email I sent {when}, since I didn't want it to get lost.",
                 "Here's the short version. {proof_point}",
@@ -115,10 +115,10 @@ _TEMPLATES: dict[FollowUpStage, tuple[_Template, ...]] = {
                 "This is my last email about this. I've reached out a couple of times, most recently {when},"
                 " and I don't want to clutter your inbox.",
                 (
-                    "Companies competing with {company} are already moving on this, and the gap gets harder to"
-                    " close every quarter. {proof_point}",
-                    "A lot of teams in your market are already moving on this, and the gap gets harder to close"
-                    " every quarter. {proof_point}",
+                    "Every quarter this waits is another quarter of renewals and hand-offs at {company} left to"
+                    " chance. {proof_point}",
+                    "Every quarter this waits is another quarter of renewals and hand-offs left to chance."
+                    " {proof_point}",
                 ),
                 "If it's a priority, just reply and we'll set up {call_to_action}. If not, there's no need to"
                 " reply, and I won't email you again.",
@@ -142,8 +142,7 @@ _TEMPLATES: dict[FollowUpStage, tuple[_Template, ...]] = {
             subjects=("One last thing, {first_name}", "One last thing for {company}", "One last thing"),
             paragraphs=(
                 "I've written a couple of times, most recently {when}, so I'll keep this short: it's my final note.",
-                "{proof_point} Others in your market are already moving on this, and waiting usually makes the"
-                " catch-up harder.",
+                "{proof_point} Waiting usually means another quarter of follow-ups chased by hand.",
                 (
                     "If you'd like to see how it would work for {company}, reply and we'll find a slot for"
                     " {call_to_action}. If not, I'll leave it here. Thanks for your time.",
@@ -157,8 +156,7 @@ _TEMPLATES: dict[FollowUpStage, tuple[_Template, ...]] = {
             paragraphs=(
                 "I haven't heard back since my last couple of emails (the most recent was {when}), so this will"
                 " be my final note.",
-                "{proof_point} The teams that act on this early tend to pull ahead, and the ones that wait end up"
-                " catching up.",
+                "{proof_point} The sooner it's in place, the sooner nobody has to chase the same follow-ups by hand.",
                 (
                     "If now's not the right time for {company}, no problem at all. If it is, reply and I'll set up"
                     " {call_to_action}.",
@@ -207,6 +205,13 @@ def _stable_choice(stage: FollowUpStage, lead_id: str, count: int, salt: str = "
     return int.from_bytes(digest[:4], "big") % count
 
 
+_LINK_LINES = (
+    ("If it's easier, you can ", "pick a time here", "."),
+    ("Or, if it's simpler, ", "grab a slot that suits you", "."),
+    ("You can also ", "choose a time directly", "."),
+)
+
+
 def greeting(first_name: str) -> str:
     return f"Hi {first_name}," if first_name else "Hi there,"
 
@@ -218,13 +223,15 @@ def compose(
     the knowledge base, the signature and the postal address. The HTML is built here from escaped
     text, never taken from a template or a model."""
     footer = knowledge.postal_address
-    link = f"If it's easier, you can pick a time here: {knowledge.call_to_action_url}"
+    # The link line varies with the subject, so a lead's messages do not all end the same way.
+    before, anchor, after = _LINK_LINES[int(hashlib.sha256(subject.encode()).hexdigest(), 16) % len(_LINK_LINES)]
+    link = f"{before}{anchor}: {knowledge.call_to_action_url}"
     blocks = [*paragraphs, link] if knowledge.call_to_action_url else list(paragraphs)
     text = "\n\n".join([*blocks, "Best regards,\n" + knowledge.signature]) + f"\n\n--\n{footer}\n"
     html_paragraphs = "".join(f"<p>{html.escape(paragraph)}</p>" for paragraph in paragraphs)
     if knowledge.call_to_action_url:
         url = html.escape(knowledge.call_to_action_url)
-        html_paragraphs += f'<p>If it\'s easier, you can <a href="{url}">pick a time here</a>.</p>'
+        html_paragraphs += f'<p>{html.escape(before)}<a href="{url}">{html.escape(anchor)}</a>{after}</p>'
     signature = "<br>".join(html.escape(line) for line in knowledge.signature.splitlines())
     html_body = (
         f"<html><body>{html_paragraphs}<p>Best regards,<br>{signature}</p>"

@@ -26,6 +26,20 @@ _NOT_A_NAME = frozenset(
         "there", "friend", "owner", "manager", "undefined", "noname", "no name", "first", "firstname", "name",
     }
 )  # fmt: skip
+# A greeting typed into the name field ("Dear Customer", "Hi Emma"): the field is not a name.
+_GREETING_WORDS = frozenset({"dear", "hi", "hello", "hey", "hiya", "greetings", "good", "attn", "attn:", "to"})
+# What CRMs hold when nobody knows the company, or a form left with a sign-off or a legal form alone.
+_NOT_A_COMPANY = frozenset(
+    {
+        "n/a", "na", "none", "null", "nil", "unknown", "test", "tbd", "tba", "company", "the company", "my company",
+        "your company", "business", "organisation", "organization", "self", "self-employed", "self employed",
+        "private", "individual", "personal", "freelance", "freelancer", "home", "other", "-", "--", "?", ".",
+        "company name", "employer", "not applicable", "no company", "undefined", "default",
+        "ltd", "ltd.", "limited", "inc", "inc.", "llc", "gmbh", "co", "co.", "corp", "corp.", "corporation", "plc",
+        "ag", "sa", "s.a.", "bv", "b.v.", "pty ltd", "best regards", "kind regards", "regards", "best",
+        "best wishes", "thanks", "thank you", "cheers", "sincerely", "yours sincerely", "all the best",
+    }
+)  # fmt: skip
 # Legal forms dropped when a company is mentioned in running text ("Acme Robotics, Inc." -> "Acme Robotics").
 # "Inc" and "Corp" only after a comma: "Startup Inc" is a name, "Acme Robotics, Inc." has a legal form.
 _LEGAL_FORM = re.compile(
@@ -35,6 +49,7 @@ _LEGAL_FORM = re.compile(
     re.IGNORECASE,
 )
 _LEGAL_WORDS = {"INC": "Inc", "INC.": "Inc.", "CORP": "Corp", "CORP.": "Corp.", "CO": "Co", "CO.": "Co."}
+_LOWER_WORDS = frozenset({"and", "of", "the", "for", "de", "la", "le", "du", "van", "von", "der", "den", "y", "e", "&"})
 _INITIAL = re.compile(r"^\w\.?$")
 
 
@@ -69,6 +84,8 @@ def parse_person(raw: str) -> PersonName:
     from nameparser import HumanName  # loaded on first use (a message is being written)
 
     text = clean_field(raw, NAME_CAP * 2)
+    if text.split(" ", 1)[0].casefold().rstrip(",") in _GREETING_WORDS:
+        return PersonName("", "")
     if not text or text.casefold() in _NOT_A_NAME or text.rstrip().endswith(","):
         # "Watson," is a last name with the first missing.
         return PersonName("", text.rstrip(", ") if text.casefold() not in _NOT_A_NAME else "")
@@ -93,10 +110,18 @@ def parse_person(raw: str) -> PersonName:
 
 def display_company(raw: str) -> str:
     """The company as running text: cleaned, legal form dropped, shouting lowered ("ACME ROBOTICS INC" ->
-    "Acme Robotics"), short acronyms kept ("IBM")."""
+    "Acme Robotics"), short acronyms kept ("IBM"); empty for a placeholder ("Unknown", "Company", "Ltd",
+    "Best regards")."""
     text = clean_field(raw)
+    if text.casefold().strip(" ,.!") in _NOT_A_COMPANY:
+        return ""
     stripped = _LEGAL_FORM.sub("", text).strip(" ,")
     text = stripped or text
-    if text.isupper() and any(len(word) > 4 for word in text.split()):
+    if text.islower() and any(char.isalpha() for char in text):  # "acme robotics" -> "Acme Robotics"
+        words = text.split()
+        text = " ".join(
+            word if index and word in _LOWER_WORDS else word[:1].upper() + word[1:] for index, word in enumerate(words)
+        )
+    elif text.isupper() and any(len(word) > 4 for word in text.split()):
         text = " ".join(_LEGAL_WORDS.get(word, word if len(word) <= 3 else word.capitalize()) for word in text.split())
     return text
