@@ -6,7 +6,7 @@ imported; events are published either way."""
 from __future__ import annotations
 
 import os
-from functools import cache, partial
+from functools import cache
 from typing import Any
 
 from reengage import wiring
@@ -30,7 +30,7 @@ def _airtable() -> Any:
 def _stream(records: list[dict[str, Any]]) -> dict[str, Any]:
     settings = _settings()
     sync = _airtable()
-    push = partial(push_leads, *sync) if sync else None
+    push = (lambda leads, before: push_leads(sync[0], sync[1], sync[2], leads, previous=before)) if sync else None
     outcome = lead_changes(records, read_lead, settings.policy, wiring.crm_event_bus(settings), push)
     count("CrmEventsPublished", outcome.events)
     count("CrmRecordsPushed", outcome.pushed)

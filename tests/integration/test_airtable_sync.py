@@ -297,3 +297,27 @@ def test_push_all_writes_only_the_records_that_differ(sync: Sync):
     assert first.read == 25 and first.pushed >= 1
     assert sync.record(ids[4])["Follow_Up_Stage"] == "Followup_1"
     assert push_all(sync.stores, sync.table, sync.state, sync.mapping).pushed == 0
+
+
+def test_a_stop_made_in_airtable_is_never_overwritten_by_a_push(sync: Sync):
+    ids = sync.server.add(BASE, TABLE, [sample_record(1), sample_record(2)])
+    sync.pull()
+    # Given someone marks both leads Replied in Airtable
+    for record_id in ids:
+        sync.server.edit(BASE, TABLE, record_id, {"Response_Status": "Replied"})
+    # When reengage sends lead 1 a follow-up before the next pull, and an operator pushes everything
+    lead = _lead(sync, ids[0])
+    sent_at = datetime.now(UTC).isoformat().replace("+00:00", "Z")
+    sent = {"stage": "Followup_1", "at": sent_at, "outcome": "sent", "generator": "template"}
+    followed = replace(
+        lead, follow_up_stage="Followup_1", last_contacted=sent_at, engagement_history=[*lead.engagement_history, sent]
+    )
+    assert sync.stores.leads.put(followed, previous=lead)
+    push_leads(sync.table, sync.state, sync.mapping, [followed])
+    push_all(sync.stores, sync.table, sync.state, sync.mapping)
+    # Then the CRM's stop is still there, next to what reengage did
+    assert [sync.record(record_id)["Response_Status"] for record_id in ids] == ["Replied", "Replied"]
+    assert sync.record(ids[0])["Follow_Up_Stage"] == "Followup_1"
+    # And the next pull stops both sequences
+    sync.pull()
+    assert [_lead(sync, record_id).response_status for record_id in ids] == ["Replied", "Replied"]

@@ -280,3 +280,37 @@ def test_a_pushed_record_needs_no_second_push(
     )
     written = {**record, **push_fields(MAPPING, lead, record)}
     assert push_fields(MAPPING, lead, written) == {}
+
+
+def test_push_never_writes_a_response_or_a_first_contact_reengage_did_not_set():
+    # Given a lead whose response status reengage never set, and a record the CRM stopped
+    record = {"Response_Status": "Replied", "Last_Contacted": "2026-11-20T10:00:00.000Z"}
+    lead = _sent_lead()
+    # Then a push leaves the CRM's stop alone
+    assert "Response_Status" not in push_fields(MAPPING, lead, record)
+    assert "Response_Status" not in push_fields(MAPPING, lead, None)
+    # And before reengage's first follow-up, the last contact is the CRM's
+    first_contact = replace(lead, follow_up_stage=None, engagement_history=[])
+    assert "Last_Contacted" not in push_fields(MAPPING, first_contact, None)
+    # And a stop the CRM told reengage is not echoed back as reengage's
+    learned = {"outcome": "response", "status": "Converted", "source": "import", "at": "2026-11-18T09:00:00Z"}
+    converted = replace(lead, response_status="Converted", engagement_history=[*lead.engagement_history, learned])
+    assert "Response_Status" not in push_fields(MAPPING, converted, {"Response_Status": "Replied"})
+    # But a response reengage recorded (a reply, an unsubscribe, a bounce, a complaint) is pushed
+    reply = {"outcome": "response", "status": "Interested", "source": "reply", "at": "2026-11-18T09:00:00Z"}
+    interested = replace(lead, response_status="Interested", engagement_history=[*lead.engagement_history, reply])
+    assert push_fields(MAPPING, interested, record)["Response_Status"] == "Interested"
+
+
+def test_a_stream_push_writes_only_what_reengage_changed():
+    old = _sent_lead()
+    sent = {"stage": "Followup_2", "at": "2026-11-24T09:00:00.000000Z", "outcome": "sent", "generator": "ai"}
+    new = replace(
+        old,
+        follow_up_stage="Followup_2",
+        last_contacted="2026-11-24T09:00:00.000000Z",
+        engagement_history=[*old.engagement_history, sent],
+    )
+    pushed = set(push_fields(MAPPING, new, None, previous=old))
+    assert pushed == {"Follow_Up_Stage", "Last_Contacted", "Reengage_History"}
+    assert push_fields(MAPPING, replace(old, schedule_state="deferred"), None, previous=old) == {}

@@ -93,7 +93,7 @@ def consume_stream_locally(settings: Settings) -> tuple[int, int]:
     if not arn:
         return 0, 0
     parts = wiring.airtable_sync(settings)
-    push = (lambda leads: push_leads(*parts, leads)) if parts else None
+    push = (lambda leads, before: push_leads(*parts, leads, previous=before)) if parts else None
     published = pushed = 0
     for shard in streams.describe_stream(StreamArn=arn)["StreamDescription"].get("Shards", []):
         checkpoint = DynamoSyncState(dynamodb, settings.send_ledger_table_name, f"{_STAND_IN}:{shard['ShardId']}")

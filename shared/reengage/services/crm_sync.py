@@ -164,13 +164,24 @@ def _write(table: CrmTable, updates: Sequence[tuple[str, dict[str, Any]]], repor
 
 
 def push_leads(
-    table: CrmTable, state: SyncState, mapping: FieldMapping, leads: Sequence[Lead], dry_run: bool = False
+    table: CrmTable,
+    state: SyncState,
+    mapping: FieldMapping,
+    leads: Sequence[Lead],
+    dry_run: bool = False,
+    previous: Mapping[str, Lead] | None = None,
 ) -> SyncReport:
-    """Write reengage's values of these leads to their records (leads without a record are counted)."""
+    """Write reengage's values of these leads to their records (leads without a record are counted);
+    with `previous` (each lead before the change), only what the change made."""
     report = SyncReport(dry_run=dry_run)
     record_of = state.records_of(lead.id for lead in leads)
-    updates = [(record_of[lead.id], push_fields(mapping, lead, None)) for lead in leads if lead.id in record_of]
-    report.unlinked = len(leads) - len(updates)
+    before = previous or {}
+    updates = [
+        (record_of[lead.id], fields)
+        for lead in leads
+        if lead.id in record_of and (fields := push_fields(mapping, lead, None, previous=before.get(lead.id)))
+    ]
+    report.unlinked = sum(lead.id not in record_of for lead in leads)
     if dry_run:
         report.pushed = len(updates)
     elif updates:
@@ -203,7 +214,7 @@ def push_all(
 
 
 ReadLead = Callable[[dict[str, Any]], Lead]
-Push = Callable[[Sequence[Lead]], SyncReport]
+Push = Callable[[Sequence[Lead], Mapping[str, Lead]], SyncReport]  # the new images, the old ones by lead id
 
 
 @dataclass
@@ -232,16 +243,18 @@ def lead_changes(
     """A batch of leads-table stream records: publish their events, then push what changed."""
     events: list[CrmEvent] = []
     changed: dict[str, Lead] = {}
+    before: dict[str, Lead] = {}
     for record in records:
         change = record.get("dynamodb", {})
         old, new = _image(read_lead, change.get("OldImage")), _image(read_lead, change.get("NewImage"))
         if new is None and old is None:
             continue
         events.extend(events_for_change(old, new, policy))
-        if new is not None and pushed_changed(old, new):
+        if new is not None and old is not None and pushed_changed(old, new):
             changed[new.id] = new  # in stream order: the newest image wins
+            before.setdefault(new.id, old)  # and the oldest is what the batch changed
     outcome = StreamOutcome(events=bus.publish(events) if events and bus is not None else 0)
     if push is not None and changed:
-        report = push(list(changed.values()))
+        report = push(list(changed.values()), before)
         outcome.pushed, outcome.push_failures = report.pushed, report.push_failures
     return outcome
