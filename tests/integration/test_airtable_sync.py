@@ -321,3 +321,38 @@ def test_a_stop_made_in_airtable_is_never_overwritten_by_a_push(sync: Sync):
     # And the next pull stops both sequences
     sync.pull()
     assert [_lead(sync, record_id).response_status for record_id in ids] == ["Replied", "Replied"]
+
+
+def test_a_second_record_with_a_linked_address_is_rejected_not_merged_across_pulls(sync: Sync):
+    # Given X pulled, then a later pull reads Y with X's address (another case) and another person
+    (x,) = sync.server.add(BASE, TABLE, [sample_record(1, Email="dupx@dup.example", Name="Xavier")])
+    sync.pull()
+    (y,) = sync.server.add(
+        BASE, TABLE, [sample_record(2, Email="DupX@dup.example", Name="Yolanda", Response_Status="Rejected")]
+    )
+    report = sync.pull()
+    # Then Y is reported, naming X, and X's lead is untouched
+    assert (report.created, report.updated) == (0, 0)
+    assert [(error.lead_id, "same address as record " + x in error.reason) for error in report.rejected] == [(y, True)]
+    lead = _lead(sync, x)
+    assert (lead.name, lead.response_status) == ("Xavier", "No Response")
+    assert y not in sync.state.links()
+
+
+def test_a_lead_id_cell_must_be_text_naming_a_lead_no_other_record_has(sync: Sync):
+    ids = sync.server.add(BASE, TABLE, [sample_record(1), sample_record(2)])
+    sync.pull()
+    # Given a typo pointing record 2 at record 1's lead, and records whose Lead_ID is a formula error or a lookup
+    sync.server.edit(BASE, TABLE, ids[1], {"Lead_ID": ids[0], "Name": "Zed"})
+    bad = sync.server.add(
+        BASE,
+        TABLE,
+        [sample_record(3, Lead_ID={"error": "#ERROR!"}), sample_record(4, Lead_ID={"error": "#ERROR!"})]
+        + [sample_record(5, Lead_ID=["lk1"])],
+    )
+    report = sync.pull()
+    # Then each is a row error naming its record and the field, and nothing is overwritten
+    assert sorted(error.lead_id for error in report.rejected) == sorted([ids[1], *bad])
+    assert all(error.field.startswith("Lead_ID") for error in report.rejected)
+    assert _lead(sync, ids[0]).name == "Lead 1"
+    assert sync.stores.leads.get("{'error': '#ERROR!'}") is None and sync.stores.leads.get("['lk1']") is None

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -60,19 +60,35 @@ class SyncReport:
     dry_run: bool = False
 
 
-def _lead_id(record: CrmRecord, row: dict[str, Any], links: Mapping[str, str], stores: Stores) -> str:
-    """Which lead a record is: its lead id column, the lead it was linked to, a lead with its
-    address (imported before the CRM was connected), else a new lead keyed by the record id."""
-    if row.get("id") not in (None, "", record.id):
-        return str(row["id"])
+def _lead_id(
+    record: CrmRecord, row: dict[str, Any], links: Mapping[str, str], record_of: Mapping[str, str], stores: Stores
+) -> tuple[str, RowError | None]:
+    """Which lead a record is (and why it cannot be one: None if it can): its lead id column, the
+    lead it was linked to, a lead with its address (imported before the CRM was connected), else
+    a new lead keyed by the record id. A lead linked to another record is never taken over."""
+    raw = row.get("id")
+    if raw not in (None, "", record.id):
+        if not isinstance(raw, str) or not raw.strip():
+            return record.id, RowError(0, record.id, "id", f"must be plain text naming a lead, got {raw!r}")
+        owner = record_of.get(raw.strip())
+        if owner not in (None, record.id):
+            return record.id, RowError(
+                0, record.id, "id", f"lead {raw.strip()} is already record {owner}'s; left as it is"
+            )
+        return raw.strip(), None
     if record.id in links:
-        return links[record.id]
+        return links[record.id], None
     email = row.get("email")
     if isinstance(email, str) and email.strip():
         found = stores.leads.find_by_email(email.strip())
         if found:
-            return found
-    return record.id
+            owner = record_of.get(found)
+            if owner not in (None, record.id):
+                return record.id, RowError(
+                    0, record.id, "email", f"same address as record {owner} (lead {found}); not merged"
+                )
+            return found, None
+    return record.id, None
 
 
 def _upsert(
@@ -112,6 +128,7 @@ def pull(
     report = SyncReport(dry_run=dry_run)
     cursor = None if full else state.cursor()
     links = state.links()
+    record_of = {lead_id: record_id for record_id, lead_id in links.items()}
     first_record_of: dict[str, str] = {}
     corrections: list[tuple[str, dict[str, Any]]] = []
     for page in table.changed_since(cursor):
@@ -119,9 +136,11 @@ def pull(
         for record in page:
             report.read += 1
             row = mapping.row(record.id, record.fields)
-            lead_id = _lead_id(record, row, links, stores)
+            lead_id, refused = _lead_id(record, row, links, record_of, stores)
             row["id"] = lead_id
-            checked = validate_record(report.read, record.id, row, now)
+            checked = (
+                [replace(refused, row=report.read)] if refused else validate_record(report.read, record.id, row, now)
+            )
             if isinstance(checked, list):
                 report.rejected.extend(described(error, mapping, record.id) for error in checked)
                 continue
@@ -144,6 +163,7 @@ def pull(
         if new_links and not dry_run:
             state.link(new_links)
             links = {**links, **new_links}
+            record_of.update({lead_id: record_id for record_id, lead_id in new_links.items()})
         if len(corrections) >= _UPDATE_BATCH and not dry_run:
             _write(table, corrections, report)
             corrections = []
