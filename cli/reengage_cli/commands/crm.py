@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 from collections import Counter
+from functools import cache
 from typing import Any
 
 from reengage import wiring
@@ -18,7 +19,7 @@ from reengage.adapters.sync_state import DynamoSyncState
 from reengage.domain.airtable_mapping import MappingError
 from reengage.domain.clock import utc_now
 from reengage.domain.crm_sync import CrmAccessError
-from reengage.services.crm_sync import SyncReport, lead_changes, pull, push_all, push_leads
+from reengage.services.crm_sync import SyncReport, configured_push, lead_changes, pull, push_all
 from reengage.settings import Settings
 from reengage_cli.config import CliError, load_settings, require_endpoint
 from reengage_cli.emulator import iam, provision
@@ -92,8 +93,7 @@ def consume_stream_locally(settings: Settings) -> tuple[int, int]:
     arn = dynamodb.describe_table(TableName=settings.leads_table_name)["Table"].get("LatestStreamArn")
     if not arn:
         return 0, 0
-    parts = wiring.airtable_sync(settings)
-    push = (lambda leads, before: push_leads(*parts, leads, previous=before)) if parts else None
+    push = configured_push(cache(lambda: wiring.airtable_sync(settings)))
     published = pushed = 0
     for shard in streams.describe_stream(StreamArn=arn)["StreamDescription"].get("Shards", []):
         checkpoint = DynamoSyncState(dynamodb, settings.send_ledger_table_name, f"{_STAND_IN}:{shard['ShardId']}")
@@ -112,6 +112,8 @@ def consume_stream_locally(settings: Settings) -> tuple[int, int]:
             with iam.acting_as(provision.function_credentials("SyncFunction")):
                 outcome = lead_changes(records, read_lead, settings.policy, wiring.crm_event_bus(settings), push)
             published, pushed = published + outcome.events, pushed + outcome.pushed
+            if outcome.config_error:
+                say(f"  nothing pushed to Airtable: {outcome.config_error}")
             last = records[-1]["dynamodb"]["SequenceNumber"]
             checkpoint.save_cursor(last, utc_now().isoformat())
             iterator = page.get("NextShardIterator")

@@ -58,6 +58,7 @@ class SyncReport:
     unlinked: int = 0  # changed leads with no CRM record
     cursor: str | None = None
     dry_run: bool = False
+    config_error: str | None = None
 
 
 def _lead_id(
@@ -242,6 +243,28 @@ class StreamOutcome:
     events: int = 0
     pushed: int = 0
     push_failures: list[UpdateFailure] = field(default_factory=list)
+    config_error: str | None = None  # the Airtable configuration could not be used: nothing pushed
+
+
+Parts = tuple[CrmTable, SyncState, FieldMapping]
+
+
+def configured_push(load: Callable[[], Parts | None]) -> Push:
+    """A stream push that loads the Airtable configuration only when there is something to push,
+    after the events went out: a bad mapping or an unreadable token is the push's problem
+    (`SyncReport.config_error`), never the events'."""
+
+    def push(leads: Sequence[Lead], before: Mapping[str, Lead]) -> SyncReport:
+        try:
+            parts = load()
+        except Exception as error:  # any configuration failure: reported, the events are already out
+            return SyncReport(config_error=f"Airtable configuration unusable: {type(error).__name__}: {error}")
+        if parts is None:
+            return SyncReport()
+        table, state, mapping = parts
+        return push_leads(table, state, mapping, leads, previous=before)
+
+    return push
 
 
 def _image(read_lead: ReadLead, image: Mapping[str, Any] | None) -> Lead | None:
@@ -277,4 +300,5 @@ def lead_changes(
     if push is not None and changed:
         report = push(list(changed.values()), before)
         outcome.pushed, outcome.push_failures = report.pushed, report.push_failures
+        outcome.config_error = report.config_error
     return outcome
