@@ -356,3 +356,23 @@ def test_a_lead_id_cell_must_be_text_naming_a_lead_no_other_record_has(sync: Syn
     assert all(error.field.startswith("Lead_ID") for error in report.rejected)
     assert _lead(sync, ids[0]).name == "Lead 1"
     assert sync.stores.leads.get("{'error': '#ERROR!'}") is None and sync.stores.leads.get("['lk1']") is None
+
+
+def test_airtable_keeps_milliseconds_and_a_synced_contact_is_not_rewritten(sync: Sync):
+    (record_id,) = sync.server.add(BASE, TABLE, [sample_record(1)])
+    sync.pull()
+    lead = _lead(sync, record_id)
+    sent_at = "2026-12-01T07:21:51.466611Z"
+    sent = {"stage": "Followup_1", "at": sent_at, "outcome": "sent", "generator": "template"}
+    followed = replace(
+        lead, follow_up_stage="Followup_1", last_contacted=sent_at, engagement_history=[*lead.engagement_history, sent]
+    )
+    sync.emulator.settings.policy.reschedule(followed)
+    assert sync.stores.leads.put(followed, previous=lead)
+    push_leads(sync.table, sync.state, sync.mapping, [followed], previous={record_id: lead})
+    # Then the local Airtable holds milliseconds, as Airtable does
+    assert sync.record(record_id)["Last_Contacted"] == "2026-12-01T07:21:51.466Z"
+    # And neither a pull nor a push finds anything to write back
+    report = sync.pull()
+    assert (report.notes, report.pushed, report.updated) == ([], 0, 0)
+    assert push_all(sync.stores, sync.table, sync.state, sync.mapping).pushed == 0

@@ -44,7 +44,7 @@ def _pulled(existing: Lead | None, **fields: object) -> tuple[Lead, list[str], b
     row = MAPPING.row("recAAA", _record(**fields))
     checked = validate_record(1, "recAAA", row, NOW)
     assert not isinstance(checked, list), checked
-    return merge_pulled(existing, checked, NOW, POLICY)
+    return merge_pulled(existing, checked, NOW, POLICY, row.get("last_contacted"))
 
 
 def _sent_lead(**changes: object) -> Lead:
@@ -314,3 +314,19 @@ def test_a_stream_push_writes_only_what_reengage_changed():
     pushed = set(push_fields(MAPPING, new, None, previous=old))
     assert pushed == {"Follow_Up_Stage", "Last_Contacted", "Reengage_History"}
     assert push_fields(MAPPING, replace(old, schedule_state="deferred"), None, previous=old) == {}
+
+
+def test_last_contacted_is_compared_at_airtables_precision():
+    lead = _sent_lead(last_contacted="2026-11-17T09:00:00.466611Z")
+    lead.engagement_history[0]["at"] = "2026-11-17T09:00:00.466611Z"
+    # Airtable keeps milliseconds of a date-time, and the day of a date
+    assert "Last_Contacted" not in push_fields(MAPPING, lead, {"Last_Contacted": "2026-11-17T09:00:00.466Z"})
+    assert "Last_Contacted" not in push_fields(MAPPING, lead, {"Last_Contacted": "2026-11-17"})
+    assert "Last_Contacted" in push_fields(MAPPING, lead, {"Last_Contacted": "2026-11-17T09:00:00.467Z"})
+    # And a pull of the truncated value changes nothing and notes nothing
+    lead = replace(lead, company="Analytical")
+    POLICY.reschedule(lead)
+    pulled, notes, changed = _pulled(lead, Last_Contacted="2026-11-17T09:00:00.466Z", Follow_Up_Stage="Followup_1")
+    assert (notes, changed, pulled.last_contacted) == ([], False, "2026-11-17T09:00:00.466611Z")
+    _, notes, changed = _pulled(lead, Last_Contacted="2026-11-17", Follow_Up_Stage="Followup_1")
+    assert (notes, changed) == ([], False)

@@ -17,6 +17,7 @@ stop made in the CRM stays there until the next pull reads it.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
@@ -94,9 +95,16 @@ def described(error: RowError, mapping: FieldMapping, record_id: str) -> RowErro
 
 
 def merge_pulled(
-    existing: Lead | None, imported: ImportedLead, now: datetime, policy: FollowUpPolicy
+    existing: Lead | None, imported: ImportedLead, now: datetime, policy: FollowUpPolicy, contact_cell: Any = None
 ) -> tuple[Lead, list[str], bool]:
-    """The lead after a pulled record (import ownership rules), its notes, and whether anything changed."""
+    """The lead after a pulled record (import ownership rules), its notes, and whether anything changed.
+
+    `contact_cell` is the record's last-contacted cell as Airtable holds it: the lead's own
+    time, cut to Airtable's precision (milliseconds, or the day), is the same contact."""
+    if existing is not None and existing.last_contacted and "last_contacted" in imported.fields:
+        cell = contact_cell if contact_cell is not None else imported.fields["last_contacted"]
+        if same_instant(existing.last_contacted, cell):
+            imported = replace(imported, fields={**imported.fields, "last_contacted": existing.last_contacted})
     merged, notes = merge_import(existing, imported, now, policy)
     if existing is None:
         return merged, notes, True
@@ -164,6 +172,27 @@ def _changed_values(old: Lead, new: Lead) -> dict[str, Any]:
     return {name: value for name, value in pushed_values(new).items() if before.get(name) != value}
 
 
+_DATE_ONLY = re.compile(r"\d{4}-\d{2}-\d{2}")
+
+
+def _milliseconds(at: datetime) -> datetime:
+    return at.replace(microsecond=at.microsecond // 1000 * 1000)
+
+
+def same_instant(ours: str, theirs: Any) -> bool:
+    """Whether a time Airtable holds is ours at Airtable's precision: a date-time field keeps
+    milliseconds, a date field the day."""
+    if not isinstance(theirs, str):
+        return False
+    try:
+        at = parse_time(ours)
+        if _DATE_ONLY.fullmatch(theirs.strip()):
+            return at.date().isoformat() == theirs.strip()
+        return _milliseconds(at) == _milliseconds(parse_time(theirs))
+    except InvalidTimeError:
+        return False
+
+
 def _same(ours: Any, theirs: Any) -> bool:
     # Airtable leaves out empty cells and unticked checkboxes.
     if isinstance(ours, bool):
@@ -171,10 +200,7 @@ def _same(ours: Any, theirs: Any) -> bool:
     if ours in ("", None):
         return theirs in ("", None)
     if isinstance(ours, str) and isinstance(theirs, str) and ours != theirs:
-        try:
-            return parse_time(ours) == parse_time(theirs)
-        except InvalidTimeError:
-            return ours.strip() == theirs.strip()
+        return same_instant(ours, theirs) or ours.strip() == theirs.strip()
     return bool(ours == theirs)
 
 

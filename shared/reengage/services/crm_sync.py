@@ -93,7 +93,7 @@ def _lead_id(
 
 
 def _upsert(
-    stores: Stores, checked: ImportedLead, now: datetime, policy: FollowUpPolicy, dry_run: bool
+    stores: Stores, checked: ImportedLead, now: datetime, policy: FollowUpPolicy, dry_run: bool, contact_cell: Any
 ) -> tuple[str, Lead, list[str], bool] | RowError:
     """("created" | "updated" | "unchanged", the lead, notes, whether the CRM tried to move reengage back)."""
     for _ in range(_WRITE_ATTEMPTS):
@@ -101,7 +101,7 @@ def _upsert(
             existing = stores.leads.get(checked.lead_id)
         except InvalidLeadDataError as error:
             return RowError(checked.row, checked.lead_id, "id", f"stored lead unreadable: {error}")
-        merged, notes, changed = merge_pulled(existing, checked, now, policy)
+        merged, notes, changed = merge_pulled(existing, checked, now, policy, contact_cell)
         conflict = existing is not None and any(": kept " in note for note in notes)
         kind = "created" if existing is None else "updated" if changed else "unchanged"
         if dry_run or not changed:
@@ -150,7 +150,7 @@ def pull(
                 report.rejected.append(RowError(report.read, lead_id, mapping.fields.get("id", "id"), problem))
                 continue
             first_record_of[lead_id] = record.id
-            outcome = _upsert(stores, checked, now, policy, dry_run)
+            outcome = _upsert(stores, checked, now, policy, dry_run, row.get("last_contacted"))
             if isinstance(outcome, RowError):
                 report.rejected.append(outcome)
                 continue
