@@ -330,3 +330,13 @@ def test_last_contacted_is_compared_at_airtables_precision():
     assert (notes, changed, pulled.last_contacted) == ([], False, "2026-11-17T09:00:00.466611Z")
     _, notes, changed = _pulled(lead, Last_Contacted="2026-11-17", Follow_Up_Stage="Followup_1")
     assert (notes, changed) == ([], False)
+
+
+def test_an_unknown_stage_on_an_existing_lead_is_stored_as_given_and_never_eligible():
+    lead, notes, changed = _pulled(_sent_lead(follow_up_stage=None), Follow_Up_Stage="Followup_9")
+    assert changed and lead.follow_up_stage == "Followup_9"
+    assert not POLICY.standing(lead).due and lead.schedule_state is None
+    assert [note for note in notes if "follow_up_stage" in note or "Followup_9" in note] == [
+        next(note for note in notes if "stored as given" in note)
+    ]
+    assert not any(": kept " in note for note in notes)  # nothing to write back: the cell stays

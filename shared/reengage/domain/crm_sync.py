@@ -106,6 +106,12 @@ def merge_pulled(
         if same_instant(existing.last_contacted, cell):
             imported = replace(imported, fields={**imported.fields, "last_contacted": existing.last_contacted})
     merged, notes = merge_import(existing, imported, now, policy)
+    stage = imported.fields.get("follow_up_stage")
+    if existing is not None and stage and stage not in _KNOWN["follow_up_stage"]:
+        # Another system's stage reengage does not know: stored as given (never eligible), not a conflict.
+        merged.follow_up_stage = stage
+        notes = [note for note in notes if ": follow_up_stage: kept " not in note]
+        policy.reschedule(merged)
     if existing is None:
         return merged, notes, True
     changed = replace(merged, updated_at=None, version=0) != replace(existing, updated_at=None, version=0)
