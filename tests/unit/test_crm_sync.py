@@ -238,7 +238,7 @@ def test_every_event_matches_its_documented_schema():
     old = _sent_lead(email="ada@example.com")
     at = "2026-11-24T09:00:00Z"
     sent = {"stage": "Followup_2", "at": at, "outcome": "sent", "message_id": "m", "generator": "ai"}
-    skipped = {"stage": "Followup_2", "at": "2026-11-24T09:00:00Z", "outcome": "stopped", "reason": "responded"}
+    skipped = {"stage": "Followup_2", "at": "2026-11-24T09:00:00Z", "outcome": "stopped", "reason": "suppressed"}
     changes = [
         replace(old, follow_up_stage="Followup_2", engagement_history=[*old.engagement_history, sent], version=4),
         replace(old, engagement_history=[*old.engagement_history, skipped], response_status="Converted", version=4),
@@ -340,3 +340,29 @@ def test_an_unknown_stage_on_an_existing_lead_is_stored_as_given_and_never_eligi
         next(note for note in notes if "stored as given" in note)
     ]
     assert not any(": kept " in note for note in notes)  # nothing to write back: the cell stays
+
+
+def test_follow_up_skipped_documents_exactly_the_skips_that_emit_it():
+    import json
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    schema = json.loads((root / "docs" / "events" / "FollowUpSkipped.json").read_text())
+    # The skips that leave a history entry (and so an event): a stop, an SES refusal, a send in doubt
+    old = _sent_lead()
+    emitted = set()
+    for entry in (
+        {"outcome": "stopped", "reason": "suppressed"},
+        {"outcome": "stopped", "reason": "address_already_contacted"},
+        {"outcome": "rejected", "error": "SES said no"},
+        {"outcome": "possibly_sent", "note": "not re-sent"},
+    ):
+        new = replace(old, engagement_history=[*old.engagement_history, {"stage": "Followup_2", "at": "t", **entry}])
+        emitted |= {
+            e.body()["reason"] for e in events_for_change(old, new, POLICY) if e.type.value == "FollowUpSkipped"
+        }
+    assert set(schema["properties"]["reason"]["enum"]) == emitted
+    # And neither the schema nor the README promise the event for a skip that gives none
+    readme_row = next(line for line in (root / "README.md").read_text().splitlines() if "| `FollowUpSkipped`" in line)
+    for promise in (schema["description"], readme_row):
+        assert "the lead responded meanwhile" not in promise and "follow-up was not sent |" not in promise
