@@ -376,3 +376,12 @@ def test_airtable_keeps_milliseconds_and_a_synced_contact_is_not_rewritten(sync:
     report = sync.pull()
     assert (report.notes, report.pushed, report.updated) == ([], 0, 0)
     assert push_all(sync.stores, sync.table, sync.state, sync.mapping).pushed == 0
+
+
+def test_a_deleted_record_is_reported_with_its_record_id(sync: Sync):
+    ids = sync.server.add(BASE, TABLE, [sample_record(n) for n in range(3)])
+    sync.pull()
+    sync.server.delete(BASE, TABLE, ids[1])
+    for report in (sync.pull(full=True), push_all(sync.stores, sync.table, sync.state, sync.mapping)):
+        assert [problem.split(":")[0] for problem in report.deleted] == [f"record {ids[1]} (lead {ids[1]})"]
+    assert sync.stores.leads.get(ids[1]) is not None  # left as it is, for an operator to decide

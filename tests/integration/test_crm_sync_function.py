@@ -193,3 +193,24 @@ def test_a_bad_airtable_setting_never_stops_the_crm_events(
     # And the configuration error is reported on its own, nothing pushed
     assert result["pushed"] == 0 and "not JSON" in result["config_error"]
     assert airtable.fields_of(BASE, TABLE, ids[0])["Response_Status"] == "No Response"
+
+
+@pytest.mark.parametrize(
+    ("parameter", "good", "bad"),
+    [
+        ("AirtableFieldMappingParameter", ["", "/reengage/airtable-mapping"], ["reengage/airtable-mapping", "/a b"]),
+        (
+            "AirtableTokenSecretArn",
+            ["", "arn:aws:secretsmanager:eu-west-1:123456789012:secret:airtable-token-AbCdEf"],
+            ["airtable-token", "arn:aws:ssm:eu-west-1:123456789012:parameter/x"],
+        ),
+    ],
+)
+def test_the_airtable_parameters_refuse_values_that_build_a_wrong_arn(parameter: str, good: list[str], bad: list[str]):
+    import re
+
+    from tests.conftest import TEMPLATE
+
+    pattern = TEMPLATE["Parameters"][parameter]["AllowedPattern"]  # CloudFormation matches the whole value
+    assert all(re.fullmatch(pattern, value) for value in good)
+    assert not any(re.fullmatch(pattern, value) for value in bad)

@@ -47,18 +47,21 @@ def print_sync_report(report: SyncReport, direction: str) -> None:
     if direction == "pull":
         say(
             f"Read {report.read} changed records: {report.created} new leads, {report.updated} updated,"
-            f" {report.unchanged} unchanged, {len(report.rejected)} problems."
+            f" {report.unchanged} unchanged, {len({error.lead_id for error in report.rejected})} records rejected."
         )
         for note in report.notes:
             say(f"  note: {note}")
         for error in report.rejected:
             say(f"  rejected: {error}")
     if report.pushed or direction == "push":
-        say(f"{prefix} {report.pushed} records back to Airtable ({report.unlinked} leads without a record).")
+        unlinked = "records without a lead" if direction == "push" else "leads without a record"
+        say(f"{prefix} {report.pushed} records back to Airtable ({report.unlinked} {unlinked}).")
     if report.push_failures:
         say(f"Airtable refused {len(report.push_failures)} records (left for review, not retried):")
         for failure in report.push_failures:
             say(f"  {failure}")
+    for deleted in report.deleted:
+        say(f"  {deleted}")
     if report.cursor:
         say(f"Next pull reads records changed after {report.cursor}.")
 

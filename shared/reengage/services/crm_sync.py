@@ -59,6 +59,7 @@ class SyncReport:
     cursor: str | None = None
     dry_run: bool = False
     config_error: str | None = None
+    deleted: list[str] = field(default_factory=list)  # linked records no longer in the table (a full read)
 
 
 def _lead_id(
@@ -128,6 +129,7 @@ def pull(
     """Upsert the records changed since the last pull (all of them with `full`)."""
     report = SyncReport(dry_run=dry_run)
     cursor = None if full else state.cursor()
+    seen: set[str] = set()
     links = state.links()
     record_of = {lead_id: record_id for record_id, lead_id in links.items()}
     first_record_of: dict[str, str] = {}
@@ -136,6 +138,7 @@ def pull(
         new_links: dict[str, str] = {}
         for record in page:
             report.read += 1
+            seen.add(record.id)
             row = mapping.row(record.id, record.fields)
             lead_id, refused = _lead_id(record, row, links, record_of, stores)
             row["id"] = lead_id
@@ -170,10 +173,20 @@ def pull(
             corrections = []
     if corrections and not dry_run:
         _write(table, corrections, report)
+    report.deleted = _deleted(links, seen) if cursor is None else []
     if not dry_run:
         report.cursor = format_time(now - overlap)
         state.save_cursor(report.cursor, format_time(now))
     return report
+
+
+def _deleted(links: Mapping[str, str], seen: set[str]) -> list[str]:
+    """The linked records a full read did not find: deleted in the CRM (their leads are left as they are)."""
+    return [
+        f"record {record_id} (lead {lead_id}): deleted in Airtable; the lead is left as it is"
+        for record_id, lead_id in sorted(links.items())
+        if record_id not in seen
+    ]
 
 
 def _write(table: CrmTable, updates: Sequence[tuple[str, dict[str, Any]]], report: SyncReport) -> None:
@@ -181,7 +194,10 @@ def _write(table: CrmTable, updates: Sequence[tuple[str, dict[str, Any]]], repor
     report.push_failures.extend(failures)
     report.pushed += len(updates) - len(failures)
     for failure in failures:
-        logger.warning("CRM record not updated", extra={"record": failure.record_id, "reason": failure.reason})
+        logger.warning(
+            f"CRM record {failure.record_id} not updated: {failure.reason}",
+            extra={"record": failure.record_id, "reason": failure.reason},
+        )
 
 
 def push_leads(
@@ -217,9 +233,11 @@ def push_all(
     report = SyncReport(dry_run=dry_run)
     links = state.links()
     updates: list[tuple[str, dict[str, Any]]] = []
+    seen: set[str] = set()
     for page in table.changed_since(None):
         for record in page:
             report.read += 1
+            seen.add(record.id)
             lead_id = links.get(record.id)
             lead = stores.leads.get(lead_id) if lead_id else None
             if lead is None:
@@ -227,6 +245,7 @@ def push_all(
                 continue
             if fields := push_fields(mapping, lead, record.fields):
                 updates.append((record.id, fields))
+    report.deleted = _deleted(links, seen)
     if dry_run:
         report.pushed = len(updates)
     elif updates:
