@@ -233,7 +233,7 @@ def test_bad_records_are_reported_with_the_airtable_field_and_the_rest_land(sync
 
 def test_rate_limited_requests_are_retried_until_they_pass(airtable: LocalAirtable, aws: Emulator):
     # Given a client that does not pace itself (another tool shares the base, say)
-    sync = _sync(airtable, aws, requests_per_second=None)
+    sync = _sync(airtable, aws, requests_per_second=None, rate_limit_pause=0.3)
     ids = airtable.add(BASE, TABLE, [sample_record(n) for n in range(120)])
     sync.pull()
     leads = [replace(_lead(sync, rid), follow_up_stage="Followup_1") for rid in ids]
@@ -385,3 +385,21 @@ def test_a_deleted_record_is_reported_with_its_record_id(sync: Sync):
     for report in (sync.pull(full=True), push_all(sync.stores, sync.table, sync.state, sync.mapping)):
         assert [problem.split(":")[0] for problem in report.deleted] == [f"record {ids[1]} (lead {ids[1]})"]
     assert sync.stores.leads.get(ids[1]) is not None  # left as it is, for an operator to decide
+
+
+def test_after_a_429_the_client_waits_out_airtables_lockout(aws: Emulator):
+    from reengage.adapters.airtable import RATE_LIMIT_PAUSE
+
+    assert RATE_LIMIT_PAUSE >= 30  # Airtable refuses every request for 30 s after a 429
+    # Given a server that locks the base out after a 429 (a short penalty for the test)
+    server = LocalAirtable(lockout=1.0)
+    server.create_table(BASE, TABLE, list(DEFAULT_FIELDS.values()), CHOICES)
+    with server:
+        sync = _sync(server, aws, requests_per_second=None, rate_limit_pause=1.2)
+        ids = server.add(BASE, TABLE, [sample_record(n) for n in range(60)])
+        sync.pull()
+        leads = [replace(_lead(sync, rid), follow_up_stage="Followup_1") for rid in ids]
+        report = push_leads(sync.table, sync.state, sync.mapping, leads)
+    # Then every record is written and no request came back during a lockout
+    assert server.rate_limited > 0 and report.pushed == 60
+    assert server.refused_while_locked == 0

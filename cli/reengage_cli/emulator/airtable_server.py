@@ -86,9 +86,13 @@ class AirtableError(Exception):
 class LocalAirtable:
     """The server and its data. Tests seed, edit and delete records directly (not counted as requests)."""
 
-    def __init__(self, token: str = "pat-local-airtable", rate_limit: int = RATE_LIMIT) -> None:
+    def __init__(self, token: str = "pat-local-airtable", rate_limit: int = RATE_LIMIT, lockout: float = 0.0) -> None:
         self.token = token
         self.rate_limit = rate_limit
+        # Airtable refuses every request for 30 s after a 429 (`lockout=30`); 0: only the over-limit ones.
+        self.lockout = lockout
+        self.locked_until = 0.0
+        self.refused_while_locked = 0
         self.tables: dict[tuple[str, str], _Table] = {}
         self.lock = threading.Lock()
         self.requests: deque[float] = deque()  # recent request times (all bases: one base in practice)
@@ -166,8 +170,13 @@ class LocalAirtable:
         while self.requests and now - self.requests[0] >= 1.0:
             self.requests.popleft()
         self.request_count += 1
+        if now < self.locked_until:
+            self.refused_while_locked += 1
+            self.rate_limited += 1
+            raise AirtableError(429, "RATE_LIMIT_REACHED", "Rate limit exceeded. Please try again later")
         if len(self.requests) >= self.rate_limit:
             self.rate_limited += 1
+            self.locked_until = now + self.lockout
             raise AirtableError(429, "RATE_LIMIT_REACHED", "Rate limit exceeded. Please try again later")
         self.requests.append(now)
         self.busiest_second = max(self.busiest_second, len(self.requests))
