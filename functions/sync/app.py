@@ -6,14 +6,14 @@ imported; events are published either way."""
 from __future__ import annotations
 
 import os
-from functools import cache, partial
+from functools import cache
 from typing import Any
 
 from reengage import wiring
 from reengage.adapters.leads_table import read_lead
 from reengage.domain.clock import utc_now
 from reengage.observability import count, logger, metrics
-from reengage.services.crm_sync import lead_changes, pull, push_leads
+from reengage.services.crm_sync import configured_push, lead_changes, pull
 from reengage.settings import Settings
 
 
@@ -29,12 +29,16 @@ def _airtable() -> Any:
 
 def _stream(records: list[dict[str, Any]]) -> dict[str, Any]:
     settings = _settings()
-    sync = _airtable()
-    push = partial(push_leads, *sync) if sync else None
-    outcome = lead_changes(records, read_lead, settings.policy, wiring.crm_event_bus(settings), push)
+    # The events go out first; the Airtable configuration is read only for the push after them.
+    outcome = lead_changes(
+        records, read_lead, settings.policy, wiring.crm_event_bus(settings), configured_push(_airtable)
+    )
     count("CrmEventsPublished", outcome.events)
     count("CrmRecordsPushed", outcome.pushed)
     count("CrmRecordsRefused", len(outcome.push_failures))
+    if outcome.config_error:
+        count("CrmSyncConfigErrors", 1)
+        logger.error("Airtable push skipped; CRM events published", extra={"problem": outcome.config_error})
     for failure in outcome.push_failures:
         logger.warning(
             "Airtable refused a record; left for review", extra={"record": failure.record_id, "reason": failure.reason}
@@ -44,6 +48,7 @@ def _stream(records: list[dict[str, Any]]) -> dict[str, Any]:
         "events": outcome.events,
         "pushed": outcome.pushed,
         "refused": len(outcome.push_failures),
+        "config_error": outcome.config_error,
     }
 
 

@@ -71,6 +71,7 @@ METRICS: dict[str, str | None] = {
     "CrmRecordsRejected": None,  # records that cannot be leads (reported, the others land)
     "CrmRecordsPushed": None,
     "CrmRecordsRefused": None,  # updates Airtable refused (deleted record, unknown field): left for review
+    "CrmSyncConfigErrors": None,  # stream batches whose push was skipped: the Airtable settings cannot be used
 }
 
 

@@ -233,7 +233,7 @@ def test_bad_records_are_reported_with_the_airtable_field_and_the_rest_land(sync
 
 def test_rate_limited_requests_are_retried_until_they_pass(airtable: LocalAirtable, aws: Emulator):
     # Given a client that does not pace itself (another tool shares the base, say)
-    sync = _sync(airtable, aws, requests_per_second=None)
+    sync = _sync(airtable, aws, requests_per_second=None, rate_limit_pause=0.3)
     ids = airtable.add(BASE, TABLE, [sample_record(n) for n in range(120)])
     sync.pull()
     leads = [replace(_lead(sync, rid), follow_up_stage="Followup_1") for rid in ids]
@@ -297,3 +297,109 @@ def test_push_all_writes_only_the_records_that_differ(sync: Sync):
     assert first.read == 25 and first.pushed >= 1
     assert sync.record(ids[4])["Follow_Up_Stage"] == "Followup_1"
     assert push_all(sync.stores, sync.table, sync.state, sync.mapping).pushed == 0
+
+
+def test_a_stop_made_in_airtable_is_never_overwritten_by_a_push(sync: Sync):
+    ids = sync.server.add(BASE, TABLE, [sample_record(1), sample_record(2)])
+    sync.pull()
+    # Given someone marks both leads Replied in Airtable
+    for record_id in ids:
+        sync.server.edit(BASE, TABLE, record_id, {"Response_Status": "Replied"})
+    # When reengage sends lead 1 a follow-up before the next pull, and an operator pushes everything
+    lead = _lead(sync, ids[0])
+    sent_at = datetime.now(UTC).isoformat().replace("+00:00", "Z")
+    sent = {"stage": "Followup_1", "at": sent_at, "outcome": "sent", "generator": "template"}
+    followed = replace(
+        lead, follow_up_stage="Followup_1", last_contacted=sent_at, engagement_history=[*lead.engagement_history, sent]
+    )
+    assert sync.stores.leads.put(followed, previous=lead)
+    push_leads(sync.table, sync.state, sync.mapping, [followed])
+    push_all(sync.stores, sync.table, sync.state, sync.mapping)
+    # Then the CRM's stop is still there, next to what reengage did
+    assert [sync.record(record_id)["Response_Status"] for record_id in ids] == ["Replied", "Replied"]
+    assert sync.record(ids[0])["Follow_Up_Stage"] == "Followup_1"
+    # And the next pull stops both sequences
+    sync.pull()
+    assert [_lead(sync, record_id).response_status for record_id in ids] == ["Replied", "Replied"]
+
+
+def test_a_second_record_with_a_linked_address_is_rejected_not_merged_across_pulls(sync: Sync):
+    # Given X pulled, then a later pull reads Y with X's address (another case) and another person
+    (x,) = sync.server.add(BASE, TABLE, [sample_record(1, Email="dupx@dup.example", Name="Xavier")])
+    sync.pull()
+    (y,) = sync.server.add(
+        BASE, TABLE, [sample_record(2, Email="DupX@dup.example", Name="Yolanda", Response_Status="Rejected")]
+    )
+    report = sync.pull()
+    # Then Y is reported, naming X, and X's lead is untouched
+    assert (report.created, report.updated) == (0, 0)
+    assert [(error.lead_id, "same address as record " + x in error.reason) for error in report.rejected] == [(y, True)]
+    lead = _lead(sync, x)
+    assert (lead.name, lead.response_status) == ("Xavier", "No Response")
+    assert y not in sync.state.links()
+
+
+def test_a_lead_id_cell_must_be_text_naming_a_lead_no_other_record_has(sync: Sync):
+    ids = sync.server.add(BASE, TABLE, [sample_record(1), sample_record(2)])
+    sync.pull()
+    # Given a typo pointing record 2 at record 1's lead, and records whose Lead_ID is a formula error or a lookup
+    sync.server.edit(BASE, TABLE, ids[1], {"Lead_ID": ids[0], "Name": "Zed"})
+    bad = sync.server.add(
+        BASE,
+        TABLE,
+        [sample_record(3, Lead_ID={"error": "#ERROR!"}), sample_record(4, Lead_ID={"error": "#ERROR!"})]
+        + [sample_record(5, Lead_ID=["lk1"])],
+    )
+    report = sync.pull()
+    # Then each is a row error naming its record and the field, and nothing is overwritten
+    assert sorted(error.lead_id for error in report.rejected) == sorted([ids[1], *bad])
+    assert all(error.field.startswith("Lead_ID") for error in report.rejected)
+    assert _lead(sync, ids[0]).name == "Lead 1"
+    assert sync.stores.leads.get("{'error': '#ERROR!'}") is None and sync.stores.leads.get("['lk1']") is None
+
+
+def test_airtable_keeps_milliseconds_and_a_synced_contact_is_not_rewritten(sync: Sync):
+    (record_id,) = sync.server.add(BASE, TABLE, [sample_record(1)])
+    sync.pull()
+    lead = _lead(sync, record_id)
+    sent_at = "2026-12-01T07:21:51.466611Z"
+    sent = {"stage": "Followup_1", "at": sent_at, "outcome": "sent", "generator": "template"}
+    followed = replace(
+        lead, follow_up_stage="Followup_1", last_contacted=sent_at, engagement_history=[*lead.engagement_history, sent]
+    )
+    sync.emulator.settings.policy.reschedule(followed)
+    assert sync.stores.leads.put(followed, previous=lead)
+    push_leads(sync.table, sync.state, sync.mapping, [followed], previous={record_id: lead})
+    # Then the local Airtable holds milliseconds, as Airtable does
+    assert sync.record(record_id)["Last_Contacted"] == "2026-12-01T07:21:51.466Z"
+    # And neither a pull nor a push finds anything to write back
+    report = sync.pull()
+    assert (report.notes, report.pushed, report.updated) == ([], 0, 0)
+    assert push_all(sync.stores, sync.table, sync.state, sync.mapping).pushed == 0
+
+
+def test_a_deleted_record_is_reported_with_its_record_id(sync: Sync):
+    ids = sync.server.add(BASE, TABLE, [sample_record(n) for n in range(3)])
+    sync.pull()
+    sync.server.delete(BASE, TABLE, ids[1])
+    for report in (sync.pull(full=True), push_all(sync.stores, sync.table, sync.state, sync.mapping)):
+        assert [problem.split(":")[0] for problem in report.deleted] == [f"record {ids[1]} (lead {ids[1]})"]
+    assert sync.stores.leads.get(ids[1]) is not None  # left as it is, for an operator to decide
+
+
+def test_after_a_429_the_client_waits_out_airtables_lockout(aws: Emulator):
+    from reengage.adapters.airtable import RATE_LIMIT_PAUSE
+
+    assert RATE_LIMIT_PAUSE >= 30  # Airtable refuses every request for 30 s after a 429
+    # Given a server that locks the base out after a 429 (a short penalty for the test)
+    server = LocalAirtable(lockout=1.0)
+    server.create_table(BASE, TABLE, list(DEFAULT_FIELDS.values()), CHOICES)
+    with server:
+        sync = _sync(server, aws, requests_per_second=None, rate_limit_pause=1.2)
+        ids = server.add(BASE, TABLE, [sample_record(n) for n in range(60)])
+        sync.pull()
+        leads = [replace(_lead(sync, rid), follow_up_stage="Followup_1") for rid in ids]
+        report = push_leads(sync.table, sync.state, sync.mapping, leads)
+    # Then every record is written and no request came back during a lockout
+    assert server.rate_limited > 0 and report.pushed == 60
+    assert server.refused_while_locked == 0

@@ -42,7 +42,7 @@ def test_pull_dry_run_pull_events_and_push(synced: Emulator, airtable: LocalAirt
     assert stores.leads.get(ids[0]) is None
     # The pull lands the valid records and reports the bad one
     pulled = reengage("sync", "airtable", "--pull")
-    assert pulled.returncode == 1 and "2 new leads" in pulled.stdout
+    assert pulled.returncode == 1 and "2 new leads" in pulled.stdout and "1 records rejected" in pulled.stdout
     assert stores.leads.get(ids[0]) is not None
     # A response recorded in reengage becomes a CRM event and reaches Airtable
     assert reengage("mark", ids[0], "Interested").returncode == 0
@@ -53,7 +53,7 @@ def test_pull_dry_run_pull_events_and_push(synced: Emulator, airtable: LocalAirt
     # Nothing left to push
     pushed = reengage("sync", "airtable", "--push")
     assert pushed.returncode == 0, pushed.stderr
-    assert "Wrote 0 records back to Airtable" in pushed.stdout
+    assert "Wrote 0 records back to Airtable (1 records without a lead)" in pushed.stdout
 
 
 def test_demo_with_airtable_shows_the_records_new_values_and_the_events(restore_environ: None) -> None:

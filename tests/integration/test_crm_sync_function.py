@@ -167,3 +167,50 @@ def test_without_put_events_in_the_template_the_events_are_refused(
     refused = "events:PutEvents on resource: arn:aws:events:us-east-1:123456789012:event-bus/reengage-local-crm"
     assert any(refused in denial for denial in iam.denials()), iam.denials()
     iam.reset_denials()
+
+
+def test_a_bad_airtable_setting_never_stops_the_crm_events(
+    synced: Emulator, airtable: LocalAirtable, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    ids = airtable.add(BASE, TABLE, [sample_record(n) for n in range(2)])
+    handler = load_handler("sync")
+    handler.lambda_handler(load_event("crm-sync"), FakeLambdaContext())
+    settings = wiring_settings()
+    record_response(
+        wiring.stores(settings), ids[0], ResponseStatus.INTERESTED, "reply", datetime.now(UTC), settings.policy
+    )
+    event = stream_event(synced)
+    # Given a mapping that is not JSON (a deleted token secret fails the same way)
+    bad = tmp_path / "bad.json"
+    bad.write_text("{not json")
+    monkeypatch.setenv("AIRTABLE_MAPPING", str(bad))
+    handler = load_handler("sync")
+    # When the stream arrives, the batch does not fail: the events are published
+    result = handler.lambda_handler(event, FakeLambdaContext())
+    captured = [e for e in captured_events(synced.endpoint) if e.source == "reengage"]
+    assert ("LeadResponded", ids[0]) in {(e.detail_type, e.detail["lead_id"]) for e in captured}
+    assert result["events"] >= 1
+    # And the configuration error is reported on its own, nothing pushed
+    assert result["pushed"] == 0 and "not JSON" in result["config_error"]
+    assert airtable.fields_of(BASE, TABLE, ids[0])["Response_Status"] == "No Response"
+
+
+@pytest.mark.parametrize(
+    ("parameter", "good", "bad"),
+    [
+        ("AirtableFieldMappingParameter", ["", "/reengage/airtable-mapping"], ["reengage/airtable-mapping", "/a b"]),
+        (
+            "AirtableTokenSecretArn",
+            ["", "arn:aws:secretsmanager:eu-west-1:123456789012:secret:airtable-token-AbCdEf"],
+            ["airtable-token", "arn:aws:ssm:eu-west-1:123456789012:parameter/x"],
+        ),
+    ],
+)
+def test_the_airtable_parameters_refuse_values_that_build_a_wrong_arn(parameter: str, good: list[str], bad: list[str]):
+    import re
+
+    from tests.conftest import TEMPLATE
+
+    pattern = TEMPLATE["Parameters"][parameter]["AllowedPattern"]  # CloudFormation matches the whole value
+    assert all(re.fullmatch(pattern, value) for value in good)
+    assert not any(re.fullmatch(pattern, value) for value in bad)

@@ -44,7 +44,7 @@ def _pulled(existing: Lead | None, **fields: object) -> tuple[Lead, list[str], b
     row = MAPPING.row("recAAA", _record(**fields))
     checked = validate_record(1, "recAAA", row, NOW)
     assert not isinstance(checked, list), checked
-    return merge_pulled(existing, checked, NOW, POLICY)
+    return merge_pulled(existing, checked, NOW, POLICY, row.get("last_contacted"))
 
 
 def _sent_lead(**changes: object) -> Lead:
@@ -238,7 +238,7 @@ def test_every_event_matches_its_documented_schema():
     old = _sent_lead(email="ada@example.com")
     at = "2026-11-24T09:00:00Z"
     sent = {"stage": "Followup_2", "at": at, "outcome": "sent", "message_id": "m", "generator": "ai"}
-    skipped = {"stage": "Followup_2", "at": "2026-11-24T09:00:00Z", "outcome": "stopped", "reason": "responded"}
+    skipped = {"stage": "Followup_2", "at": "2026-11-24T09:00:00Z", "outcome": "stopped", "reason": "suppressed"}
     changes = [
         replace(old, follow_up_stage="Followup_2", engagement_history=[*old.engagement_history, sent], version=4),
         replace(old, engagement_history=[*old.engagement_history, skipped], response_status="Converted", version=4),
@@ -280,3 +280,89 @@ def test_a_pushed_record_needs_no_second_push(
     )
     written = {**record, **push_fields(MAPPING, lead, record)}
     assert push_fields(MAPPING, lead, written) == {}
+
+
+def test_push_never_writes_a_response_or_a_first_contact_reengage_did_not_set():
+    # Given a lead whose response status reengage never set, and a record the CRM stopped
+    record = {"Response_Status": "Replied", "Last_Contacted": "2026-11-20T10:00:00.000Z"}
+    lead = _sent_lead()
+    # Then a push leaves the CRM's stop alone
+    assert "Response_Status" not in push_fields(MAPPING, lead, record)
+    assert "Response_Status" not in push_fields(MAPPING, lead, None)
+    # And before reengage's first follow-up, the last contact is the CRM's
+    first_contact = replace(lead, follow_up_stage=None, engagement_history=[])
+    assert "Last_Contacted" not in push_fields(MAPPING, first_contact, None)
+    # And a stop the CRM told reengage is not echoed back as reengage's
+    learned = {"outcome": "response", "status": "Converted", "source": "import", "at": "2026-11-18T09:00:00Z"}
+    converted = replace(lead, response_status="Converted", engagement_history=[*lead.engagement_history, learned])
+    assert "Response_Status" not in push_fields(MAPPING, converted, {"Response_Status": "Replied"})
+    # But a response reengage recorded (a reply, an unsubscribe, a bounce, a complaint) is pushed
+    reply = {"outcome": "response", "status": "Interested", "source": "reply", "at": "2026-11-18T09:00:00Z"}
+    interested = replace(lead, response_status="Interested", engagement_history=[*lead.engagement_history, reply])
+    assert push_fields(MAPPING, interested, record)["Response_Status"] == "Interested"
+
+
+def test_a_stream_push_writes_only_what_reengage_changed():
+    old = _sent_lead()
+    sent = {"stage": "Followup_2", "at": "2026-11-24T09:00:00.000000Z", "outcome": "sent", "generator": "ai"}
+    new = replace(
+        old,
+        follow_up_stage="Followup_2",
+        last_contacted="2026-11-24T09:00:00.000000Z",
+        engagement_history=[*old.engagement_history, sent],
+    )
+    pushed = set(push_fields(MAPPING, new, None, previous=old))
+    assert pushed == {"Follow_Up_Stage", "Last_Contacted", "Reengage_History"}
+    assert push_fields(MAPPING, replace(old, schedule_state="deferred"), None, previous=old) == {}
+
+
+def test_last_contacted_is_compared_at_airtables_precision():
+    lead = _sent_lead(last_contacted="2026-11-17T09:00:00.466611Z")
+    lead.engagement_history[0]["at"] = "2026-11-17T09:00:00.466611Z"
+    # Airtable keeps milliseconds of a date-time, and the day of a date
+    assert "Last_Contacted" not in push_fields(MAPPING, lead, {"Last_Contacted": "2026-11-17T09:00:00.466Z"})
+    assert "Last_Contacted" not in push_fields(MAPPING, lead, {"Last_Contacted": "2026-11-17"})
+    assert "Last_Contacted" in push_fields(MAPPING, lead, {"Last_Contacted": "2026-11-17T09:00:00.467Z"})
+    # And a pull of the truncated value changes nothing and notes nothing
+    lead = replace(lead, company="Analytical")
+    POLICY.reschedule(lead)
+    pulled, notes, changed = _pulled(lead, Last_Contacted="2026-11-17T09:00:00.466Z", Follow_Up_Stage="Followup_1")
+    assert (notes, changed, pulled.last_contacted) == ([], False, "2026-11-17T09:00:00.466611Z")
+    _, notes, changed = _pulled(lead, Last_Contacted="2026-11-17", Follow_Up_Stage="Followup_1")
+    assert (notes, changed) == ([], False)
+
+
+def test_an_unknown_stage_on_an_existing_lead_is_stored_as_given_and_never_eligible():
+    lead, notes, changed = _pulled(_sent_lead(follow_up_stage=None), Follow_Up_Stage="Followup_9")
+    assert changed and lead.follow_up_stage == "Followup_9"
+    assert not POLICY.standing(lead).due and lead.schedule_state is None
+    assert [note for note in notes if "follow_up_stage" in note or "Followup_9" in note] == [
+        next(note for note in notes if "stored as given" in note)
+    ]
+    assert not any(": kept " in note for note in notes)  # nothing to write back: the cell stays
+
+
+def test_follow_up_skipped_documents_exactly_the_skips_that_emit_it():
+    import json
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    schema = json.loads((root / "docs" / "events" / "FollowUpSkipped.json").read_text())
+    # The skips that leave a history entry (and so an event): a stop, an SES refusal, a send in doubt
+    old = _sent_lead()
+    emitted = set()
+    for entry in (
+        {"outcome": "stopped", "reason": "suppressed"},
+        {"outcome": "stopped", "reason": "address_already_contacted"},
+        {"outcome": "rejected", "error": "SES said no"},
+        {"outcome": "possibly_sent", "note": "not re-sent"},
+    ):
+        new = replace(old, engagement_history=[*old.engagement_history, {"stage": "Followup_2", "at": "t", **entry}])
+        emitted |= {
+            e.body()["reason"] for e in events_for_change(old, new, POLICY) if e.type.value == "FollowUpSkipped"
+        }
+    assert set(schema["properties"]["reason"]["enum"]) == emitted
+    # And neither the schema nor the README promise the event for a skip that gives none
+    readme_row = next(line for line in (root / "README.md").read_text().splitlines() if "| `FollowUpSkipped`" in line)
+    for promise in (schema["description"], readme_row):
+        assert "the lead responded meanwhile" not in promise and "follow-up was not sent |" not in promise

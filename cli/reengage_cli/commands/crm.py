@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 from collections import Counter
+from functools import cache
 from typing import Any
 
 from reengage import wiring
@@ -18,7 +19,7 @@ from reengage.adapters.sync_state import DynamoSyncState
 from reengage.domain.airtable_mapping import MappingError
 from reengage.domain.clock import utc_now
 from reengage.domain.crm_sync import CrmAccessError
-from reengage.services.crm_sync import SyncReport, lead_changes, pull, push_all, push_leads
+from reengage.services.crm_sync import SyncReport, configured_push, lead_changes, pull, push_all
 from reengage.settings import Settings
 from reengage_cli.config import CliError, load_settings, require_endpoint
 from reengage_cli.emulator import iam, provision
@@ -46,18 +47,21 @@ def print_sync_report(report: SyncReport, direction: str) -> None:
     if direction == "pull":
         say(
             f"Read {report.read} changed records: {report.created} new leads, {report.updated} updated,"
-            f" {report.unchanged} unchanged, {len(report.rejected)} problems."
+            f" {report.unchanged} unchanged, {len({error.lead_id for error in report.rejected})} records rejected."
         )
         for note in report.notes:
             say(f"  note: {note}")
         for error in report.rejected:
             say(f"  rejected: {error}")
     if report.pushed or direction == "push":
-        say(f"{prefix} {report.pushed} records back to Airtable ({report.unlinked} leads without a record).")
+        unlinked = "records without a lead" if direction == "push" else "leads without a record"
+        say(f"{prefix} {report.pushed} records back to Airtable ({report.unlinked} {unlinked}).")
     if report.push_failures:
         say(f"Airtable refused {len(report.push_failures)} records (left for review, not retried):")
         for failure in report.push_failures:
             say(f"  {failure}")
+    for deleted in report.deleted:
+        say(f"  {deleted}")
     if report.cursor:
         say(f"Next pull reads records changed after {report.cursor}.")
 
@@ -92,8 +96,7 @@ def consume_stream_locally(settings: Settings) -> tuple[int, int]:
     arn = dynamodb.describe_table(TableName=settings.leads_table_name)["Table"].get("LatestStreamArn")
     if not arn:
         return 0, 0
-    parts = wiring.airtable_sync(settings)
-    push = (lambda leads: push_leads(*parts, leads)) if parts else None
+    push = configured_push(cache(lambda: wiring.airtable_sync(settings)))
     published = pushed = 0
     for shard in streams.describe_stream(StreamArn=arn)["StreamDescription"].get("Shards", []):
         checkpoint = DynamoSyncState(dynamodb, settings.send_ledger_table_name, f"{_STAND_IN}:{shard['ShardId']}")
@@ -112,6 +115,8 @@ def consume_stream_locally(settings: Settings) -> tuple[int, int]:
             with iam.acting_as(provision.function_credentials("SyncFunction")):
                 outcome = lead_changes(records, read_lead, settings.policy, wiring.crm_event_bus(settings), push)
             published, pushed = published + outcome.events, pushed + outcome.pushed
+            if outcome.config_error:
+                say(f"  nothing pushed to Airtable: {outcome.config_error}")
             last = records[-1]["dynamodb"]["SequenceNumber"]
             checkpoint.save_cursor(last, utc_now().isoformat())
             iterator = page.get("NextShardIterator")

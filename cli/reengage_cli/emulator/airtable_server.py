@@ -6,7 +6,8 @@ time (`IS_AFTER(LAST_MODIFIED_TIME(), '<ISO time>')`), also as `POST .../listRec
 update up to 10 records per `PATCH` (all or none: 422 `UNKNOWN_FIELD_NAME` for a field the
 table does not have, 404 for a deleted record); 429 `RATE_LIMIT_REACHED` when more than 5
 requests reach a base within one second; 401 without the bearer token. Empty cells and
-unticked checkboxes are left out of a record's fields, as Airtable does.
+unticked checkboxes are left out of a record's fields, as Airtable does; a date-time field
+keeps milliseconds (UTC), a date field the day (`create_table(dates=...)`).
 
 `pyairtable` talks to it through its normal `endpoint_url` setting. On 127.0.0.1, a free
 port, stopped by whoever started it.
@@ -53,10 +54,26 @@ class _Record:
         return {"id": self.id, "createdTime": self.created, "fields": visible}
 
 
+def _as_stored(kind: str, value: Any) -> Any:
+    """A date-time as Airtable keeps it (UTC, milliseconds), a date as its day; anything else as given."""
+    if not isinstance(value, str) or not value.strip():
+        return value
+    try:
+        parsed = _parse(value.strip())
+    except ValueError:
+        return value
+    if kind == "date":
+        return parsed.date().isoformat()
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=UTC)
+    return parsed.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
 @dataclass
 class _Table:
     fields: set[str]
     choices: dict[str, set[str]] = field(default_factory=dict)  # single-select fields and their options
+    dates: dict[str, str] = field(default_factory=dict)  # date fields: "dateTime" or "date"
     records: dict[str, _Record] = field(default_factory=dict)  # insertion order = Airtable's default order
 
 
@@ -69,9 +86,13 @@ class AirtableError(Exception):
 class LocalAirtable:
     """The server and its data. Tests seed, edit and delete records directly (not counted as requests)."""
 
-    def __init__(self, token: str = "pat-local-airtable", rate_limit: int = RATE_LIMIT) -> None:
+    def __init__(self, token: str = "pat-local-airtable", rate_limit: int = RATE_LIMIT, lockout: float = 0.0) -> None:
         self.token = token
         self.rate_limit = rate_limit
+        # Airtable refuses every request for 30 s after a 429 (`lockout=30`); 0: only the over-limit ones.
+        self.lockout = lockout
+        self.locked_until = 0.0
+        self.refused_while_locked = 0
         self.tables: dict[tuple[str, str], _Table] = {}
         self.lock = threading.Lock()
         self.requests: deque[float] = deque()  # recent request times (all bases: one base in practice)
@@ -87,10 +108,26 @@ class LocalAirtable:
     # --- data, directly ---------------------------------------------------------------------
 
     def create_table(
-        self, base: str, table: str, fields: list[str], choices: dict[str, set[str]] | None = None
+        self,
+        base: str,
+        table: str,
+        fields: list[str],
+        choices: dict[str, set[str]] | None = None,
+        dates: dict[str, str] | None = None,
     ) -> None:
+        """`dates`: date fields ("dateTime" or "date"); by default the seed's `Last_Contacted` is a date-time."""
+        known = {"Last_Contacted": "dateTime"} if dates is None else dates
         with self.lock:
-            self.tables[(base, table)] = _Table(set(fields), dict(choices or {}))
+            self.tables[(base, table)] = _Table(
+                set(fields), dict(choices or {}), {name: kind for name, kind in known.items() if name in fields}
+            )
+
+    @staticmethod
+    def _stored(target: _Table, fields: dict[str, Any]) -> dict[str, Any]:
+        return {
+            name: _as_stored(target.dates[name], value) if name in target.dates else value
+            for name, value in fields.items()
+        }
 
     def add(self, base: str, table: str, records: list[dict[str, Any]]) -> list[str]:
         """Create records (as a user typing them in); returns their ids."""
@@ -102,14 +139,15 @@ class LocalAirtable:
                 if unknown:
                     raise ValueError(f"unknown fields {sorted(unknown)}")
                 record_id = f"rec{next(self._ids):014d}"
-                target.records[record_id] = _Record(record_id, _now_text(), time.time(), dict(fields))
+                target.records[record_id] = _Record(record_id, _now_text(), time.time(), self._stored(target, fields))
                 ids.append(record_id)
             return ids
 
     def edit(self, base: str, table: str, record_id: str, fields: dict[str, Any]) -> None:
         with self.lock:
-            record = self.tables[(base, table)].records[record_id]
-            record.fields.update(fields)
+            target = self.tables[(base, table)]
+            record = target.records[record_id]
+            record.fields.update(self._stored(target, fields))
             record.modified = time.time()
 
     def delete(self, base: str, table: str, record_id: str) -> None:
@@ -132,8 +170,13 @@ class LocalAirtable:
         while self.requests and now - self.requests[0] >= 1.0:
             self.requests.popleft()
         self.request_count += 1
+        if now < self.locked_until:
+            self.refused_while_locked += 1
+            self.rate_limited += 1
+            raise AirtableError(429, "RATE_LIMIT_REACHED", "Rate limit exceeded. Please try again later")
         if len(self.requests) >= self.rate_limit:
             self.rate_limited += 1
+            self.locked_until = now + self.lockout
             raise AirtableError(429, "RATE_LIMIT_REACHED", "Rate limit exceeded. Please try again later")
         self.requests.append(now)
         self.busiest_second = max(self.busiest_second, len(self.requests))
@@ -194,7 +237,7 @@ class LocalAirtable:
         changed = []
         for update in updates:
             record = target.records[update["id"]]
-            record.fields.update(update.get("fields", {}))
+            record.fields.update(self._stored(target, update.get("fields", {})))
             record.modified = time.time()
             changed.append(record.body())
         self.patched_records += len(changed)

@@ -1,8 +1,9 @@
 """One Airtable table through pyairtable: records changed since a time, and batched updates.
 
-pyairtable pages the list, splits updates into batches of 10 and retries 429 and 5xx with
-backoff (honouring Retry-After). On top of it, requests are paced under Airtable's limit
-(5 requests per second per base), so a large sync is never refused in the first place.
+pyairtable pages the list, splits updates into batches of 10 and retries 429 and 5xx: 5xx
+with backoff, a 429 only after Airtable's 30 s lockout. On top of it, this process's requests
+are paced under Airtable's limit (5 requests per second per base); other processes syncing the
+same base at the same time are not counted, which is what the 30 s wait is for.
 A batch Airtable refuses for one record (deleted: 404; unknown field: 422) is retried one
 record at a time, so only the bad record is reported; it is not retried again.
 
@@ -19,7 +20,8 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 import requests
-from pyairtable import Api, retry_strategy
+from pyairtable import Api
+from urllib3.util import Retry
 
 from reengage.domain.crm_sync import CrmAccessError, CrmRecord, UpdateFailure
 from reengage.ports import TransientError
@@ -30,6 +32,21 @@ _PAGE_SIZE = 100
 _BATCH = 10
 _WINDOW = 1.1  # seconds: Airtable's one second, and a margin for jitter on the way
 _TRANSIENT = frozenset({429, 500, 502, 503, 504})
+RATE_LIMIT_PAUSE = 30.0  # seconds Airtable refuses a base's requests after a 429
+
+
+class _AirtableRetry(Retry):
+    """pyairtable's retry (urllib3), except that after a 429 it waits out Airtable's lockout: Airtable
+    refuses every request to the base for 30 seconds after one, so a quicker retry only earns
+    another 429."""
+
+    rate_limit_pause = RATE_LIMIT_PAUSE
+
+    def sleep(self, response: Any = None) -> None:
+        if response is not None and response.status == 429:
+            time.sleep(max(self.get_retry_after(response) or 0.0, self.get_backoff_time(), self.rate_limit_pause))
+            return
+        super().sleep(response)
 
 
 class _PacedApi(Api):
@@ -87,9 +104,13 @@ class AirtableTable:
         requests_per_second: float | None = REQUESTS_PER_SECOND,
         retries: int = 6,
         timeout: tuple[float, float] = (5.0, 30.0),
+        rate_limit_pause: float = RATE_LIMIT_PAUSE,
     ) -> None:
-        # Backoff 0.25 s, 0.5 s, 1 s ... (Airtable asks for a pause after a 429); Retry-After wins.
-        retry = retry_strategy(status_forcelist=tuple(sorted(_TRANSIENT)), backoff_factor=0.25, total=retries)
+        # 5xx: backoff 0.25 s, 0.5 s, 1 s ...; a 429: Airtable's 30 s lockout waited out first.
+        retry_class = type("_Retry", (_AirtableRetry,), {"rate_limit_pause": rate_limit_pause})
+        retry = retry_class(
+            total=retries, backoff_factor=0.25, status_forcelist=tuple(sorted(_TRANSIENT)), allowed_methods=None
+        )
         self.api = _PacedApi(
             token, timeout=timeout, retry_strategy=retry, endpoint_url=api_url, requests_per_second=requests_per_second
         )

@@ -107,7 +107,11 @@ class FieldMapping:
 
     def pushed(self, values: Mapping[str, Any]) -> dict[str, Any]:
         """Lead values (by attribute) as Airtable fields, for the attributes reengage writes back."""
-        return {self.fields[attribute]: values[attribute] for attribute in PUSHED if attribute in self.fields}
+        return {
+            self.fields[attribute]: values[attribute]
+            for attribute in PUSHED
+            if attribute in self.fields and attribute in values
+        }
 
     @property
     def pushed_fields(self) -> list[str]:

@@ -6,13 +6,18 @@ owns who the lead is and may stop a sequence; it never moves reengage's own stat
 backwards. Unlike a file, an upstream system's vocabulary never loses a lead: an unknown
 response status or follow-up stage is stored as given (and is never eligible), with a note.
 
-Push: the attributes reengage owns (stage, response, eligibility, last contact, and one
-short history line per follow-up or response), written back only when they differ from
-what the record holds, so a pull of reengage's own write changes nothing.
+Push: the attributes reengage owns (stage, eligibility, and one short history line per
+follow-up or response), written back only when they differ from what the record holds, so a
+pull of reengage's own write changes nothing. Two attributes are shared with the CRM and
+pushed only when reengage set them: the response status (a reply, an unsubscribe, a bounce,
+a complaint, `reengage mark`, or a stop that suppresses the address for good) and the last
+contact (once reengage made a follow-up). A push never writes back what it did not change: a
+stop made in the CRM stays there until the next pull reads it.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
@@ -90,10 +95,23 @@ def described(error: RowError, mapping: FieldMapping, record_id: str) -> RowErro
 
 
 def merge_pulled(
-    existing: Lead | None, imported: ImportedLead, now: datetime, policy: FollowUpPolicy
+    existing: Lead | None, imported: ImportedLead, now: datetime, policy: FollowUpPolicy, contact_cell: Any = None
 ) -> tuple[Lead, list[str], bool]:
-    """The lead after a pulled record (import ownership rules), its notes, and whether anything changed."""
+    """The lead after a pulled record (import ownership rules), its notes, and whether anything changed.
+
+    `contact_cell` is the record's last-contacted cell as Airtable holds it: the lead's own
+    time, cut to Airtable's precision (milliseconds, or the day), is the same contact."""
+    if existing is not None and existing.last_contacted and "last_contacted" in imported.fields:
+        cell = contact_cell if contact_cell is not None else imported.fields["last_contacted"]
+        if same_instant(existing.last_contacted, cell):
+            imported = replace(imported, fields={**imported.fields, "last_contacted": existing.last_contacted})
     merged, notes = merge_import(existing, imported, now, policy)
+    stage = imported.fields.get("follow_up_stage")
+    if existing is not None and stage and stage not in _KNOWN["follow_up_stage"]:
+        # Another system's stage reengage does not know: stored as given (never eligible), not a conflict.
+        merged.follow_up_stage = stage
+        notes = [note for note in notes if ": follow_up_stage: kept " not in note]
+        policy.reschedule(merged)
     if existing is None:
         return merged, notes, True
     changed = replace(merged, updated_at=None, version=0) != replace(existing, updated_at=None, version=0)
@@ -124,15 +142,61 @@ def history_lines(lead: Lead) -> str:
     return "\n".join(lines[-_HISTORY_LINES:])
 
 
+# Where a response came from when reengage only learned it (a file or the CRM): not reengage's to push.
+CRM_SOURCES = frozenset({"import", "crm"})
+# Stops that suppress the address for good: reengage never moves from them, whoever set them.
+_FINAL_STOPS = frozenset(
+    {ResponseStatus.UNSUBSCRIBED.value, ResponseStatus.BOUNCED.value, ResponseStatus.COMPLAINED.value}
+)
+
+
+def response_set_by_reengage(lead: Lead) -> bool:
+    """Whether the lead's response status is reengage's own word (its newest response entry came
+    from a reply, an unsubscribe, a bounce, a complaint or `reengage mark`), or a final stop."""
+    if lead.response_status in _FINAL_STOPS:
+        return True
+    for entry in reversed(lead.engagement_history):
+        if entry.get("outcome") == "response":
+            return entry.get("status") == lead.response_status and entry.get("source") not in CRM_SOURCES
+    return False
+
+
 def pushed_values(lead: Lead) -> dict[str, Any]:
-    """What reengage writes back, by lead attribute."""
-    return {
-        "follow_up_stage": lead.follow_up_stage or "",
-        "response_status": lead.response_status or ResponseStatus.NO_RESPONSE.value,
-        "eligible_for_reengagement": bool(lead.eligible_for_reengagement),
-        "last_contacted": lead.last_contacted or "",
-        "reengage_history": history_lines(lead),
-    }
+    """What reengage writes back, by lead attribute: only what it owns or set itself."""
+    values: dict[str, Any] = {"follow_up_stage": lead.follow_up_stage or ""}
+    if response_set_by_reengage(lead):
+        values["response_status"] = lead.response_status or ResponseStatus.NO_RESPONSE.value
+    values["eligible_for_reengagement"] = bool(lead.eligible_for_reengagement)
+    if lead.follow_up_stage:  # the CRM owns the last contact until reengage's first follow-up
+        values["last_contacted"] = lead.last_contacted or ""
+    values["reengage_history"] = history_lines(lead)
+    return values
+
+
+def _changed_values(old: Lead, new: Lead) -> dict[str, Any]:
+    before = pushed_values(old)
+    return {name: value for name, value in pushed_values(new).items() if before.get(name) != value}
+
+
+_DATE_ONLY = re.compile(r"\d{4}-\d{2}-\d{2}")
+
+
+def _milliseconds(at: datetime) -> datetime:
+    return at.replace(microsecond=at.microsecond // 1000 * 1000)
+
+
+def same_instant(ours: str, theirs: Any) -> bool:
+    """Whether a time Airtable holds is ours at Airtable's precision: a date-time field keeps
+    milliseconds, a date field the day."""
+    if not isinstance(theirs, str):
+        return False
+    try:
+        at = parse_time(ours)
+        if _DATE_ONLY.fullmatch(theirs.strip()):
+            return at.date().isoformat() == theirs.strip()
+        return _milliseconds(at) == _milliseconds(parse_time(theirs))
+    except InvalidTimeError:
+        return False
 
 
 def _same(ours: Any, theirs: Any) -> bool:
@@ -142,16 +206,16 @@ def _same(ours: Any, theirs: Any) -> bool:
     if ours in ("", None):
         return theirs in ("", None)
     if isinstance(ours, str) and isinstance(theirs, str) and ours != theirs:
-        try:
-            return parse_time(ours) == parse_time(theirs)
-        except InvalidTimeError:
-            return ours.strip() == theirs.strip()
+        return same_instant(ours, theirs) or ours.strip() == theirs.strip()
     return bool(ours == theirs)
 
 
-def push_fields(mapping: FieldMapping, lead: Lead, record_fields: Mapping[str, Any] | None) -> dict[str, Any]:
-    """The fields to write on the lead's record: those that differ from `record_fields` (None: all)."""
-    wanted = mapping.pushed(pushed_values(lead))
+def push_fields(
+    mapping: FieldMapping, lead: Lead, record_fields: Mapping[str, Any] | None, previous: Lead | None = None
+) -> dict[str, Any]:
+    """The fields to write on the lead's record: those that differ from `record_fields` (None: all),
+    and with `previous` (the lead before a change), only those that change made."""
+    wanted = mapping.pushed(_changed_values(previous, lead) if previous is not None else pushed_values(lead))
     if record_fields is None:
         return wanted
     return {name: value for name, value in wanted.items() if not _same(value, record_fields.get(name))}
@@ -159,7 +223,7 @@ def push_fields(mapping: FieldMapping, lead: Lead, record_fields: Mapping[str, A
 
 def pushed_changed(old: Lead | None, new: Lead) -> bool:
     """Whether a change to a lead touches what is written back (a new lead has nothing of reengage's yet)."""
-    return old is not None and pushed_values(old) != pushed_values(new)
+    return old is not None and bool(_changed_values(old, new))
 
 
 # Records changed this long before a sync started are read again by the next one: Airtable's clock

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -58,25 +58,43 @@ class SyncReport:
     unlinked: int = 0  # changed leads with no CRM record
     cursor: str | None = None
     dry_run: bool = False
+    config_error: str | None = None
+    deleted: list[str] = field(default_factory=list)  # linked records no longer in the table (a full read)
 
 
-def _lead_id(record: CrmRecord, row: dict[str, Any], links: Mapping[str, str], stores: Stores) -> str:
-    """Which lead a record is: its lead id column, the lead it was linked to, a lead with its
-    address (imported before the CRM was connected), else a new lead keyed by the record id."""
-    if row.get("id") not in (None, "", record.id):
-        return str(row["id"])
+def _lead_id(
+    record: CrmRecord, row: dict[str, Any], links: Mapping[str, str], record_of: Mapping[str, str], stores: Stores
+) -> tuple[str, RowError | None]:
+    """Which lead a record is (and why it cannot be one: None if it can): its lead id column, the
+    lead it was linked to, a lead with its address (imported before the CRM was connected), else
+    a new lead keyed by the record id. A lead linked to another record is never taken over."""
+    raw = row.get("id")
+    if raw not in (None, "", record.id):
+        if not isinstance(raw, str) or not raw.strip():
+            return record.id, RowError(0, record.id, "id", f"must be plain text naming a lead, got {raw!r}")
+        owner = record_of.get(raw.strip())
+        if owner not in (None, record.id):
+            return record.id, RowError(
+                0, record.id, "id", f"lead {raw.strip()} is already record {owner}'s; left as it is"
+            )
+        return raw.strip(), None
     if record.id in links:
-        return links[record.id]
+        return links[record.id], None
     email = row.get("email")
     if isinstance(email, str) and email.strip():
         found = stores.leads.find_by_email(email.strip())
         if found:
-            return found
-    return record.id
+            owner = record_of.get(found)
+            if owner not in (None, record.id):
+                return record.id, RowError(
+                    0, record.id, "email", f"same address as record {owner} (lead {found}); not merged"
+                )
+            return found, None
+    return record.id, None
 
 
 def _upsert(
-    stores: Stores, checked: ImportedLead, now: datetime, policy: FollowUpPolicy, dry_run: bool
+    stores: Stores, checked: ImportedLead, now: datetime, policy: FollowUpPolicy, dry_run: bool, contact_cell: Any
 ) -> tuple[str, Lead, list[str], bool] | RowError:
     """("created" | "updated" | "unchanged", the lead, notes, whether the CRM tried to move reengage back)."""
     for _ in range(_WRITE_ATTEMPTS):
@@ -84,7 +102,7 @@ def _upsert(
             existing = stores.leads.get(checked.lead_id)
         except InvalidLeadDataError as error:
             return RowError(checked.row, checked.lead_id, "id", f"stored lead unreadable: {error}")
-        merged, notes, changed = merge_pulled(existing, checked, now, policy)
+        merged, notes, changed = merge_pulled(existing, checked, now, policy, contact_cell)
         conflict = existing is not None and any(": kept " in note for note in notes)
         kind = "created" if existing is None else "updated" if changed else "unchanged"
         if dry_run or not changed:
@@ -111,17 +129,22 @@ def pull(
     """Upsert the records changed since the last pull (all of them with `full`)."""
     report = SyncReport(dry_run=dry_run)
     cursor = None if full else state.cursor()
+    seen: set[str] = set()
     links = state.links()
+    record_of = {lead_id: record_id for record_id, lead_id in links.items()}
     first_record_of: dict[str, str] = {}
     corrections: list[tuple[str, dict[str, Any]]] = []
     for page in table.changed_since(cursor):
         new_links: dict[str, str] = {}
         for record in page:
             report.read += 1
+            seen.add(record.id)
             row = mapping.row(record.id, record.fields)
-            lead_id = _lead_id(record, row, links, stores)
+            lead_id, refused = _lead_id(record, row, links, record_of, stores)
             row["id"] = lead_id
-            checked = validate_record(report.read, record.id, row, now)
+            checked = (
+                [replace(refused, row=report.read)] if refused else validate_record(report.read, record.id, row, now)
+            )
             if isinstance(checked, list):
                 report.rejected.extend(described(error, mapping, record.id) for error in checked)
                 continue
@@ -130,7 +153,7 @@ def pull(
                 report.rejected.append(RowError(report.read, lead_id, mapping.fields.get("id", "id"), problem))
                 continue
             first_record_of[lead_id] = record.id
-            outcome = _upsert(stores, checked, now, policy, dry_run)
+            outcome = _upsert(stores, checked, now, policy, dry_run, row.get("last_contacted"))
             if isinstance(outcome, RowError):
                 report.rejected.append(outcome)
                 continue
@@ -144,15 +167,26 @@ def pull(
         if new_links and not dry_run:
             state.link(new_links)
             links = {**links, **new_links}
+            record_of.update({lead_id: record_id for record_id, lead_id in new_links.items()})
         if len(corrections) >= _UPDATE_BATCH and not dry_run:
             _write(table, corrections, report)
             corrections = []
     if corrections and not dry_run:
         _write(table, corrections, report)
+    report.deleted = _deleted(links, seen) if cursor is None else []
     if not dry_run:
         report.cursor = format_time(now - overlap)
         state.save_cursor(report.cursor, format_time(now))
     return report
+
+
+def _deleted(links: Mapping[str, str], seen: set[str]) -> list[str]:
+    """The linked records a full read did not find: deleted in the CRM (their leads are left as they are)."""
+    return [
+        f"record {record_id} (lead {lead_id}): deleted in Airtable; the lead is left as it is"
+        for record_id, lead_id in sorted(links.items())
+        if record_id not in seen
+    ]
 
 
 def _write(table: CrmTable, updates: Sequence[tuple[str, dict[str, Any]]], report: SyncReport) -> None:
@@ -160,17 +194,31 @@ def _write(table: CrmTable, updates: Sequence[tuple[str, dict[str, Any]]], repor
     report.push_failures.extend(failures)
     report.pushed += len(updates) - len(failures)
     for failure in failures:
-        logger.warning("CRM record not updated", extra={"record": failure.record_id, "reason": failure.reason})
+        logger.warning(
+            f"CRM record {failure.record_id} not updated: {failure.reason}",
+            extra={"record": failure.record_id, "reason": failure.reason},
+        )
 
 
 def push_leads(
-    table: CrmTable, state: SyncState, mapping: FieldMapping, leads: Sequence[Lead], dry_run: bool = False
+    table: CrmTable,
+    state: SyncState,
+    mapping: FieldMapping,
+    leads: Sequence[Lead],
+    dry_run: bool = False,
+    previous: Mapping[str, Lead] | None = None,
 ) -> SyncReport:
-    """Write reengage's values of these leads to their records (leads without a record are counted)."""
+    """Write reengage's values of these leads to their records (leads without a record are counted);
+    with `previous` (each lead before the change), only what the change made."""
     report = SyncReport(dry_run=dry_run)
     record_of = state.records_of(lead.id for lead in leads)
-    updates = [(record_of[lead.id], push_fields(mapping, lead, None)) for lead in leads if lead.id in record_of]
-    report.unlinked = len(leads) - len(updates)
+    before = previous or {}
+    updates = [
+        (record_of[lead.id], fields)
+        for lead in leads
+        if lead.id in record_of and (fields := push_fields(mapping, lead, None, previous=before.get(lead.id)))
+    ]
+    report.unlinked = sum(lead.id not in record_of for lead in leads)
     if dry_run:
         report.pushed = len(updates)
     elif updates:
@@ -185,9 +233,11 @@ def push_all(
     report = SyncReport(dry_run=dry_run)
     links = state.links()
     updates: list[tuple[str, dict[str, Any]]] = []
+    seen: set[str] = set()
     for page in table.changed_since(None):
         for record in page:
             report.read += 1
+            seen.add(record.id)
             lead_id = links.get(record.id)
             lead = stores.leads.get(lead_id) if lead_id else None
             if lead is None:
@@ -195,6 +245,7 @@ def push_all(
                 continue
             if fields := push_fields(mapping, lead, record.fields):
                 updates.append((record.id, fields))
+    report.deleted = _deleted(links, seen)
     if dry_run:
         report.pushed = len(updates)
     elif updates:
@@ -203,7 +254,7 @@ def push_all(
 
 
 ReadLead = Callable[[dict[str, Any]], Lead]
-Push = Callable[[Sequence[Lead]], SyncReport]
+Push = Callable[[Sequence[Lead], Mapping[str, Lead]], SyncReport]  # the new images, the old ones by lead id
 
 
 @dataclass
@@ -211,6 +262,28 @@ class StreamOutcome:
     events: int = 0
     pushed: int = 0
     push_failures: list[UpdateFailure] = field(default_factory=list)
+    config_error: str | None = None  # the Airtable configuration could not be used: nothing pushed
+
+
+Parts = tuple[CrmTable, SyncState, FieldMapping]
+
+
+def configured_push(load: Callable[[], Parts | None]) -> Push:
+    """A stream push that loads the Airtable configuration only when there is something to push,
+    after the events went out: a bad mapping or an unreadable token is the push's problem
+    (`SyncReport.config_error`), never the events'."""
+
+    def push(leads: Sequence[Lead], before: Mapping[str, Lead]) -> SyncReport:
+        try:
+            parts = load()
+        except Exception as error:  # any configuration failure: reported, the events are already out
+            return SyncReport(config_error=f"Airtable configuration unusable: {type(error).__name__}: {error}")
+        if parts is None:
+            return SyncReport()
+        table, state, mapping = parts
+        return push_leads(table, state, mapping, leads, previous=before)
+
+    return push
 
 
 def _image(read_lead: ReadLead, image: Mapping[str, Any] | None) -> Lead | None:
@@ -232,16 +305,19 @@ def lead_changes(
     """A batch of leads-table stream records: publish their events, then push what changed."""
     events: list[CrmEvent] = []
     changed: dict[str, Lead] = {}
+    before: dict[str, Lead] = {}
     for record in records:
         change = record.get("dynamodb", {})
         old, new = _image(read_lead, change.get("OldImage")), _image(read_lead, change.get("NewImage"))
         if new is None and old is None:
             continue
         events.extend(events_for_change(old, new, policy))
-        if new is not None and pushed_changed(old, new):
+        if new is not None and old is not None and pushed_changed(old, new):
             changed[new.id] = new  # in stream order: the newest image wins
+            before.setdefault(new.id, old)  # and the oldest is what the batch changed
     outcome = StreamOutcome(events=bus.publish(events) if events and bus is not None else 0)
     if push is not None and changed:
-        report = push(list(changed.values()))
+        report = push(list(changed.values()), before)
         outcome.pushed, outcome.push_failures = report.pushed, report.push_failures
+        outcome.config_error = report.config_error
     return outcome
