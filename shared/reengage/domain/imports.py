@@ -290,6 +290,12 @@ def validate_row(row_number: int, row: dict[str, Any], now: datetime) -> Importe
     check = _RowCheck(row_number, row, lead_id)
     if lead_id and (problem := lead_id_problem(lead_id)):
         check.error("id", problem)
+    broken = [name for name, value in row.items() if _has_lone_surrogate(value)]
+    for name in broken:
+        # JSON may escape half of a UTF-16 pair (\ud800); no store can encode it as text.
+        check.error(str(name), "contains an unpaired UTF-16 surrogate (a broken \\u escape)")
+    if broken:
+        return check.errors  # the other checks would print or compare text that cannot be encoded
     check.unknown_fields()
     check.text_fields()
     check.required_and_known()
@@ -299,6 +305,18 @@ def validate_row(row_number: int, row: dict[str, Any], now: datetime) -> Importe
         return check.errors
     check.fields.pop("id", None)
     return ImportedLead(row_number, lead_id, check.fields, tuple(check.notes))
+
+
+def _has_lone_surrogate(value: Any, depth: int = 0) -> bool:
+    if isinstance(value, str):
+        return any("\ud800" <= char <= "\udfff" for char in value)
+    if depth > 32:
+        return False
+    if isinstance(value, dict):
+        return any(_has_lone_surrogate(k, depth + 1) or _has_lone_surrogate(v, depth + 1) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_has_lone_surrogate(item, depth + 1) for item in value)
+    return False
 
 
 def _stage_index(stage: str | None) -> int:

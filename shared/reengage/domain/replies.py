@@ -21,6 +21,7 @@ from email.utils import getaddresses
 from html.parser import HTMLParser
 from typing import Any
 
+from reengage.domain.companies import registrable_domain
 from reengage.domain.leads import ResponseStatus
 
 MAX_REPLY_BYTES = 10 * 1024 * 1024  # a reply with an attachment or two; SES accepts up to 40 MB
@@ -43,7 +44,9 @@ _AUTO_SUBJECT = re.compile(
     r"respuesta autom[áa]tica|fuera de la oficina|resposta autom[áa]tica|fora do escrit[óo]rio|"
     r"risposta automatica|fuori (sede|ufficio)|automatisch antwoord|\bafwezig\b|automatiskt svar|"
     r"\bfr[åa]nvaro\b|automatisk svar|frav[æa]r|poza biurem|odpowied[źz] automatyczna|automatick[aá] odpov[eě][dď]|"
-    r"автоответ|автоматический ответ|нет на месте|自動返信|不在|自动回复|自動回覆|자동 ?응답|"
+    r"автоответ|автоматический ответ|нет на месте|自動返信|自動応答|不在|自动回复|自动答复|自動回覆|"
+    r"자동 ?(응답|회신)|\bpoissa\b|automaattinen vastaus|otomatik yan[ıi]t|ofis d[ıi]ş[ıi]nda|"
+    r"αυτόματη απάντηση|automatikus v[áa]lasz|házon kív[üu]l|\bausente\b|automatische beantwoording|"
     r"undeliverable|delivery status notification|mail delivery (failed|subsystem)|returned mail",
     re.IGNORECASE,
 )
@@ -84,12 +87,14 @@ class ReceiptVerdicts:
     dkim: str = ""
     dmarc: str = ""
     aligned: bool = True  # the passing SPF/DKIM identity is the From domain's (DMARC pass implies it)
+    # SES's header.from (the From domain it evaluated) is the domain of the address we read, when stated.
+    same_from: bool = True
 
     @property
     def authenticated(self) -> bool:
         """SPF or DKIM passed (for the From domain) and DMARC did not fail: the From address is the sender's."""
         passed = self.dmarc == "pass" or (self.aligned and "pass" in (self.spf, self.dkim))
-        return passed and self.dmarc != "fail"
+        return passed and self.dmarc != "fail" and self.same_from
 
 
 NO_VERDICTS = ReceiptVerdicts(aligned=False)
@@ -106,11 +111,10 @@ def verdicts_from_receipt(receipt: Mapping[str, Any]) -> ReceiptVerdicts:
 
 
 def _aligned(identity: str, from_domain: str) -> bool:
-    """Relaxed alignment: the same domain, or one a subdomain of the other."""
-    identity = identity.rsplit("@", 1)[-1].strip().strip(".").lower()
-    return bool(identity) and (
-        identity == from_domain or identity.endswith("." + from_domain) or from_domain.endswith("." + identity)
-    )
+    """Relaxed alignment (RFC 7489): the same organizational domain (registrable domain by the public
+    suffix list), so `x@io` never vouches for `healthtechlabs.io`."""
+    organization = registrable_domain(identity.rsplit("@", 1)[-1])
+    return organization is not None and organization == registrable_domain(from_domain)
 
 
 def verdicts_from_headers(message: Message, from_domain: str) -> ReceiptVerdicts:
@@ -126,19 +130,27 @@ def verdicts_from_headers(message: Message, from_domain: str) -> ReceiptVerdicts
     if authserv.strip().lower() != SES_AUTHSERV_ID:
         return NO_VERDICTS
     found: dict[str, str] = {}
-    aligned = False
+    aligned, same_from = False, True
     for clause in results.split(";"):
         result = _RESULT.search(clause)
         if result is None:
             continue
         method, verdict = result.group(1).lower(), result.group(2).lower()
+        stated = [
+            value.rsplit("@", 1)[-1].strip(".").lower()
+            for name, value in _PROPERTY.findall(clause)
+            if name.lower() == "header.from"
+        ]
+        # The From domain SES judged must be the one of the address we read (two readings of one
+        # From header, or a display name that looks like an address, must not mix).
+        same_from = same_from and all(domain == from_domain.lower() for domain in stated)
         if method in found and found[method] == "pass":
             continue  # one passing DKIM signature is enough
         found[method] = verdict
         identities = [value for name, value in _PROPERTY.findall(clause) if name.lower() != "header.from"]
         if verdict == "pass" and method in ("spf", "dkim"):
             aligned = aligned or any(_aligned(identity, from_domain) for identity in identities)
-    return ReceiptVerdicts(found.get("spf", ""), found.get("dkim", ""), found.get("dmarc", ""), aligned)
+    return ReceiptVerdicts(found.get("spf", ""), found.get("dkim", ""), found.get("dmarc", ""), aligned, same_from)
 
 
 @dataclass(frozen=True)

@@ -59,7 +59,12 @@ _NAME_JOINERS = frozenset({"U+200C", "U+200D"})
 # A cell a spreadsheet would run: "=" anything, or "+", "-", "@" followed by a function call, a cell
 # reference, arithmetic or a DDE command (=HYPERLINK(...), +SUM(A1), -2+3, @cmd|' /C calc'!A0).
 FORMULA = re.compile(
-    r"^\s*(=|[+\-@]\s*([A-Za-z_][A-Za-z0-9_.]*\s*\(|\$?[A-Za-z]{1,3}\$?[0-9]+\b|[0-9.,]+\s*[-+*/^&<>=%]|[A-Za-z]+\|))"
+    r"^\s*(=|[+\-@][+\-@\s]*("  # "=" anything; else signs (any run of them), then what a sheet evaluates:
+    r"[A-Za-z_][A-Za-z0-9_.]*\s*[(!|]"  # a function call, a sheet reference, a DDE command
+    r"|[(\"'=]"  # a parenthesis, a string or sheet name in quotes, an equals sign
+    r"|\$?[A-Za-z]{1,3}\$?[0-9]+\b|R[0-9]*C[0-9]*\b"  # a cell reference (A1 or R1C1)
+    r"|[0-9.,]+\s*[-+*/^&<>=%]"  # arithmetic
+    r"))"
 )
 
 

@@ -44,6 +44,8 @@ from reengage.ports import InvalidLeadDataError, Stores
 logger = logging.getLogger(__name__)
 
 SUPPRESSING = frozenset({ResponseStatus.UNSUBSCRIBED, ResponseStatus.BOUNCED, ResponseStatus.COMPLAINED})
+# Outcomes an inbound reply never overwrites (a thank-you from a customer stays Converted).
+SETTLED = frozenset({ResponseStatus.CONVERTED, *SUPPRESSING})
 # A person's answer pauses their colleagues; a bounce says something about an address, not a company.
 PAUSING = frozenset(
     {
@@ -70,15 +72,21 @@ def record_response(
     now: datetime,
     policy: FollowUpPolicy,
     suppress: bool = False,
+    keep_settled: bool = False,
     **details: Any,
 ) -> bool:
     """Set a lead's response status (and suppression: always for SUPPRESSING statuses, and when
-    `suppress` is set); False if it already had that status and suppression."""
+    `suppress` is set); False if it already had that status and suppression. With `keep_settled`
+    (an inbound reply), a SETTLED status stays; the reply is still noted and may still suppress."""
     suppress = suppress or status in SUPPRESSING
+    heard = status
     for _ in range(_ATTEMPTS):
         lead = stores.leads.get(lead_id)
         if lead is None:
             raise UnknownLeadError(f"no lead with id {lead_id!r}")
+        if keep_settled and lead.response_status in {settled.value for settled in SETTLED}:
+            status = ResponseStatus(lead.response_status)
+            details = {**details, "heard": heard.value}
         resumes = status == ResponseStatus.NO_RESPONSE and bool(lead.paused_until)
         if lead.response_status == status.value and (lead.suppressed or not suppress) and not resumes:
             return False
@@ -327,6 +335,7 @@ def handle_reply(
             now,
             policy,
             suppress=opted_out,
+            keep_settled=True,
             matched_by=matched_by,
             subject=reply.subject[:200],
         )
