@@ -6,13 +6,14 @@ imported; events are published either way."""
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from functools import cache
 from typing import Any
 
 from reengage import wiring
 from reengage.adapters.leads_table import read_lead
 from reengage.domain.clock import utc_now
-from reengage.observability import count, logger, metrics
+from reengage.observability import count, logger, metrics, reject
 from reengage.services.crm_sync import configured_push, lead_changes, pull
 from reengage.settings import Settings
 
@@ -27,12 +28,14 @@ def _airtable() -> Any:
     return wiring.airtable_sync(_settings())
 
 
-def _stream(records: list[dict[str, Any]]) -> dict[str, Any]:
+def _stream(records: list[Any]) -> dict[str, Any]:
     settings = _settings()
     # The events go out first; the Airtable configuration is read only for the push after them.
     outcome = lead_changes(
         records, read_lead, settings.policy, wiring.crm_event_bus(settings), configured_push(_airtable)
     )
+    for _ in range(outcome.malformed):
+        reject("stream record", "not a DynamoDB stream record")
     count("CrmEventsPublished", outcome.events)
     count("CrmRecordsPushed", outcome.pushed)
     count("CrmRecordsRefused", len(outcome.push_failures))
@@ -54,8 +57,14 @@ def _stream(records: list[dict[str, Any]]) -> dict[str, Any]:
 
 @logger.inject_lambda_context(clear_state=True)
 @metrics.log_metrics
-def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+def lambda_handler(event: Any, context: Any) -> dict[str, Any]:
+    if not isinstance(event, Mapping):
+        reject("sync event", f"not a JSON object: {type(event).__name__}")
+        return {"rejected": 1}
     if "Records" in event:
+        if not isinstance(event["Records"], list):
+            reject("stream event", "Records is not a list")
+            return {"rejected": 1}
         return _stream(event["Records"])
     sync = _airtable()
     if sync is None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 from hypothesis import given
@@ -366,3 +367,19 @@ def test_follow_up_skipped_documents_exactly_the_skips_that_emit_it():
     readme_row = next(line for line in (root / "README.md").read_text().splitlines() if "| `FollowUpSkipped`" in line)
     for promise in (schema["description"], readme_row):
         assert "the lead responded meanwhile" not in promise and "follow-up was not sent |" not in promise
+
+
+@pytest.mark.parametrize("event", [None, [], "x", {"Records": "x"}, {"Records": None}, {"Records": {"a": 1}}])
+def test_sync_function_rejects_an_event_of_the_wrong_shape_without_raising(event: object) -> None:
+    from tests.conftest import FakeLambdaContext, load_handler
+
+    assert load_handler("sync").lambda_handler(event, FakeLambdaContext()) == {"rejected": 1}
+
+
+def test_stream_records_of_the_wrong_shape_are_counted_not_raised() -> None:
+    from reengage.adapters.leads_table import read_lead
+    from reengage.services.crm_sync import lead_changes
+
+    records: list[Any] = [None, 1, "x", {"dynamodb": []}, {"dynamodb": {"NewImage": ["x"], "OldImage": 3}}]
+    outcome = lead_changes(records, read_lead, FollowUpPolicy(), None, None)
+    assert (outcome.malformed, outcome.events) == (4, 0)

@@ -263,6 +263,7 @@ class StreamOutcome:
     pushed: int = 0
     push_failures: list[UpdateFailure] = field(default_factory=list)
     config_error: str | None = None  # the Airtable configuration could not be used: nothing pushed
+    malformed: int = 0  # records that are not stream records (counted rejections, never retried)
 
 
 Parts = tuple[CrmTable, SyncState, FieldMapping]
@@ -286,8 +287,8 @@ def configured_push(load: Callable[[], Parts | None]) -> Push:
     return push
 
 
-def _image(read_lead: ReadLead, image: Mapping[str, Any] | None) -> Lead | None:
-    if not image:
+def _image(read_lead: ReadLead, image: Any) -> Lead | None:
+    if not image or not isinstance(image, Mapping):
         return None
     try:
         return read_lead(dict(image))
@@ -306,8 +307,12 @@ def lead_changes(
     events: list[CrmEvent] = []
     changed: dict[str, Lead] = {}
     before: dict[str, Lead] = {}
+    malformed = 0
     for record in records:
-        change = record.get("dynamodb", {})
+        change = record.get("dynamodb", {}) if isinstance(record, Mapping) else None
+        if not isinstance(change, Mapping):
+            malformed += 1
+            continue
         old, new = _image(read_lead, change.get("OldImage")), _image(read_lead, change.get("NewImage"))
         if new is None and old is None:
             continue
@@ -315,7 +320,7 @@ def lead_changes(
         if new is not None and old is not None and pushed_changed(old, new):
             changed[new.id] = new  # in stream order: the newest image wins
             before.setdefault(new.id, old)  # and the oldest is what the batch changed
-    outcome = StreamOutcome(events=bus.publish(events) if events and bus is not None else 0)
+    outcome = StreamOutcome(events=bus.publish(events) if events and bus is not None else 0, malformed=malformed)
     if push is not None and changed:
         report = push(list(changed.values()), before)
         outcome.pushed, outcome.push_failures = report.pushed, report.push_failures
