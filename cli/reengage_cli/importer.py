@@ -83,6 +83,9 @@ def _csv_rows(path: Path, handle: Any) -> Iterator[tuple[int, dict[str, Any] | R
                 yield number, RowError(number, "", "row", "more cells than header columns")
                 continue
             row = dict(zip(columns, cells, strict=False))
+            if swallowed := _swallowed_rows(number, row, len(columns)):
+                yield number, swallowed
+                continue
             oversized = next((name for name, value in row.items() if len(value) > MAX_CELL), None)
             if oversized is not None:
                 reason = f"{len(row[oversized]):,} characters; a cell holds at most {MAX_CELL:,}"
@@ -91,6 +94,22 @@ def _csv_rows(path: Path, handle: Any) -> Iterator[tuple[int, dict[str, Any] | R
             yield number, row
     finally:
         csv.field_size_limit(previous)
+
+
+def _swallowed_rows(number: int, row: dict[str, str], width: int) -> RowError | None:
+    """A cell whose quote was never closed takes the following lines in as its text: those rows
+    would vanish silently. Named instead, by their first cells, so they can be fixed and re-imported."""
+    for name, value in row.items():
+        swallowed = [line for line in value.split("\n")[1:] if line.count(",") >= width - 1]
+        if swallowed:
+            first_cells = ", ".join(line.split(",", 1)[0].strip('"') for line in swallowed[:5])
+            more = f" and {len(swallowed) - 5} more" if len(swallowed) > 5 else ""
+            reason = (
+                f"an unterminated quote swallowed {len(swallowed)} following line(s) that look like rows "
+                f"({first_cells}{more}); close the quote and import the file again"
+            )
+            return RowError(number, _row_id(row), name, reason)
+    return None
 
 
 def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:

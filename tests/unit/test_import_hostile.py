@@ -158,3 +158,18 @@ def test_a_broken_unicode_escape_rejects_its_row_only(tmp_path: Path) -> None:
     assert sorted(store.leads) == ["lead-1", "lead-3"]
     reason = "contains an unpaired UTF-16 surrogate (a broken \\u escape)"
     assert rejected == [f"row 2 (lead lead-2): name: {reason}", f"row 4 (lead lead-4): engagement_history: {reason}"]
+
+
+def test_a_stray_quote_names_the_rows_it_swallowed(tmp_path: Path) -> None:
+    header = ",".join(COLUMNS)
+    good = "{0},Person {0},{0}@globex.com,Sent,Real,2026-11-10T09:00:00Z"
+    lines = [header, good.format("q1"), 'q2,Person q2,"q2@globex.com,Sent,Real,2026-11-10T09:00:00Z']
+    lines += [good.format("q3"), good.format("q4")]
+    path = tmp_path / "leads.csv"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    store, rejected = imported(path)
+    assert sorted(store.leads) == ["q1"]
+    assert rejected == [
+        "row 2 (lead q2): email: an unterminated quote swallowed 2 following line(s) that look like rows "
+        "(q3, q4); close the quote and import the file again"
+    ]
