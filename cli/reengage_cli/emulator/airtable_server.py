@@ -28,6 +28,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+from reengage_cli.emulator.server import LoopbackServer
+
 RATE_LIMIT = 5  # requests per second per base
 MAX_PAGE_SIZE = 100
 MAX_BATCH = 10
@@ -83,7 +85,7 @@ class AirtableError(Exception):
         self.status, self.kind, self.message = status, kind, message
 
 
-class LocalAirtable:
+class LocalAirtable(LoopbackServer):
     """The server and its data. Tests seed, edit and delete records directly (not counted as requests)."""
 
     def __init__(self, token: str = "pat-local-airtable", rate_limit: int = RATE_LIMIT, lockout: float = 0.0) -> None:
@@ -101,8 +103,6 @@ class LocalAirtable:
         self.busiest_second = 0  # the most requests accepted within any one second
         self.patched_records = 0
         self._ids = itertools.count(1)
-        self._server: ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
         self.url = ""
 
     # --- data, directly ---------------------------------------------------------------------
@@ -306,27 +306,10 @@ class LocalAirtable:
             def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the base class's name
                 return
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
-        self._thread.start()
-        host, port = self._server.server_address[:2]
-        self.url = f"http://{host!s}:{port}"
+        server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        server.daemon_threads = True
+        self.url = self._serve(server)
         return self.url
-
-    def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-        if self._thread is not None:
-            self._thread.join()
-
-    def __enter__(self) -> LocalAirtable:
-        self.start()
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.stop()
 
 
 def new_token() -> str:

@@ -10,8 +10,9 @@ import json
 import logging
 import os
 import threading
+from abc import ABC, abstractmethod
 from collections.abc import Mapping, MutableMapping
-from typing import Any
+from typing import Any, Self
 
 from reengage_cli.emulator import events, iam, moto_fixes
 
@@ -92,30 +93,22 @@ class _Serialized:
             return [body]
 
 
-class LocalEmulator:
-    """moto's server on 127.0.0.1 (a free port unless one is given), stopped by whoever started it."""
+class LoopbackServer(ABC):
+    """A server a test or the CLI starts on 127.0.0.1 in a thread, and stops (also as a context manager)."""
 
-    def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
-        logging.getLogger("werkzeug").setLevel(logging.ERROR)  # no request log lines
-        self.host = host
-        self.port = port
-        self.endpoint = ""
-        self._server: Any = None
-        self._thread: threading.Thread | None = None
+    _server: Any = None
+    _thread: threading.Thread | None = None
 
+    @abstractmethod
     def start(self) -> str:
-        from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
-        from werkzeug.serving import make_server
+        """Start serving; the base URL."""
 
-        moto_fixes.install()
-        iam.install_credential_switch()
-        app = _Serialized(DomainDispatcherApplication(create_backend_app))
-        self._server = make_server(self.host, self.port, app, threaded=True, request_handler=MotoRequestHandler)
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+    def _serve(self, server: Any) -> str:
+        self._server = server
+        self._thread = threading.Thread(target=server.serve_forever, daemon=True)
         self._thread.start()
-        host, port = self._server.server_address[:2]
-        self.endpoint = f"http://{host}:{port}"
-        return self.endpoint
+        host, port = server.server_address[:2]
+        return f"http://{host!s}:{port}"
 
     def stop(self) -> None:
         if self._server is not None:
@@ -124,12 +117,33 @@ class LocalEmulator:
         if self._thread is not None:
             self._thread.join()
 
-    def __enter__(self) -> LocalEmulator:
+    def __enter__(self) -> Self:
         self.start()
         return self
 
     def __exit__(self, *exc_info: object) -> None:
         self.stop()
+
+
+class LocalEmulator(LoopbackServer):
+    """moto's server on 127.0.0.1 (a free port unless one is given), stopped by whoever started it."""
+
+    def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
+        logging.getLogger("werkzeug").setLevel(logging.ERROR)  # no request log lines
+        self.host = host
+        self.port = port
+        self.endpoint = ""
+
+    def start(self) -> str:
+        from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
+        from werkzeug.serving import make_server
+
+        moto_fixes.install()
+        iam.install_credential_switch()
+        app = _Serialized(DomainDispatcherApplication(create_backend_app))
+        server = make_server(self.host, self.port, app, threaded=True, request_handler=MotoRequestHandler)
+        self.endpoint = self._serve(server)
+        return self.endpoint
 
 
 def use_endpoint(endpoint: str, env: MutableMapping[str, str]) -> None:

@@ -12,6 +12,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from reengage.domain.imports import CRM_OWNED
+
 # lead attribute -> Airtable field name
 DEFAULT_FIELDS: dict[str, str] = {
     "id": "Lead_ID",
@@ -32,21 +34,7 @@ DEFAULT_FIELDS: dict[str, str] = {
     "reengage_history": "Reengage_History",
 }
 # Read from Airtable (what `reengage import` reads from a file).
-PULLED = (
-    "id",
-    "name",
-    "email",
-    "company",
-    "company_website",
-    "timezone",
-    "country",
-    "engagement_status",
-    "engagement_stage",
-    "email_confidence_level",
-    "last_contacted",
-    "follow_up_stage",
-    "response_status",
-)
+PULLED = ("id", *CRM_OWNED, "last_contacted", "follow_up_stage", "response_status")
 # Written back to Airtable: what reengage owns.
 PUSHED = ("follow_up_stage", "response_status", "eligible_for_reengagement", "last_contacted", "reengage_history")
 _REQUIRED = ("email", "engagement_status")
