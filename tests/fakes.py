@@ -215,9 +215,8 @@ class FakeSendLock:
         self, lead: Lead, stage: FollowUpStage, sent_at: str, entry: dict[str, Any], next_due_at: str | None
     ) -> bool:
         with self.tables.lock:
-            message_id = str(entry.get("message_id", ""))
-            stored = self._settle(lead, stage, None, state=LedgerState.SENT, sent_at=sent_at, message_id=message_id)
-            if stored is not None:
+            stored = self.tables.held(lead.id, ScheduleState.SENDING, stage=stage.value, version=lead.version)
+            if stored is not None:  # the ledger record keeps its `sending` state (see adapters/send_lock.py)
                 _advance(stored, lead, stage, sent_at, entry, next_due_at)
             return stored is not None
 
@@ -251,7 +250,7 @@ class FakeSendLock:
             stored = self.tables.held(lead.id, ScheduleState.CLAIMED, stage=stage.value, version=lead.version)
             if stored is None:
                 return False
-            if record.state in (LedgerState.SENT, LedgerState.POSSIBLY_SENT):
+            if record.state in (LedgerState.SENT, LedgerState.POSSIBLY_SENT, LedgerState.SENDING):
                 _advance(stored, lead, stage, record.sent_at or record.locked_at, entry, next_due_at)
             else:
                 stored.schedule_state = stored.schedule_at = stored.claim_stage = None
@@ -270,14 +269,16 @@ class FakeLedger:
         records = self.tables.ledger.values()
         return next((r.lead_id for r in records if r.message_id and r.message_id == message_id), None)
 
-    def confirm(self, lead_id: str, stage: FollowUpStage, event: str, message_id: str) -> bool:
+    def confirm(self, lead_id: str, stage: FollowUpStage, event: str, message_id: str) -> bool | None:
         with self.tables.lock:
             record = self.tables.ledger.get((lead_id, stage.value))
             if record is None:
-                return False
+                return None
             resolved = record.state == LedgerState.POSSIBLY_SENT
             state = LedgerState.SENT if resolved else record.state
-            self.tables.ledger[(lead_id, stage.value)] = replace(record, confirmed=event, state=state)
+            self.tables.ledger[(lead_id, stage.value)] = replace(
+                record, confirmed=event, state=state, message_id=record.message_id or message_id
+            )
             return resolved
 
     def reject_after_send(self, lead_id: str, stage: FollowUpStage) -> None:

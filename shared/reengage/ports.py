@@ -204,8 +204,9 @@ class SendLedger(Protocol):
         """The lead a sent message (SES message id) went to."""
         ...
 
-    def confirm(self, lead_id: str, stage: FollowUpStage, event: str, message_id: str) -> bool:
-        """Note an SES Send/Delivery; True when it turned a possible send into a sent one."""
+    def confirm(self, lead_id: str, stage: FollowUpStage, event: str, message_id: str) -> bool | None:
+        """Note an SES Send/Delivery (and SES's message id) on the record, in one write: True when it
+        turned a possible send into a sent one, False when only noted, None when there is no record."""
         ...
 
     def reject_after_send(self, lead_id: str, stage: FollowUpStage) -> None: ...

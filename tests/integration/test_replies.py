@@ -38,8 +38,14 @@ def sent_lead(aws: Emulator, tmp_path: Path) -> str:
     seed(aws, tmp_path, [lead_row(1, email="emma.watson@healthtechlabs.io", name="Emma Watson")])
     load_handler("scheduler").lambda_handler(load_event("scheduled"), FakeLambdaContext())
     load_handler("sender").lambda_handler(as_sqs_event(receive_all(aws.settings.queue_url)), FakeLambdaContext())
+    # SES's Delivery event notes the id SES assigned on the ledger record (FeedbackFunction), as in AWS
+    lead = wiring.stores(aws.settings).leads.get("lead-001")
+    assert lead is not None
+    ses_id = str(lead.engagement_history[-1]["message_id"])
+    delivery = json.loads(json.dumps(load_event("ses-delivery")).replace(SAMPLE_SES_ID, ses_id))
+    assert load_handler("feedback").lambda_handler(delivery, FakeLambdaContext()) == {"delivery": 1}
     record = wiring.stores(aws.settings).ledger.record("lead-001", FollowUpStage.FOLLOWUP_1)
-    assert record is not None and record.message_id
+    assert record is not None and record.message_id == ses_id
     return record.message_id
 
 

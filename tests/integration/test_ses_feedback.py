@@ -49,14 +49,18 @@ def test_soft_bounce_is_counted_only(aws: Emulator, tmp_path: Path) -> None:
     assert lead is not None and lead.response_status == "No Response" and lead.schedule_state == ScheduleState.DUE
 
 
-def test_delivery_confirms_and_resolves_a_possible_send(aws: Emulator, tmp_path: Path) -> None:
+def test_a_delivery_is_noted_on_the_ledger_in_one_write(aws: Emulator, tmp_path: Path) -> None:
     sent_lead(aws, tmp_path)
-    assert feedback(load_event("ses-delivery")) == {"delivery": 1}
     stores = wiring.stores(aws.settings)
-    lead = stores.leads.get("lead-001")
-    assert lead is not None and lead.engagement_history[-1]["outcome"] == "delivered"
+    before = stores.leads.get("lead-001")
+    assert feedback(load_event("ses-delivery")) == {"delivery": 1}
+    # The ledger record holds the delivery and SES's message id (for replies naming it) ...
     record = stores.ledger.record("lead-001", FollowUpStage.FOLLOWUP_1)
-    assert record is not None and record.state == "sent" and record.confirmed == "Delivery"
+    assert record is not None and record.confirmed == "Delivery"
+    assert record.message_id == "0100019a1b2c3d4e-5f6a7b8c-9d0e-1f2a-3b4c-5d6e7f8a9b0c-000000"
+    assert stores.ledger.lead_for_message(record.message_id) == "lead-001"
+    # ... and the lead is not rewritten for it (a delivery costs one small write, not a lead's)
+    assert stores.leads.get("lead-001") == before
 
 
 def test_a_delivery_resolves_a_send_recorded_as_possibly_sent(aws: Emulator, tmp_path: Path) -> None:

@@ -216,7 +216,7 @@ def test_the_ledger_stops_a_second_email_after_another_system_resets_the_stage()
     run_scheduler(store.stores, queue, CampaignRequest(7), SETTINGS, NOW)
     outcome = sender(store, mailer).send(queue.messages[0])
     # Then no second email; the lead is put back on its real stage
-    assert outcome.kind == SKIPPED and outcome.reason == "stage_already_sent: ledger says sent"
+    assert outcome.kind == SKIPPED and outcome.reason == "stage_already_sent: ledger says locked"
     assert len(mailer.sent) == 1
     repaired = store.leads["lead-001"]
     assert repaired.follow_up_stage == "Followup_1" and repaired.schedule_state == ScheduleState.DUE

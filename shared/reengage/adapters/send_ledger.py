@@ -133,17 +133,20 @@ class DynamoSendLedger:
             return str(record.lead_id)
         return None
 
-    def confirm(self, lead_id: str, stage: FollowUpStage, event: str, message_id: str) -> bool:
+    def confirm(self, lead_id: str, stage: FollowUpStage, event: str, message_id: str) -> bool | None:
         record = LedgerModel(lead_id, stage.value)
-        noted = conditionally(
-            lambda: record.update(actions=[LedgerModel.confirmed.set(event)], condition=LedgerModel.lead_id.exists())
-        )
-        # The update read the record back: only a send in doubt needs the second write.
-        if not noted or record.state != LedgerState.POSSIBLY_SENT:
+        actions = [LedgerModel.confirmed.set(event)]
+        if message_id:  # the id SES assigned, for replies that name it (MessageIndex); the first one stays
+            actions.append(LedgerModel.message_id.set(LedgerModel.message_id | message_id))
+        noted = conditionally(lambda: record.update(actions=actions, condition=LedgerModel.lead_id.exists()))
+        if not noted:
+            return None
+        # One write: the update returns the record, and only a send in doubt needs a second one.
+        if record.state != LedgerState.POSSIBLY_SENT:
             return False
         return conditionally(
             lambda: record.update(
-                actions=[LedgerModel.state.set(LedgerState.SENT), LedgerModel.message_id.set(message_id)],
+                actions=[LedgerModel.state.set(LedgerState.SENT)],
                 condition=LedgerModel.state == LedgerState.POSSIBLY_SENT,
             )
         )

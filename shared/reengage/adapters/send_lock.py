@@ -1,15 +1,16 @@
 """The send lock across both tables (DynamoDB transactions through pynamodb).
 
 Taking the lock creates the ledger record for (lead, stage) and the address's record for
-the stage, and moves the lead to `sending`, in one transaction; recording the outcome moves
-the lead and its ledger record again in one transaction. Every write on the lead is
+the stage, and moves the lead to `sending`, in one transaction; recording a send is one
+conditional write on the lead (the ledger record keeps its `sending` state: it says the stage
+was locked, and the lead says whether it went out); a refusal or an abandoned lock moves the
+lead and its ledger record together. Every write on the lead is
 conditioned on the version it was read at and bumps it, so no write another job read
 earlier can land in between unnoticed.
 """
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Callable
 from typing import Any
 
@@ -33,10 +34,6 @@ from reengage.ports import LedgerRecord, LedgerState, LockResult
 
 # The order of the lock transaction's items, which is the order of its cancellation reasons.
 _LOCK_ITEMS = (LockResult.ALREADY_RECORDED, LockResult.ADDRESS_TAKEN, LockResult.LEAD_CHANGED)
-
-
-def _token(*parts: str) -> str:
-    return hashlib.sha256("|".join(parts).encode()).hexdigest()[:36]
 
 
 def _held(stage: FollowUpStage, locked_at: str | None = None) -> Any:
@@ -79,15 +76,15 @@ class DynamoSendLock:
         bind_ledger_table(ledger_table_name)
         self._connection: Connection | None = None  # built on first use
 
-    def _commit(self, build: Callable[[TransactWrite], None], token: str | None = None) -> None:
+    def _commit(self, build: Callable[[TransactWrite], None]) -> None:
         if self._connection is None:
             self._connection = Connection()
-        with TransactWrite(connection=self._connection, client_request_token=token) as transaction:
+        with TransactWrite(connection=self._connection) as transaction:
             build(transaction)
 
-    def _transaction(self, build: Callable[[TransactWrite], None], token: str | None = None) -> bool:
+    def _transaction(self, build: Callable[[TransactWrite], None]) -> bool:
         """All-or-nothing writes across the leads table and the ledger; False when a condition failed."""
-        return conditionally(lambda: self._commit(build, token))
+        return conditionally(lambda: self._commit(build))
 
     def lock(self, lead: Lead, stage: FollowUpStage, locked_at: str, campaign_id: str) -> LockResult:
         # What decides whether the email may go, as read: other systems may write the table directly
@@ -157,26 +154,16 @@ class DynamoSendLock:
     def record_sent(
         self, lead: Lead, stage: FollowUpStage, sent_at: str, entry: dict[str, Any], next_due_at: str | None
     ) -> bool:
-        message_id = str(entry.get("message_id", ""))
-
-        def build(transaction: TransactWrite) -> None:
-            transaction.update(
-                LeadModel(lead.id),
-                _advance(lead, stage, sent_at, entry, next_due_at),
-                _held(stage) & unchanged_since(lead.version),
+        # One conditional write on the lead, not a transaction with the ledger: the ledger record made
+        # by the lock already stops a second email for this stage, and SES's Delivery event notes the
+        # message id on it. A lock nobody records is settled by the scheduler (settle_in_doubt).
+        return conditionally(
+            lambda: LeadModel._get_connection().update_item(
+                lead.id,
+                actions=_advance(lead, stage, sent_at, entry, next_due_at),
+                condition=_held(stage) & unchanged_since(lead.version),
             )
-            transaction.update(
-                LedgerModel(lead.id, stage.value),
-                [
-                    LedgerModel.state.set(LedgerState.SENT),
-                    LedgerModel.sent_at.set(sent_at),
-                    LedgerModel.message_id.set(message_id),
-                ],
-                LedgerModel.state == LedgerState.SENDING,
-            )
-
-        # The token makes a retried commit of the same record a no-op instead of a failure.
-        return self._transaction(build, token=_token(lead.id, stage.value, message_id, str(lead.version)))
+        )
 
     def record_failed(self, lead: Lead, stage: FollowUpStage, entry: dict[str, Any]) -> None:
         def build(transaction: TransactWrite) -> None:
@@ -231,7 +218,9 @@ class DynamoSendLock:
         at = record.sent_at or record.locked_at or format_time(utc_now())
         actions = (
             _advance(lead, stage, at, entry, next_due_at)
-            if record.state in (LedgerState.SENT, LedgerState.POSSIBLY_SENT)
+            # A `sending` record whose lead is claimed again: the send was recorded on the lead (or is
+            # still in flight) and the lead was reset since; either way the stage counts as had.
+            if record.state in (LedgerState.SENT, LedgerState.POSSIBLY_SENT, LedgerState.SENDING)
             else [
                 *UNSCHEDULED,
                 LeadModel.claim_stage.remove(),

@@ -242,22 +242,24 @@ def apply_ses_event(event: SesEvent, stores: Stores, now: datetime, policy: Foll
 
 
 def _confirm(event: SesEvent, stores: Stores, now: datetime) -> str:
-    """Send/Delivery: SES took the email. Recorded on the ledger without touching its state, so a
-    sender still recording its send is not disturbed; a send already settled as "possibly sent"
-    becomes "sent". Reject: SES dropped an email it had accepted."""
+    """Send/Delivery: SES took the email. Noted on the ledger record with SES's message id in one
+    write, without touching its state, so a sender still recording its send is not disturbed; a send
+    already settled as "possibly sent" becomes "sent" (and says so in the lead's history). The lead
+    itself is not written: the ledger record is where a delivery shows. Reject: SES dropped an email
+    it had accepted."""
     stage = FollowUpStage(event.stage)
-    if stores.ledger.record(event.lead_id, stage) is None:
-        return "unknown_send"
     if event.kind == "Reject":
+        if stores.ledger.record(event.lead_id, stage) is None:
+            return "unknown_send"
         stores.ledger.reject_after_send(event.lead_id, stage)
         _append_history(stores, event, "rejected_by_ses", now)
         return "rejected"
     resolved = stores.ledger.confirm(event.lead_id, stage, event.kind, event.message_id)
+    if resolved is None:
+        return "unknown_send"
     if resolved:
         _append_history(stores, event, "confirmed_sent", now)
         return "possibly_sent_resolved"
-    if event.kind == "Delivery":
-        _append_history(stores, event, "delivered", now)
     return event.kind.lower()
 
 

@@ -89,6 +89,12 @@ class SendOutcome:
         )
 
 
+def _recorded(lead: Lead, stage: FollowUpStage, message_id: str) -> bool:
+    """The lead already holds this send (recorded by an attempt whose answer was lost)."""
+    history = lead.engagement_history[-3:]
+    return lead.follow_up_stage == stage and any(entry.get("message_id") == message_id for entry in history)
+
+
 def _stage_index(stage: str | None) -> int:
     return STAGE_ORDER.index(FollowUpStage(stage)) if stage in STAGE_ORDER else -1
 
@@ -299,7 +305,7 @@ class FollowUpSender:
     def _already_recorded(self, lead: Lead, request: FollowUpRequest) -> SendOutcome:
         """The ledger already holds this stage for this lead: never send; repair the lead if it forgot."""
         record = self.stores.ledger.record(lead.id, request.stage)
-        if record is None or record.state == LedgerState.SENDING:
+        if record is None:
             return self._skip(request, SkipReason.SEND_IN_DOUBT)
         entry = {
             "stage": request.stage.value,
@@ -312,7 +318,9 @@ class FollowUpSender:
             lead, request.stage, record, entry, self.policy.next_due_at(lead, request.stage, contacted)
         )
         logger.warning("stage already in the send ledger", extra={"lead_id": lead.id, "stage": request.stage})
-        return self._skip(request, SkipReason.ALREADY_SENT, f"ledger says {record.state}")
+        # A `sending` record is a lock whose send the lead recorded: the stage was taken.
+        state = "locked" if record.state == LedgerState.SENDING else record.state
+        return self._skip(request, SkipReason.ALREADY_SENT, f"ledger says {state}")
 
     def _deliver(
         self, locked: Lead, request: FollowUpRequest, message: FollowUpMessage, email: OutgoingEmail
@@ -387,6 +395,8 @@ class FollowUpSender:
             except TransientError:
                 pass
             lead = self.stores.leads.get(locked.id)
+            if lead is not None and _recorded(lead, request.stage, str(entry["message_id"])):
+                return  # an earlier attempt landed (its reply was lost)
             if lead is None or lead.schedule_state != ScheduleState.SENDING or lead.claim_stage != request.stage:
                 break
         # The ledger still holds the lock: note that SES took it, so the next scheduler run records it as sent.
