@@ -19,6 +19,7 @@ from functools import partial
 from typing import Any
 
 from pynamodb.attributes import NumberAttribute, UnicodeAttribute
+from pynamodb.expressions.update import Action
 from pynamodb.indexes import GlobalSecondaryIndex, KeysOnlyProjection
 from pynamodb.models import Model
 
@@ -135,7 +136,7 @@ class DynamoSendLedger:
 
     def confirm(self, lead_id: str, stage: FollowUpStage, event: str, message_id: str) -> bool | None:
         record = LedgerModel(lead_id, stage.value)
-        actions = [LedgerModel.confirmed.set(event)]
+        actions: list[Action] = [LedgerModel.confirmed.set(event)]
         if message_id:  # the id SES assigned, for replies that name it (MessageIndex); the first one stays
             actions.append(LedgerModel.message_id.set(LedgerModel.message_id | message_id))
         noted = conditionally(lambda: record.update(actions=actions, condition=LedgerModel.lead_id.exists()))
