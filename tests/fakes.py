@@ -16,7 +16,16 @@ from reengage.domain.companies import company_key
 from reengage.domain.knowledge import load_knowledge_file
 from reengage.domain.leads import FollowUpStage, Lead, ScheduleState, appended_history, normalized_address
 from reengage.domain.messages import OutgoingEmail, TemplateWriter
-from reengage.ports import FollowUpRequest, LedgerRecord, LedgerState, LockResult, ScheduleEntry, Stores, UnreadableLead
+from reengage.ports import (
+    FollowUpRequest,
+    LedgerRecord,
+    LedgerState,
+    LockResult,
+    Reservation,
+    ScheduleEntry,
+    Stores,
+    UnreadableLead,
+)
 
 
 class InMemoryTables:
@@ -71,6 +80,9 @@ class FakeLeads:
     def get(self, lead_id: str) -> Lead | None:
         lead = self.tables.leads.get(lead_id)
         return copy.deepcopy(lead) if lead else None
+
+    def get_many(self, lead_ids: Sequence[str]) -> dict[str, Lead | UnreadableLead]:
+        return {lead_id: lead for lead_id in lead_ids if (lead := self.get(lead_id)) is not None}
 
     def put(self, lead: Lead, previous: Lead | None = None) -> bool:
         with self.tables.lock:
@@ -298,6 +310,19 @@ class FakeQuota:
             self.tables.daily_sends[day] = self.tables.daily_sends.get(day, 0) + 1
             return True
 
+    def reserve_up_to(self, day: str, cap: int, count: int) -> Reservation | None:
+        with self.tables.lock:
+            used = self.tables.daily_sends.get(day, 0)
+            granted = count if used + count <= cap else 1 if used < cap else 0
+            if not granted:
+                return None
+            self.tables.daily_sends[day] = used + granted
+            return Reservation(day, 0, granted)
+
+    def release(self, reservation: Reservation, unused: int) -> None:
+        with self.tables.lock:
+            self.tables.daily_sends[reservation.day] -= unused
+
     def used(self, day: str) -> int:
         return self.tables.daily_sends.get(day, 0)
 
@@ -311,6 +336,9 @@ class FakeSuppression:
 
     def is_suppressed(self, email: str) -> bool:
         return self.tables.is_suppressed(email)
+
+    def suppressed_among(self, emails: Sequence[str]) -> set[str]:
+        return {normalized_address(email) for email in emails if self.tables.is_suppressed(email)}
 
 
 class RecordingQueue:

@@ -67,9 +67,10 @@ def handle_batch(
     outcomes: list[SendOutcome] = []
     throttled: list[tuple[str, int]] = []
     valid: list[Any] = []
+    lead_ids: list[str] = []
     for record in _records(event):
         try:
-            FollowUpRecord.model_validate(record)
+            lead_ids.append(FollowUpRecord.model_validate(record).body.lead_id)
             valid.append(record)
         except ValidationError as error:
             message_id = record.get("messageId") if isinstance(record, Mapping) else None
@@ -93,10 +94,14 @@ def handle_batch(
     if not valid:
         return {"batchItemFailures": []}, outcomes
     sender.writer.start_batch(context.get_remaining_time_in_millis if context is not None else None)
+    sender.start_batch(lead_ids)  # the batch's leads read in one call, its sends counted in one
     processor = BatchProcessor(event_type=EventType.SQS, model=FollowUpRecord, raise_on_entire_batch_failure=False)
-    response = process_partial_response(
-        event={"Records": valid}, record_handler=handle, processor=processor, context=context
-    )
+    try:
+        response = process_partial_response(
+            event={"Records": valid}, record_handler=handle, processor=processor, context=context
+        )
+    finally:
+        sender.finish_batch()
     if retry_later is not None:
         for receipt_handle, receive_count in throttled:
             retry_later(receipt_handle, retry_delay_seconds(receive_count, random.random()))

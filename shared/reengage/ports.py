@@ -106,6 +106,10 @@ class Leads(Protocol):
         """Raises InvalidLeadDataError when the stored item cannot be read as a lead."""
         ...
 
+    def get_many(self, lead_ids: Sequence[str]) -> dict[str, Lead | UnreadableLead]:
+        """Consistent reads of up to 100 leads in one call (absent leads are left out)."""
+        ...
+
     def put(self, lead: Lead, previous: Lead | None = None) -> bool:
         """Write a whole lead, only if nobody changed it since `previous` was read (None: only if new)."""
         ...
@@ -212,11 +216,28 @@ class SendLedger(Protocol):
     def reject_after_send(self, lead_id: str, stage: FollowUpStage) -> None: ...
 
 
+@dataclass(frozen=True)
+class Reservation:
+    """Sends counted against a day's cap ahead of sending (on one counter shard)."""
+
+    day: str
+    shard: int
+    count: int
+
+
 class Quota(Protocol):
     """The daily send cap, counted across all senders."""
 
     def reserve(self, day: str, cap: int) -> bool:
         """Count one send against `day`; False (and nothing counted) once `cap` are counted."""
+        ...
+
+    def reserve_up_to(self, day: str, cap: int, count: int) -> Reservation | None:
+        """Count `count` sends at once when there is room for all, else one; None once `cap` are counted."""
+        ...
+
+    def release(self, reservation: Reservation, unused: int) -> None:
+        """Give back counted sends that did not happen."""
         ...
 
     def used(self, day: str) -> int: ...
@@ -228,6 +249,10 @@ class Suppression(Protocol):
     def suppress(self, email: str, reason: str, at: str) -> None: ...
 
     def is_suppressed(self, email: str) -> bool: ...
+
+    def suppressed_among(self, emails: Sequence[str]) -> set[str]:
+        """Which of these addresses (normalized) are suppressed, in one call for up to 100."""
+        ...
 
 
 Counts = dict[str, int]

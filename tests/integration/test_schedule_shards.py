@@ -137,3 +137,35 @@ def test_the_daily_cap_is_counted_over_shards_and_never_exceeded(aws: Emulator) 
         if item["lead_id"]["S"].startswith("#daily-sends")
     ]
     assert len(counters) == 16 and max(int(item["sent_count"]["N"]) for item in counters) <= 2
+
+
+def test_batch_reservations_and_their_give_backs_never_exceed_the_cap(aws: Emulator) -> None:
+    import threading
+
+    quota = wiring.stores(aws.settings).quota
+    day, cap = "2026-12-02", 100
+    # 16 senders at once, each reserving a batch of 10 and then sending only some of it
+    sent: list[int] = []
+    barrier = threading.Barrier(16)
+
+    def batch(number: int) -> None:
+        barrier.wait()
+        reservation = quota.reserve_up_to(day, cap, 10)
+        if reservation is None:
+            return
+        used = min(reservation.count, 3 + number % 8)
+        quota.release(reservation, reservation.count - used)
+        sent.append(used)
+
+    threads = [threading.Thread(target=batch, args=(n,)) for n in range(16)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    # Then the counters hold exactly what was sent, never more than the cap
+    assert quota.used(day) == sum(sent) <= cap
+    # And a batch larger than any shard's share (100 / 16 = 6 or 7) is counted one send at a time
+    big = quota.reserve_up_to(day, cap, 10)
+    assert big is not None and big.count == 1
+    small = quota.reserve_up_to("2026-12-03", 1000, 10)
+    assert small is not None and small.count == 10 and quota.used("2026-12-03") == 10

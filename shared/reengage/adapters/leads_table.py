@@ -19,7 +19,7 @@ import heapq
 import json
 import time
 import zlib
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from decimal import Decimal
 from typing import Any
@@ -39,6 +39,7 @@ from reengage.ports import InvalidLeadDataError, ScheduleEntry, UnreadableLead
 
 SCHEDULE_INDEX_NAME = "ScheduleShardIndex"
 DEFAULT_SCHEDULE_SHARDS = 16
+_BATCH_READ_ATTEMPTS = 4  # BatchGetItem calls for one batch of leads, while DynamoDB leaves keys unprocessed
 
 
 def _to_attribute_value(value: Any) -> dict[str, Any]:
@@ -300,6 +301,24 @@ class DynamoLeads:
             return None
         except AttributeDeserializationError as error:
             raise InvalidLeadDataError(f"lead {lead_id!r}: {error}") from error
+
+    def get_many(self, lead_ids: Sequence[str]) -> dict[str, Lead | UnreadableLead]:
+        """One consistent BatchGetItem (read raw: one badly typed item does not spoil the others);
+        keys DynamoDB leaves unprocessed are asked again, a few times."""
+        connection = LeadModel._get_connection()
+        wanted, found = list(dict.fromkeys(lead_ids)), {}
+        for _ in range(_BATCH_READ_ATTEMPTS):
+            if not wanted:
+                break
+            page = _read(
+                lambda ids=wanted: connection.batch_get_item([{"id": i} for i in ids], consistent_read=True)  # type: ignore[misc]
+            )
+            for raw in page.get("Responses", {}).get(LeadModel.Meta.table_name, []):
+                item = read_item(raw)
+                found[item.id if isinstance(item, Lead) else item.lead_id] = item
+            unprocessed = page.get("UnprocessedKeys", {}).get(LeadModel.Meta.table_name, {}).get("Keys", [])
+            wanted = [str(key["id"]["S"]) for key in unprocessed]
+        return found
 
     def put(self, lead: Lead, previous: Lead | None = None) -> bool:
         if previous is None:

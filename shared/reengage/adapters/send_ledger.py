@@ -15,6 +15,7 @@ write for every email sent.
 from __future__ import annotations
 
 import random
+from collections.abc import Sequence
 from functools import partial
 from typing import Any
 
@@ -25,7 +26,7 @@ from pynamodb.models import Model
 
 from reengage.adapters.dynamo_errors import conditionally
 from reengage.domain.leads import FollowUpStage, normalized_address
-from reengage.ports import LedgerRecord, LedgerState
+from reengage.ports import LedgerRecord, LedgerState, Reservation
 
 DAILY_COUNTER_KEY = "#daily-sends"  # + "#<shard>"
 SUPPRESSION_KEY = "#suppressed"  # sort key: the normalized address
@@ -177,21 +178,32 @@ class DynamoQuota:
 
     def reserve(self, day: str, cap: int) -> bool:
         """One conditional add on a random shard with room; the next shards when it is full."""
+        return self.reserve_up_to(day, cap, 1) is not None
+
+    def _count(self, shard: int, day: str, shard_cap: int, count: int = 1) -> Any:
+        room = DailySendsModel.sent_count <= shard_cap - count
+        return self._counter(shard, day).update(
+            actions=[DailySendsModel.sent_count.add(count)],
+            condition=(DailySendsModel.sent_count.does_not_exist() | room) if count <= shard_cap else room,
+        )
+
+    def reserve_up_to(self, day: str, cap: int, count: int) -> Reservation | None:
+        """`count` sends in one conditional add on a random shard with room for all of them (a sender
+        reserves its batch once, not once per email); else one send, the way `reserve` counts it."""
         caps = shard_caps(cap, self.shards)
-        first = random.randrange(self.shards)  # noqa: S311 - spreading writes, not security
+        shard = random.randrange(self.shards)  # noqa: S311 - spreading writes, not security
+        if count > 1 and caps[shard] >= count and conditionally(partial(self._count, shard, day, caps[shard], count)):
+            return Reservation(day, shard, count)
+        first = random.randrange(self.shards)  # noqa: S311
         for step in range(self.shards):
             shard = (first + step) % self.shards
-            if not caps[shard]:
-                continue
-            if conditionally(partial(self._count, shard, day, caps[shard])):
-                return True
-        return False
+            if caps[shard] and conditionally(partial(self._count, shard, day, caps[shard])):
+                return Reservation(day, shard, 1)
+        return None
 
-    def _count(self, shard: int, day: str, shard_cap: int) -> Any:
-        return self._counter(shard, day).update(
-            actions=[DailySendsModel.sent_count.add(1)],
-            condition=DailySendsModel.sent_count.does_not_exist() | (DailySendsModel.sent_count < shard_cap),
-        )
+    def release(self, reservation: Reservation, unused: int) -> None:
+        if unused > 0:
+            self._counter(reservation.shard, reservation.day).update(actions=[DailySendsModel.sent_count.add(-unused)])
 
     def used(self, day: str) -> int:
         """Every shard's count, in one BatchGetItem."""
@@ -214,3 +226,7 @@ class DynamoSuppression:
         except SuppressionModel.DoesNotExist:
             return False
         return True
+
+    def suppressed_among(self, emails: Sequence[str]) -> set[str]:
+        keys = [(SUPPRESSION_KEY, address) for address in dict.fromkeys(map(normalized_address, emails))]
+        return {str(item.address) for item in SuppressionModel.batch_get(keys, consistent_read=True)} if keys else set()

@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import logging
 import secrets
-from collections.abc import Callable
-from dataclasses import dataclass, replace
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, time, timedelta
 from time import monotonic
 from typing import Any
@@ -28,6 +29,7 @@ from reengage.domain.leads import (
     ScheduleState,
     SkipReason,
     appended_history,
+    normalized_address,
 )
 from reengage.domain.messages import FollowUpMessage, OutgoingEmail, follow_up_email
 from reengage.domain.unsubscribe import UnsubscribeLinks
@@ -39,10 +41,12 @@ from reengage.ports import (
     Mailer,
     MessageWriter,
     PoisonMessageError,
+    Reservation,
     SendInDoubtError,
     SendRejectedError,
     Stores,
     TransientError,
+    UnreadableLead,
 )
 from reengage.settings import Settings
 
@@ -89,6 +93,17 @@ class SendOutcome:
         )
 
 
+@dataclass
+class _Batch:
+    """What one SQS batch read ahead (see FollowUpSender.start_batch) and counted against the cap."""
+
+    leads: dict[str, Lead | UnreadableLead] = field(default_factory=dict)
+    suppressed: dict[str, bool] = field(default_factory=dict)  # normalized address -> suppressed
+    left: int = 0  # requests of the batch not handled yet
+    reservation: Reservation | None = None
+    reserved_left: int = 0
+
+
 def _recorded(lead: Lead, stage: FollowUpStage, message_id: str) -> bool:
     """The lead already holds this send (recorded by an attempt whose answer was lost)."""
     history = lead.engagement_history[-3:]
@@ -121,6 +136,53 @@ class FollowUpSender:
         self.reply_key = reply_key or (unsubscribe.key if unsubscribe is not None else None)
 
         self._used: tuple[str, int, float] | None = None  # (day, sends counted, when read)
+        self._batches = threading.local()  # a _Batch per thread: a process may handle batches side by side
+
+    @property
+    def _batch(self) -> _Batch:
+        batch: _Batch | None = getattr(self._batches, "batch", None)
+        if batch is None:
+            batch = self._batches.batch = _Batch()
+        return batch
+
+    def start_batch(self, lead_ids: Sequence[str]) -> None:
+        """Read the batch's leads, and which of their addresses are suppressed, in one BatchGetItem
+        each: two calls per SQS batch instead of two per message. Each lead read serves only the
+        first look at its request; every write is still conditioned on the version read, so a lead
+        changed meanwhile fails its lock and is read again. A failed read-ahead only costs the
+        per-message reads it was meant to save."""
+        self.finish_batch()
+        batch = self._batch
+        batch.left = len(lead_ids)
+        try:
+            batch.leads = self.stores.leads.get_many(lead_ids[:100])
+            emails = {normalized_address(lead.email) for lead in batch.leads.values() if isinstance(lead, Lead)}
+            addresses = sorted(emails)[:100]
+            suppressed = self.stores.suppression.suppressed_among(addresses)
+            batch.suppressed = {address: address in suppressed for address in addresses}
+        except Exception as error:  # noqa: BLE001 - an optimisation: the requests read one by one instead
+            logger.warning("batch read-ahead failed", extra={"error": repr(error)})
+            batch.leads, batch.suppressed = {}, {}
+
+    def finish_batch(self) -> None:
+        """Give back the sends the batch counted against the cap and did not make."""
+        batch = self._batch
+        batch.leads, batch.suppressed, batch.left = {}, {}, 0
+        if batch.reservation is not None:
+            try:
+                self.finish_reservation()
+            except Exception as error:  # noqa: BLE001 - the cap stays counted high: fewer sends today, never more
+                logger.warning("unused daily-cap reservation not given back", extra={"error": repr(error)})
+
+    def _read_lead(self, lead_id: str) -> Lead | None:
+        ahead = self._batch.leads.pop(lead_id, None)
+        if isinstance(ahead, UnreadableLead):
+            raise InvalidLeadDataError(f"lead {lead_id!r}: {ahead.problem}")
+        return ahead if ahead is not None else self.stores.leads.get(lead_id)
+
+    def _is_suppressed(self, email: str) -> bool:
+        read_ahead = self._batch.suppressed.get(normalized_address(email))
+        return read_ahead if read_ahead is not None else self.stores.suppression.is_suppressed(email)
 
     def _used_today(self, day: str) -> int:
         """The day's sends, read at most once per USED_FRESH_SECONDS (about once per SQS batch). The check
@@ -192,7 +254,7 @@ class FollowUpSender:
     def _claimed_lead(self, request: FollowUpRequest) -> Lead | SendOutcome:
         """The lead, still claimed for this stage and still eligible, or the outcome that ends the request."""
         try:
-            lead = self.stores.leads.get(request.lead_id)
+            lead = self._read_lead(request.lead_id)
         except InvalidLeadDataError as error:
             self.stores.schedule.set_aside(request.lead_id, str(error))
             return self._skip(request, SkipReason.INVALID_DATA, str(error))
@@ -206,7 +268,7 @@ class FollowUpSender:
         if lead.schedule_state != ScheduleState.CLAIMED or lead.claim_stage != request.stage:
             return self._skip(request, SkipReason.NOT_CLAIMED, lead.schedule_state or "not scheduled")
         verdict = self.policy.standing(lead)
-        if verdict.due and self.stores.suppression.is_suppressed(lead.email):
+        if verdict.due and self._is_suppressed(lead.email):
             self._stop(lead, request.stage, SkipReason.SUPPRESSED)
             return self._skip(request, SkipReason.SUPPRESSED, "address on the suppression list")
         if verdict.stage != request.stage:
@@ -217,6 +279,8 @@ class FollowUpSender:
 
     def send(self, request: FollowUpRequest) -> SendOutcome:
         """Handle one request. Raises TransientError when it should be retried later."""
+        batch = self._batch
+        batch_left, batch.left = max(1, batch.left), max(0, batch.left - 1)
         lead = self._claimed_lead(request)
         if isinstance(lead, SendOutcome):
             return lead
@@ -254,7 +318,7 @@ class FollowUpSender:
                 return latest
             raise TransientError(f"lead {lead.id} changed while being locked; retrying")
         locked = replace(lead, version=lead.version + 1, schedule_state=ScheduleState.SENDING, schedule_at=locked_at)
-        if not self._reserve(locked, request, day, cap):
+        if not self._reserve(locked, request, day, cap, batch_left):
             self._unlock(locked, request, "over the daily cap")
             self._release(lead, request.stage)
             return SendOutcome(lead.id, request.stage.value, DEFERRED, SkipReason.DAILY_CAP)
@@ -274,18 +338,36 @@ class FollowUpSender:
         reason = f"{SkipReason.QUALITY_GATE}: {message.problems[0]}"
         return SendOutcome.of(lead.id, request.stage.value, SKIPPED, message, reason=reason)
 
-    def _reserve(self, locked: Lead, request: FollowUpRequest, day: str, cap: int) -> bool:
-        """Count this send against the day's cap (no cap: always); the lock is given back if counting fails."""
+    def _reserve(self, locked: Lead, request: FollowUpRequest, day: str, cap: int, batch_left: int) -> bool:
+        """Count this send against the day's cap (no cap: always); the lock is given back if counting
+        fails. The first send of a batch counts the whole rest of the batch in one write; the next ones
+        use that reservation, and finish_batch gives back what was not sent."""
         if not cap:
             return True
+        batch = self._batch
+        if batch.reservation is not None and batch.reservation.day == day and batch.reserved_left > 0:
+            batch.reserved_left -= 1
+            self._counted(day)
+            return True
         try:
-            within_cap = self.stores.quota.reserve(day, cap)
+            self.finish_reservation()
+            reservation = self.stores.quota.reserve_up_to(day, cap, batch_left)
         except Exception:
             self._unlock(locked, request, "the daily cap could not be counted")
             raise
-        if within_cap:
-            self._counted(day)
-        return within_cap
+        if reservation is None:
+            return False
+        batch.reservation, batch.reserved_left = reservation, reservation.count - 1
+        self._counted(day)
+        return True
+
+    def finish_reservation(self) -> None:
+        """Give back what a reservation counted and no send used (another day's, or the batch's end)."""
+        batch = self._batch
+        reservation, unused = batch.reservation, batch.reserved_left
+        batch.reservation, batch.reserved_left = None, 0
+        if reservation is not None and unused:
+            self.stores.quota.release(reservation, unused)
 
     def _unlock(self, locked: Lead, request: FollowUpRequest, why: str) -> None:
         """Give the lock back after a send that certainly did not happen: the request is retried."""
