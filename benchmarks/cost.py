@@ -59,6 +59,12 @@ def function_config(template: dict[str, Any], logical: str) -> tuple[float, str]
     return memory / 1024, arch
 
 
+def traced(template: dict[str, Any], logical: str) -> bool:
+    """Tracing: Active records a trace per invocation (PassThrough records none of its own)."""
+    globals_ = template.get("Globals", {}).get("Function", {})
+    return bool(template["Resources"][logical]["Properties"].get("Tracing", globals_.get("Tracing")) == "Active")
+
+
 def latency_ms(calls: dict[str, float]) -> float:
     total = 0.0
     for operation, count in calls.items():
@@ -100,7 +106,7 @@ def per_thousand(figures: dict[str, Any], template: dict[str, Any]) -> dict[str,
         if function == "SchedulerFunction":
             seconds = 0.0
         lambda_cost += per * PRICE["lambda_request"] + seconds * gb * PRICE["lambda_gb_s"][arch]
-        traces += per
+        traces += per if traced(template, function) else 0.0
     scheduler_gb, scheduler_arch = function_config(template, "SchedulerFunction")
     # The scheduler per lead it claimed (with --send-limit, more were claimed than sent).
     claimed = sum(run["marked"] for run in steps["scheduler"].get("runs", [])) or emails or 1
@@ -110,7 +116,7 @@ def per_thousand(figures: dict[str, Any], template: dict[str, Any]) -> dict[str,
     lambda_cost += scheduler_seconds * scheduler_gb * PRICE["lambda_gb_s"][scheduler_arch]
     cost["Lambda"] = lambda_cost
     # An upper bound: X-Ray's default rule traces the first request each second and 5% of the rest.
-    cost["X-Ray (every invocation traced: upper bound)"] = traces * PRICE["xray_trace"]
+    cost["X-Ray (every traced invocation: upper bound)"] = traces * PRICE["xray_trace"]
     cost["CloudWatch Logs"] = LOG_BYTES_PER_EMAIL / 1e9 * PRICE["logs_gb"]
     return {name: value * 1000 for name, value in cost.items()}
 
