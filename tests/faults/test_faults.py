@@ -79,7 +79,7 @@ def _throughput_exceeded(*_: Any) -> None:
 
 
 def random_crashes(pipeline: Pipeline, _: Emulator) -> None:
-    for point in ("scheduler.after_claim", "sender.read", "sender.after_send", "sender.after_record"):
+    for point in ("scheduler.after_claim", "sender.before_lock", "sender.after_send", "sender.after_record"):
         pipeline.faults.sometimes(point, 0.15, crash)
 
 
@@ -92,7 +92,8 @@ SCENARIOS: dict[str, Callable[[Pipeline, Emulator], None]] = {
     "sender dies after the record, before deleting the message": lambda p, a: p.faults.once(
         "sender.after_record", crash
     ),
-    "sender dies mid-batch (deadline)": lambda p, a: p.faults.after("sender.read", 3, crash),
+    # A batch's leads are read in one call before the first request: the fourth request's lock is mid-batch
+    "sender dies mid-batch (deadline)": lambda p, a: p.faults.after("sender.before_lock", 3, crash),
     "SES throttles three times": lambda p, a: p.faults.once("ses.before_send", ses_throttling, times=3),
     "SES throttles every other call": lambda p, a: p.faults.sometimes("ses.before_send", 0.5, ses_throttling),
     "DynamoDB throttles a send-lock transaction": lambda p, a: throttle_dynamodb(p),

@@ -192,8 +192,9 @@ def test_a_whole_item_write_landing_between_lock_and_record_strands_nothing(aws:
     assert lead is not None
     assert (lead.follow_up_stage, lead.schedule_state, lead.company) == ("Followup_1", ScheduleState.DUE, "New Co")
     assert [entry["outcome"] for entry in lead.engagement_history] == ["sent"]
+    # The ledger record made by the lock stays (it stops a second email for the stage)
     ledger = ledger_item(aws, "lead-001", "Followup_1")
-    assert ledger is not None and ledger["state"]["S"] == "sent"
+    assert ledger is not None and ledger["state"]["S"] == "sending"
 
 
 def test_a_reply_recorded_while_the_email_is_on_its_way_keeps_its_history_and_stops_the_sequence(
