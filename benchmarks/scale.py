@@ -376,6 +376,30 @@ def markdown(figures: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def claims_only(count: int, due_share: float) -> None:
+    """The scheduled run and the schedule chain after it, unmetered: each run's claims and the
+    backlog it reported, in emulator time (each run gets SchedulerFunction's Timeout)."""
+    with LocalEmulator() as server:
+        use_endpoint(server.endpoint, os.environ)
+        os.environ.update(provision.provision(OVERRIDES).environment)
+        settings = Settings.from_env(os.environ)
+        now = datetime.now(UTC)
+        started = time.perf_counter()
+        wiring.stores(settings).leads.put_many(build_leads(count, due_share, settings, now))  # type: ignore[attr-defined]
+        print(f"seeded {count:,} leads in {time.perf_counter() - started:.0f} s", flush=True)
+        cpu = CpuClock()
+        runs, seconds = run_scheduler_chain(settings, now, cpu)
+        for number, run in enumerate(runs, start=1):
+            left = run["left_for_next_run"]
+            print(f"run {number}: claimed {run['marked']:,}, left for the next run {left:,}", flush=True)
+        claimed = sum(run["marked"] for run in runs)
+        print(
+            f"{claimed:,} claimed and enqueued in {len(runs)} run(s), {seconds:.0f} s of emulator time "
+            f"({seconds * 1000 / max(1, claimed):.1f} ms per claim); app CPU {cpu.seconds:.1f} s "
+            f"({cpu.seconds * 1000 / max(1, claimed):.2f} ms per claim); peak RSS {peak_memory_mb():,.0f} MB"
+        )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--leads", type=int, default=100_000)
@@ -388,9 +412,17 @@ def main() -> None:
     parser.add_argument("--shards", type=int, help="ScheduleShards for this run (default: the template's)")
     parser.add_argument("--markdown", metavar="FILE", help="print the README table from a --json FILE and exit")
     parser.add_argument("--json", help="write the figures to this file (benchmarks/cost.py reads it)")
+    parser.add_argument(
+        "--claims-only",
+        action="store_true",
+        help="seed, then only the scheduler's runs (no meter, no senders): how a backlog is claimed run by run",
+    )
     args = parser.parse_args()
     if args.markdown:
         print(markdown(json.loads(Path(args.markdown).read_text())))
+        return
+    if args.claims_only:
+        claims_only(args.leads, args.due)
         return
     meter = Meter()
     steps: dict[str, Any] = {}
