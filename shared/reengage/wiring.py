@@ -16,9 +16,18 @@ import botocore.session
 from botocore.config import Config
 
 from reengage.adapters.counters import DynamoCounters
-from reengage.adapters.leads_table import DynamoLeads, DynamoSchedule
+from reengage.adapters.dynamo_client import share_client
+from reengage.adapters.leads_table import DynamoLeads, DynamoSchedule, LeadModel
 from reengage.adapters.parameters import load_field_mapping, load_knowledge_base, secret_text
-from reengage.adapters.send_ledger import DynamoQuota, DynamoSendLedger, DynamoSuppression
+from reengage.adapters.send_ledger import (
+    AddressModel,
+    DailySendsModel,
+    DynamoQuota,
+    DynamoSendLedger,
+    DynamoSuppression,
+    LedgerModel,
+    SuppressionModel,
+)
 from reengage.adapters.send_lock import DynamoSendLock
 from reengage.adapters.sqs_queue import SqsFollowUpQueue
 from reengage.domain.airtable_mapping import FieldMapping
@@ -29,6 +38,15 @@ from reengage.ports import CrmTable, EventBus, Mailer, MessageWriter, Stores, Sy
 from reengage.settings import Settings
 
 _DEFAULT = Config(connect_timeout=5, read_timeout=15, retries={"mode": "standard", "max_attempts": 3})
+# DynamoDB through pynamodb: its own client settings (no parameter validation), and a connection pool
+# for the scheduler's claim threads and the import's writers.
+_DYNAMODB = Config(
+    connect_timeout=5,
+    read_timeout=15,
+    retries={"mode": "standard", "max_attempts": 3},
+    parameter_validation=False,
+    max_pool_connections=32,
+)
 # No automatic retries for SES: a retried SendEmail after a lost answer could send twice.
 # Throttling is retried by SQS instead, with the record back on the queue.
 _SES = Config(connect_timeout=5, read_timeout=15, retries={"mode": "standard", "total_max_attempts": 1})
@@ -40,6 +58,7 @@ def _session() -> botocore.session.Session:
 
 
 _CREATE_LOCK = threading.Lock()
+DYNAMODB_MODELS = (LeadModel, LedgerModel, DailySendsModel, SuppressionModel, AddressModel)
 
 
 def client(service: str, config: Config = _DEFAULT) -> Any:
@@ -65,14 +84,18 @@ class LazyClient:
 def stores(settings: Settings) -> Stores:
     leads_table, ledger_table = settings.leads_table_name, settings.send_ledger_table_name
     shards = settings.schedule_shards
-    return Stores(
+    send_lock = DynamoSendLock(leads_table, ledger_table, shards)
+    built = Stores(
         leads=DynamoLeads(leads_table, schedule_shards=shards),
         schedule=DynamoSchedule(leads_table, schedule_shards=shards),
-        send_lock=DynamoSendLock(leads_table, ledger_table, shards),
+        send_lock=send_lock,
         ledger=DynamoSendLedger(ledger_table),
         quota=DynamoQuota(ledger_table, shards),
         suppression=DynamoSuppression(ledger_table),
     )
+    # One DynamoDB client for every model and the send lock's transactions, built on first use.
+    share_client(LazyClient("dynamodb", _DYNAMODB), DYNAMODB_MODELS, [send_lock.connection])
+    return built
 
 
 def counters(settings: Settings) -> DynamoCounters:

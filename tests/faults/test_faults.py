@@ -63,11 +63,11 @@ def throttle_dynamodb(pipeline: Pipeline) -> None:
     def hook(**_: Any) -> None:
         pipeline.faults.at("dynamodb.transact")
 
-    pipeline.real_stores.send_lock._connection = None  # type: ignore[attr-defined]
     pipeline.faults.once("dynamodb.transact", _throughput_exceeded)
     connection = __import__("pynamodb.connection", fromlist=["Connection"]).Connection()
     connection.client.meta.events.register("before-call.dynamodb.TransactWriteItems", hook)
-    pipeline.real_stores.send_lock._connection = connection  # type: ignore[attr-defined]
+    # A client of its own for the send lock's transactions (the models keep the shared one)
+    pipeline.real_stores.send_lock.connection = connection  # type: ignore[attr-defined]
 
 
 def _throughput_exceeded(*_: Any) -> None:

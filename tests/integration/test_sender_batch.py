@@ -104,3 +104,24 @@ def test_a_lead_changed_after_the_batch_read_is_read_again_not_overwritten(aws: 
     lead = wiring.stores(aws.settings).leads.get("lead-002")
     assert lead is not None and lead.response_status == "Rejected" and lead.follow_up_stage is None
     assert counted_today(aws) == 1
+
+
+def test_one_dynamodb_client_serves_every_table_and_the_transactions(aws: Emulator, tmp_path: Path) -> None:
+    import botocore.session
+
+    event = claimed_batch(aws, tmp_path, 3)
+    built: Counter[str] = Counter()
+    original = botocore.session.Session.create_client
+
+    def counting(session: Any, service: str, *args: Any, **kwargs: Any) -> Any:
+        built[service] += 1
+        return original(session, service, *args, **kwargs)
+
+    botocore.session.Session.create_client = counting  # type: ignore[assignment,method-assign]
+    try:
+        response = load_handler("sender").lambda_handler(event, FakeLambdaContext())
+    finally:
+        botocore.session.Session.create_client = original  # type: ignore[method-assign]
+    assert response == {"batchItemFailures": []}
+    # Leads, ledger, counters, suppression and the send lock: one client (pynamodb alone built four)
+    assert built["dynamodb"] == 1

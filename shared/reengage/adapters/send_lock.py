@@ -74,12 +74,10 @@ class DynamoSendLock:
     def __init__(self, leads_table_name: str, ledger_table_name: str, schedule_shards: int | None = None) -> None:
         bind_leads_table(leads_table_name, schedule_shards)
         bind_ledger_table(ledger_table_name)
-        self._connection: Connection | None = None  # built on first use
+        self.connection = Connection()  # its client is built on first use (or shared: wiring.stores)
 
     def _commit(self, build: Callable[[TransactWrite], None]) -> None:
-        if self._connection is None:
-            self._connection = Connection()
-        with TransactWrite(connection=self._connection) as transaction:
+        with TransactWrite(connection=self.connection) as transaction:
             build(transaction)
 
     def _transaction(self, build: Callable[[TransactWrite], None]) -> bool:
