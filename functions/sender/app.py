@@ -13,30 +13,19 @@ from collections.abc import Callable, Mapping
 from functools import cache
 from typing import Any
 
+# Imported before anything loads pydantic: Powertools' batch types import its parser models
+# (pydantic) when pydantic is already in sys.modules, and nothing on this path needs them.
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
-from aws_lambda_powertools.utilities.parser.models import SqsRecordModel
-from pydantic import BaseModel, Field, Json, ValidationError
+from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
 from reengage import wiring
-from reengage.domain.leads import FollowUpStage
+from reengage.adapters.sqs_records import InvalidRecordError, read_follow_up_record
 from reengage.observability import logger, metrics, reject, send_outcome_metrics
-from reengage.ports import FollowUpRequest, PoisonMessageError, TransientError
+from reengage.ports import PoisonMessageError, TransientError
 from reengage.services.sender import FollowUpSender, SendOutcome
 from reengage.settings import Settings
 
 RetryLater = Callable[[str, int], None]
-
-
-class FollowUpBody(BaseModel):
-    """The queue message body, as the scheduler writes it."""
-
-    lead_id: str = Field(min_length=1, max_length=2048)
-    stage: FollowUpStage
-    campaign_id: str = Field(default="", max_length=128)
-
-
-class FollowUpRecord(SqsRecordModel):
-    body: Json[FollowUpBody]
 
 
 def retry_delay_seconds(receive_count: int, jitter: float) -> int:
@@ -69,23 +58,22 @@ def handle_batch(
     valid: list[Any] = []
     for record in _records(event):
         try:
-            FollowUpRecord.model_validate(record)
+            read_follow_up_record(record)
             valid.append(record)
-        except ValidationError as error:
+        except InvalidRecordError as error:
             message_id = record.get("messageId") if isinstance(record, Mapping) else None
             body = record.get("body") if isinstance(record, Mapping) else None
-            problem = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in error.errors()[:3])
-            reject("SQS record", problem, message_id=str(message_id)[:100], body=str(body)[:300])
+            reject("SQS record", str(error), message_id=str(message_id)[:100], body=str(body)[:300])
 
-    def handle(record: FollowUpRecord) -> str:
-        body = record.body
+    def handle(record: SQSRecord) -> str:
+        queued = read_follow_up_record(record.raw_event)  # checked above: the same answer, in microseconds
         try:
-            outcome = sender.send(FollowUpRequest(body.lead_id, body.stage, body.campaign_id))
+            outcome = sender.send(queued.request)
         except TransientError:
-            throttled.append((record.receiptHandle, int(record.attributes.ApproximateReceiveCount)))
+            throttled.append((queued.receipt_handle, queued.receive_count))
             raise
         except PoisonMessageError as error:
-            reject("SQS record", str(error), message_id=record.messageId)
+            reject("SQS record", str(error), message_id=queued.message_id)
             return "rejected"
         outcomes.append(outcome)
         return outcome.kind
@@ -93,7 +81,7 @@ def handle_batch(
     if not valid:
         return {"batchItemFailures": []}, outcomes
     sender.writer.start_batch(context.get_remaining_time_in_millis if context is not None else None)
-    processor = BatchProcessor(event_type=EventType.SQS, model=FollowUpRecord, raise_on_entire_batch_failure=False)
+    processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
     response = process_partial_response(
         event={"Records": valid}, record_handler=handle, processor=processor, context=context
     )
