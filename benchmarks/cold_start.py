@@ -1,14 +1,15 @@
 """Cold-start import cost of the built handlers, measured the way Lambda loads them.
 
 Runs fresh processes in .venv-lambda (boto3 only, like the runtime) with the SAM build
-on the path, and prints the median import time of each handler next to `import boto3`:
+for this machine's architecture on the path (`make build-host`: the template deploys arm64,
+so on an x86_64 machine these are x86_64 figures), and prints the median import time of each handler next to `import boto3`:
 wall time, and the CPU time of the import (less sensitive to other load on the machine).
 The runs are interleaved (one of each, then the next round), so a busy spell weighs on the
 baseline and the handlers alike.
 Targets: the scheduler within 1.5x of `import boto3`, the sender within 1.6x, and no
 handler imports openai.
 
-    make build && .venv/bin/python benchmarks/cold_start.py [--runs 9]
+    make build-host && .venv/bin/python benchmarks/cold_start.py [--runs 9]
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import subprocess
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-BUILD = ROOT / ".aws-sam" / "build"
+BUILD = ROOT / ".aws-sam" / "build-host"
 PYTHON = ROOT / ".venv-lambda" / "bin" / "python"
 ENV = {
     "LEADS_TABLE_NAME": "leads",
@@ -59,7 +60,7 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=9)
     args = parser.parse_args()
     if not (BUILD / "SchedulerFunction" / "app.py").is_file() or not PYTHON.is_file():
-        raise SystemExit("run `make build` and `make .venv-lambda/.installed` first (make test does both)")
+        raise SystemExit("run `make build-host` and `make .venv-lambda/.installed` first (make test does both)")
     targets: tuple[str | None, ...] = (None, *FUNCTIONS)
     samples: dict[str | None, list[tuple[float, float, bool]]] = {target: [] for target in targets}
     for _ in range(args.runs):
