@@ -1,9 +1,10 @@
 """Cold-start import cost of the built handlers, measured the way Lambda loads them.
 
-Runs fresh processes in .venv-lambda (boto3 only, like the runtime) with the SAM build
-for this machine's architecture on the path (`make build-host`: the template deploys arm64,
-so on an x86_64 machine these are x86_64 figures), and prints the median import time of each handler next to `import boto3`:
-wall time, and the CPU time of the import (less sensitive to other load on the machine).
+Runs fresh processes in .venv-lambda (boto3 only, like the runtime) with the SAM build for
+this machine's architecture on the path (`make build-host`: the template deploys arm64, so
+on an x86_64 machine these are x86_64 figures), and prints the median import time of each
+handler next to `import boto3`: wall time, and the CPU time of the import (less sensitive
+to other load on the machine).
 The runs are interleaved (one of each, then the next round), so a busy spell weighs on the
 baseline and the handlers alike.
 Targets: the scheduler within 1.5x of `import boto3`, the sender within 1.6x, and no
@@ -71,8 +72,9 @@ def main() -> None:
     print(f"{'median of ' + str(args.runs):<33} {'wall':>9}  {'ratio':>6}  {'CPU':>9}  {'ratio':>6}")
     for target in targets:
         openai = any(s[2] for s in samples[target])
+        name = target or f"{BASELINE} (runtime baseline)"
         print(
-            f"{target or BASELINE + ' (runtime baseline)':<33} {wall[target] * 1000:6.1f} ms  {wall[target] / wall[None]:5.2f}x"
+            f"{name:<33} {wall[target] * 1000:6.1f} ms  {wall[target] / wall[None]:5.2f}x"
             f"  {cpu[target] * 1000:6.1f} ms  {cpu[target] / cpu[None]:5.2f}x"
             + ("" if target is None else f"  openai imported: {'yes' if openai else 'no'}")
         )

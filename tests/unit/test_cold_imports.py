@@ -26,7 +26,14 @@ print(json.dumps(sorted(sys.modules)))
 # Imported on first use, never by the module itself: pydantic (and the Powertools parser built on
 # it) no longer validates the sender's records; openai is imported only when an AI message is written.
 NOT_AT_COLD_START = {
-    "sender": ("pydantic", "pydantic_core", "aws_lambda_powertools.utilities.parser", "openai"),
+    "sender": (
+        "pydantic",
+        "pydantic_core",
+        "aws_lambda_powertools.utilities.parser",
+        "openai",
+        "reengage.domain.airtable_mapping",  # the Airtable sync's field mapping, and the CSV import rules behind it
+        "reengage.domain.imports",
+    ),
 }
 
 
