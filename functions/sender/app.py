@@ -1,6 +1,6 @@
 """SenderFunction: turn each queued follow-up request into at most one email.
 
-The SQS glue lives here: Powertools batch processing with partial-batch failures, and an
+The SQS glue lives here: partial batch responses (only failed records come back), and an
 exponential backoff for records that failed on throttling or an outage. `reengage run`
 drains the queue locally through `handle_batch`, exactly as this handler does.
 """
@@ -13,13 +13,13 @@ from collections.abc import Callable, Mapping
 from functools import cache
 from typing import Any
 
-# Imported before anything loads pydantic: Powertools' batch types import its parser models
-# (pydantic) when pydantic is already in sys.modules, and nothing on this path needs them.
-from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
-from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
-
 from reengage import wiring
-from reengage.adapters.sqs_records import InvalidRecordError, read_follow_up_record
+from reengage.adapters.sqs_records import (
+    InvalidRecordError,
+    QueuedFollowUp,
+    partial_batch_response,
+    read_follow_up_record,
+)
 from reengage.observability import logger, metrics, reject, send_outcome_metrics
 from reengage.ports import PoisonMessageError, TransientError
 from reengage.services.sender import FollowUpSender, SendOutcome
@@ -55,18 +55,16 @@ def handle_batch(
     """
     outcomes: list[SendOutcome] = []
     throttled: list[tuple[str, int]] = []
-    valid: list[Any] = []
+    valid: list[QueuedFollowUp] = []
     for record in _records(event):
         try:
-            read_follow_up_record(record)
-            valid.append(record)
+            valid.append(read_follow_up_record(record))
         except InvalidRecordError as error:
             message_id = record.get("messageId") if isinstance(record, Mapping) else None
             body = record.get("body") if isinstance(record, Mapping) else None
             reject("SQS record", str(error), message_id=str(message_id)[:100], body=str(body)[:300])
 
-    def handle(record: SQSRecord) -> str:
-        queued = read_follow_up_record(record.raw_event)  # checked above: the same answer, in microseconds
+    def handle(queued: QueuedFollowUp) -> str:
         try:
             outcome = sender.send(queued.request)
         except TransientError:
@@ -81,10 +79,7 @@ def handle_batch(
     if not valid:
         return {"batchItemFailures": []}, outcomes
     sender.writer.start_batch(context.get_remaining_time_in_millis if context is not None else None)
-    processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
-    response = process_partial_response(
-        event={"Records": valid}, record_handler=handle, processor=processor, context=context
-    )
+    response = partial_batch_response(valid, handle)
     if retry_later is not None:
         for receipt_handle, receive_count in throttled:
             retry_later(receipt_handle, retry_delay_seconds(receive_count, random.random()))

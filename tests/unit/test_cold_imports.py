@@ -23,13 +23,17 @@ spec.loader.exec_module(module)
 print(json.dumps(sorted(sys.modules)))
 """
 
-# Imported on first use, never by the module itself: pydantic (and the Powertools parser built on
-# it) no longer validates the sender's records; openai is imported only when an AI message is written.
+# Never imported by the module itself: pydantic (and the Powertools parser built on it) no longer
+# checks the sender's records, nor Powertools' batch utilities (asyncio and every event data class)
+# build its response; openai is imported only when an AI message is written.
 NOT_AT_COLD_START = {
     "sender": (
         "pydantic",
         "pydantic_core",
         "aws_lambda_powertools.utilities.parser",
+        "aws_lambda_powertools.utilities.batch",
+        "aws_lambda_powertools.utilities.data_classes",
+        "asyncio",
         "openai",
         "reengage.domain.airtable_mapping",  # the Airtable sync's field mapping, and the CSV import rules behind it
         "reengage.domain.imports",

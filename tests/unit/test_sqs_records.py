@@ -1,4 +1,5 @@
-"""The sender's hand-written SQS record check against the pydantic model it replaced (the oracle)."""
+"""The sender's hand-written SQS record check and batch response, each against what it replaced (the
+oracles): the pydantic model and Powertools' BatchProcessor."""
 
 from __future__ import annotations
 
@@ -7,14 +8,15 @@ import json
 from typing import Any
 
 import pytest
+from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 from aws_lambda_powertools.utilities.parser.models import SqsRecordModel
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import BaseModel, Field, Json, ValidationError
 
-from reengage.adapters.sqs_records import InvalidRecordError, read_follow_up_record
+from reengage.adapters.sqs_records import InvalidRecordError, partial_batch_response, read_follow_up_record
 from reengage.domain.leads import FollowUpStage
-from reengage.ports import FollowUpRequest
+from reengage.ports import FollowUpRequest, PoisonMessageError, TransientError
 from tests.conftest import load_event
 
 
@@ -138,3 +140,27 @@ def test_a_record_gives_the_request_and_what_the_backoff_and_the_batch_response_
 def test_a_record_that_is_not_an_object_is_invalid(record: Any) -> None:
     with pytest.raises(InvalidRecordError, match="not an object"):
         read_follow_up_record(record)
+
+
+FAILURES = st.sampled_from([None, TransientError, PoisonMessageError, KeyError, RuntimeError, ValueError])
+
+
+@settings(max_examples=200, deadline=None, derandomize=True)
+@given(st.lists(FAILURES, min_size=1, max_size=10))
+def test_the_batch_response_is_the_one_powertools_batch_processor_gives(failures: list[Any]) -> None:
+    # Given a batch where the handler raises (or not) for each record in turn
+    records = [{**RECORD, "messageId": f"message-{n}"} for n in range(len(failures))]
+    outcome = {record["messageId"]: failure for record, failure in zip(records, failures, strict=True)}
+
+    def act(message_id: str) -> None:
+        if failure := outcome[message_id]:
+            raise failure("failed")
+
+    # When both answer it
+    processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
+    expected = process_partial_response(
+        event={"Records": records}, record_handler=lambda record: act(record.message_id), processor=processor
+    )
+    ours = partial_batch_response([read_follow_up_record(r) for r in records], lambda q: act(q.message_id))
+    # Then the same records come back, in the same order
+    assert ours == expected
