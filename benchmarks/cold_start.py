@@ -8,15 +8,18 @@ to other load on the machine).
 The runs are interleaved (one of each, then the next round), so a busy spell weighs on the
 baseline and the handlers alike.
 Targets: the scheduler within 1.5x of `import boto3`, the sender within 1.6x, and no
-handler imports openai.
+handler imports openai. On a shared machine the times swing with other load: `--instructions`
+counts the instructions of each import instead (valgrind's callgrind, one run each, the
+interpreter's start-up subtracted), a figure other load does not move.
 
-    make build-host && .venv/bin/python benchmarks/cold_start.py [--runs 9]
+    make build-host && .venv/bin/python benchmarks/cold_start.py [--runs 9] [--instructions]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import re
 import statistics
 import subprocess
 from pathlib import Path
@@ -56,12 +59,43 @@ def measure_once(function: str | None) -> tuple[float, float, bool]:
     return float(wall), float(cpu), bool(openai)
 
 
+def instructions(function: str | None) -> int:
+    """Instructions executed by a fresh process importing the handler (or boto3, or nothing: None, "")."""
+    statement = "pass" if function == "" else "import app" if function else BASELINE
+    process = subprocess.run(
+        ["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null", str(PYTHON), "-c", statement],
+        env={**ENV, "PYTHONPATH": f"{BUILD / function}:{BUILD / 'ReengageLayer' / 'python'}" if function else ""},
+        cwd=BUILD / function if function else ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    found = re.search(r"Collected : (\d+)", process.stderr)
+    assert found, process.stderr[-500:]
+    return int(found.group(1))
+
+
+def count_instructions() -> None:
+    for function in (None, *FUNCTIONS):  # the first runs write the .pyc files the counted runs read
+        measure_once(function)
+    start_up = instructions("")
+    baseline = instructions(None) - start_up
+    print(f"{BASELINE + ' (runtime baseline)':<33} {baseline / 1e6:7.1f} M instructions")
+    for function in FUNCTIONS:
+        count = instructions(function) - start_up
+        print(f"{function:<33} {count / 1e6:7.1f} M instructions  {count / baseline:5.2f}x")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=9)
+    parser.add_argument("--instructions", action="store_true", help="count instructions (valgrind) instead")
     args = parser.parse_args()
     if not (BUILD / "SchedulerFunction" / "app.py").is_file() or not PYTHON.is_file():
         raise SystemExit("run `make build-host` and `make .venv-lambda/.installed` first (make test does both)")
+    if args.instructions:
+        count_instructions()
+        return
     targets: tuple[str | None, ...] = (None, *FUNCTIONS)
     samples: dict[str | None, list[tuple[float, float, bool]]] = {target: [] for target in targets}
     for _ in range(args.runs):
