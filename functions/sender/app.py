@@ -30,7 +30,7 @@ RetryLater = Callable[[str, int], None]
 
 def retry_delay_seconds(receive_count: int, jitter: float) -> int:
     """Exponential backoff for a throttled record: 30 s, 60 s, 120 s ... capped at 15 minutes, +/-20%."""
-    base = min(900, 30 * 2 ** max(0, receive_count - 1))
+    base = min(900, 30 * 2 ** min(10, max(0, receive_count - 1)))  # the cap is reached by the 6th: no huge powers
     return max(1, int(base * (0.8 + 0.4 * jitter)))
 
 

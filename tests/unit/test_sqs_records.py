@@ -117,6 +117,7 @@ def test_bodies_that_are_not_plain_json_objects_get_the_same_verdict(body: Any) 
         ({"eventSource": "aws:sns"}, "eventSource: not aws:sqs"),
         ({"attributes": {"ApproximateReceiveCount": "²"}}, "attributes.ApproximateReceiveCount: not a count"),
         ({"attributes": None}, "attributes.ApproximateReceiveCount: not a count"),
+        ({"attributes": {"ApproximateReceiveCount": "9" * 5000}}, "attributes.ApproximateReceiveCount: not a count"),
         ({"body": '{"lead_id": "", "stage": "Followup_7"}'}, "body.lead_id: 0 characters, not 1 to 2048"),
     ],
 )
