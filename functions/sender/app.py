@@ -1,6 +1,6 @@
 """SenderFunction: turn each queued follow-up request into at most one email.
 
-The SQS glue lives here: Powertools batch processing with partial-batch failures, and an
+The SQS glue lives here: partial batch responses (only failed records come back), and an
 exponential backoff for records that failed on throttling or an outage. `reengage run`
 drains the queue locally through `handle_batch`, exactly as this handler does.
 """
@@ -13,35 +13,24 @@ from collections.abc import Callable, Mapping
 from functools import cache
 from typing import Any
 
-from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
-from aws_lambda_powertools.utilities.parser.models import SqsRecordModel
-from pydantic import BaseModel, Field, Json, ValidationError
-
 from reengage import wiring
-from reengage.domain.leads import FollowUpStage
+from reengage.adapters.sqs_records import (
+    InvalidRecordError,
+    QueuedFollowUp,
+    partial_batch_response,
+    read_follow_up_record,
+)
 from reengage.observability import logger, metrics, reject, send_outcome_metrics
-from reengage.ports import FollowUpRequest, PoisonMessageError, TransientError
+from reengage.ports import PoisonMessageError, TransientError
 from reengage.services.sender import FollowUpSender, SendOutcome
 from reengage.settings import Settings
 
 RetryLater = Callable[[str, int], None]
 
 
-class FollowUpBody(BaseModel):
-    """The queue message body, as the scheduler writes it."""
-
-    lead_id: str = Field(min_length=1, max_length=2048)
-    stage: FollowUpStage
-    campaign_id: str = Field(default="", max_length=128)
-
-
-class FollowUpRecord(SqsRecordModel):
-    body: Json[FollowUpBody]
-
-
 def retry_delay_seconds(receive_count: int, jitter: float) -> int:
     """Exponential backoff for a throttled record: 30 s, 60 s, 120 s ... capped at 15 minutes, +/-20%."""
-    base = min(900, 30 * 2 ** max(0, receive_count - 1))
+    base = min(900, 30 * 2 ** min(10, max(0, receive_count - 1)))  # the cap is reached by the 6th: no huge powers
     return max(1, int(base * (0.8 + 0.4 * jitter)))
 
 
@@ -66,27 +55,23 @@ def handle_batch(
     """
     outcomes: list[SendOutcome] = []
     throttled: list[tuple[str, int]] = []
-    valid: list[Any] = []
-    lead_ids: list[str] = []
+    valid: list[QueuedFollowUp] = []
     for record in _records(event):
         try:
-            lead_ids.append(FollowUpRecord.model_validate(record).body.lead_id)
-            valid.append(record)
-        except ValidationError as error:
+            valid.append(read_follow_up_record(record))
+        except InvalidRecordError as error:
             message_id = record.get("messageId") if isinstance(record, Mapping) else None
             body = record.get("body") if isinstance(record, Mapping) else None
-            problem = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in error.errors()[:3])
-            reject("SQS record", problem, message_id=str(message_id)[:100], body=str(body)[:300])
+            reject("SQS record", str(error), message_id=str(message_id)[:100], body=str(body)[:300])
 
-    def handle(record: FollowUpRecord) -> str:
-        body = record.body
+    def handle(queued: QueuedFollowUp) -> str:
         try:
-            outcome = sender.send(FollowUpRequest(body.lead_id, body.stage, body.campaign_id))
+            outcome = sender.send(queued.request)
         except TransientError:
-            throttled.append((record.receiptHandle, int(record.attributes.ApproximateReceiveCount)))
+            throttled.append((queued.receipt_handle, queued.receive_count))
             raise
         except PoisonMessageError as error:
-            reject("SQS record", str(error), message_id=record.messageId)
+            reject("SQS record", str(error), message_id=queued.message_id)
             return "rejected"
         outcomes.append(outcome)
         return outcome.kind
@@ -94,12 +79,10 @@ def handle_batch(
     if not valid:
         return {"batchItemFailures": []}, outcomes
     sender.writer.start_batch(context.get_remaining_time_in_millis if context is not None else None)
-    sender.start_batch(lead_ids)  # the batch's leads read in one call, its sends counted in one
-    processor = BatchProcessor(event_type=EventType.SQS, model=FollowUpRecord, raise_on_entire_batch_failure=False)
+    # The batch's leads are read in one call and its sends counted against the cap in one.
+    sender.start_batch([queued.request.lead_id for queued in valid])
     try:
-        response = process_partial_response(
-            event={"Records": valid}, record_handler=handle, processor=processor, context=context
-        )
+        response = partial_batch_response(valid, handle)
     finally:
         sender.finish_batch()
     if retry_later is not None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 from functools import cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import botocore.session
 from botocore.config import Config
@@ -30,12 +30,14 @@ from reengage.adapters.send_ledger import (
 )
 from reengage.adapters.send_lock import DynamoSendLock
 from reengage.adapters.sqs_queue import SqsFollowUpQueue
-from reengage.domain.airtable_mapping import FieldMapping
 from reengage.domain.leads import ResponseStatus
 from reengage.domain.messages import TemplateWriter
 from reengage.domain.unsubscribe import UnsubscribeLinks
 from reengage.ports import CrmTable, EventBus, Mailer, MessageWriter, Stores, SyncState
 from reengage.settings import Settings
+
+if TYPE_CHECKING:  # the Airtable sync's alone
+    from reengage.domain.airtable_mapping import FieldMapping
 
 _DEFAULT = Config(connect_timeout=5, read_timeout=15, retries={"mode": "standard", "max_attempts": 3})
 # DynamoDB through pynamodb: its own client settings (no parameter validation), and a connection pool

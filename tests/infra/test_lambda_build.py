@@ -1,6 +1,10 @@
 """The built functions import and run the way Lambda runs them: function artifact + layer +
 only what the Lambda Python runtime ships (a venv with boto3 alone). A package missing
-from the layer fails here."""
+from the layer fails here.
+
+They run from `make build-host`: the template built for this machine's architecture (the
+deployed build is arm64, whose aarch64 wheels an x86_64 machine cannot load);
+tests/infra/test_arm64_build.py checks the two builds hold the same packages."""
 
 from __future__ import annotations
 
@@ -14,7 +18,7 @@ import pytest
 
 from tests.conftest import EVENTS, ROOT, Emulator
 
-BUILD = ROOT / ".aws-sam" / "build"
+BUILD = ROOT / ".aws-sam" / "build-host"
 LAMBDA_PYTHON = ROOT / ".venv-lambda" / "bin" / "python"
 
 INVOKE = """
@@ -34,7 +38,7 @@ print(json.dumps({"result": result, "import_seconds": import_seconds, "openai": 
 
 def run_built(function: str, event: Path, env: dict[str, str]) -> dict[str, object]:
     if not (BUILD / function / "app.py").is_file():
-        pytest.fail("no SAM build: run `make build` (make test does) before this test")
+        pytest.fail("no SAM build for this machine: run `make build-host` (make test does) before this test")
     if not LAMBDA_PYTHON.is_file():
         pytest.fail("no Lambda runtime venv: run `make test`, which creates .venv-lambda")
     layer = BUILD / "ReengageLayer" / "python"

@@ -260,6 +260,7 @@ def test_throttled_records_come_back_after_an_exponential_backoff():
     assert 24 <= first[1] <= 36 and 96 <= third[1] <= 144  # 30 s then 120 s, +/-20%
     assert SENDER_FUNCTION.retry_delay_seconds(30, 0.5) == 900  # capped at 15 minutes
     assert SENDER_FUNCTION.retry_delay_seconds(1, 0.0) == 24
+    assert SENDER_FUNCTION.retry_delay_seconds(999_999_999, 0.5) == 900  # no 2 ** 999,999,998 on the way
 
 
 def test_a_message_that_fails_the_gate_is_never_sent():

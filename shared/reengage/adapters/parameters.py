@@ -6,9 +6,12 @@ Imported only where a secret or a parameter is configured: Powertools Parameters
 from __future__ import annotations
 
 import json
+from typing import TYPE_CHECKING
 
-from reengage.domain.airtable_mapping import FieldMapping, MappingError
 from reengage.domain.knowledge import KnowledgeBase, KnowledgeBaseError, load_knowledge_file
+
+if TYPE_CHECKING:  # only SyncFunction and the CLI read a field mapping: the others' cold starts skip it
+    from reengage.domain.airtable_mapping import FieldMapping
 
 SSM_PREFIX = "ssm:"
 CACHE_SECONDS = 300
@@ -47,6 +50,8 @@ def load_knowledge_base(location: str) -> KnowledgeBase:
 
 def load_field_mapping(location: str) -> FieldMapping:
     """The CRM field mapping at `location`: empty (the seed's field names), a file path, or `ssm:/name`."""
+    from reengage.domain.airtable_mapping import FieldMapping, MappingError
+
     if not location:
         return FieldMapping.from_dict({})
     if not location.startswith(SSM_PREFIX):
