@@ -1,8 +1,8 @@
 """`reengage import FILE`: reading .jsonl or .csv lead files into rows for services/imports.py.
 
-Each valid row becomes one conditional PutItem (a lead is written whole or not at all);
-a rejected row is reported with its row number, lead id, field and reason, and the valid
-rows still land.
+The file is read one row at a time (never held whole); each valid row becomes one lead written
+by a conditional write (whole or not at all); a rejected row is reported with its row number,
+lead id, field and reason, and the valid rows still land.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from typing import Any
 from reengage.domain.imports import KNOWN_FIELDS, RowError, derive_lead_id
 from reengage.domain.leads import FollowUpPolicy, email_problem
 from reengage.ports import Stores
-from reengage.services.imports import ImportReport, import_rows
+from reengage.services.imports import ImportProgress, ImportReport, import_rows
 
 
 class ImportFileError(ValueError):
@@ -177,6 +177,6 @@ def import_file(
     path: Path,
     now: datetime,
     policy: FollowUpPolicy,
-    progress: Callable[[int, int], None] = lambda done, total: None,
+    progress: Callable[[ImportProgress], None] = lambda progress: None,
 ) -> ImportReport:
     return import_rows(stores, read_rows(path), now, policy, progress)

@@ -110,6 +110,15 @@ class Leads(Protocol):
         """Write a whole lead, only if nobody changed it since `previous` was read (None: only if new)."""
         ...
 
+    def get_many(self, lead_ids: Sequence[str]) -> dict[str, Lead | UnreadableLead]:
+        """The stored leads among `lead_ids` (consistent reads, in bulk); absent ids are left out."""
+        ...
+
+    def put_all(self, writes: Sequence[tuple[Lead, Lead | None]]) -> list[bool]:
+        """`put` for each (lead, previous) pair, in bulk: each lead whole or not at all; per lead,
+        whether it was written (False: it changed since `previous` was read)."""
+        ...
+
     def find_by_email(self, address: str) -> str | None:
         """The id of a lead with this address (any case), if one exists."""
         ...

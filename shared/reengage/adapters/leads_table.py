@@ -19,26 +19,32 @@ import heapq
 import json
 import time
 import zlib
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from decimal import Decimal
 from typing import Any
 
 from pynamodb.attributes import Attribute, BooleanAttribute, NumberAttribute, UnicodeAttribute
 from pynamodb.constants import LIST
-from pynamodb.exceptions import AttributeDeserializationError, PynamoDBException
+from pynamodb.exceptions import AttributeDeserializationError, PynamoDBException, TransactWriteError
 from pynamodb.expressions.condition import Condition
 from pynamodb.indexes import GlobalSecondaryIndex, IncludeProjection, KeysOnlyProjection
 from pynamodb.models import Model
+from pynamodb.transactions import TransactWrite
 
-from reengage.adapters.dynamo_errors import conditionally, raise_if_transient
+from reengage.adapters.dynamo_errors import TRANSACTION_CANCELED, conditionally, raise_if_transient
 from reengage.domain.clock import format_time, utc_now
 from reengage.domain.companies import company_key
 from reengage.domain.leads import FollowUpStage, Lead, ScheduleState
-from reengage.ports import InvalidLeadDataError, ScheduleEntry, UnreadableLead
+from reengage.ports import InvalidLeadDataError, ScheduleEntry, TransientError, UnreadableLead
 
 SCHEDULE_INDEX_NAME = "ScheduleShardIndex"
 DEFAULT_SCHEDULE_SHARDS = 16
+BATCH_GET_KEYS = 100  # DynamoDB's limit per BatchGetItem
+TRANSACTION_ITEMS = 100  # DynamoDB's limit per TransactWriteItems
+# DynamoDB refuses a transaction over 4 MB; items are measured as JSON, which is close to their size on the wire.
+_TRANSACTION_BYTES = 3_500_000
+_UNPROCESSED_ATTEMPTS = 8  # BatchGetItem rounds for keys DynamoDB left unprocessed (throttling) before giving up
 
 
 def _to_attribute_value(value: Any) -> dict[str, Any]:
@@ -272,6 +278,30 @@ def bind_leads_table(table_name: str, schedule_shards: int | None = None) -> Non
     LeadModel._connection = None
 
 
+def _guarded(lead: Lead, previous: Lead | None) -> tuple[LeadModel, Condition]:
+    """The item to write for `lead` and its condition: new only if absent; otherwise only if the
+    stored version is still `previous`'s (the item's version moves on by one)."""
+    if previous is None:
+        return _to_model(replace(lead, version=1)), LeadModel.id.does_not_exist()
+    model = _to_model(replace(lead, version=previous.version + 1))
+    return model, LeadModel.id.exists() & unchanged_since(previous.version)
+
+
+def _transactions(models: list[LeadModel]) -> Iterator[list[int]]:
+    """Positions of `models` grouped into transactions DynamoDB accepts (item count and size)."""
+    group: list[int] = []
+    size = 0
+    for index, model in enumerate(models):
+        item_size = len(json.dumps(model.serialize()))
+        if group and (len(group) == TRANSACTION_ITEMS or size + item_size > _TRANSACTION_BYTES):
+            yield group
+            group, size = [], 0
+        group.append(index)
+        size += item_size
+    if group:
+        yield group
+
+
 def _read(action: Any) -> Any:
     try:
         return action()
@@ -302,12 +332,67 @@ class DynamoLeads:
             raise InvalidLeadDataError(f"lead {lead_id!r}: {error}") from error
 
     def put(self, lead: Lead, previous: Lead | None = None) -> bool:
-        if previous is None:
-            condition, version = LeadModel.id.does_not_exist(), 1
-        else:
-            condition, version = LeadModel.id.exists() & unchanged_since(previous.version), previous.version + 1
-        model = _to_model(replace(lead, version=version))
+        model, condition = _guarded(lead, previous)
         return conditionally(lambda: model.save(condition=condition))
+
+    def get_many(self, lead_ids: Sequence[str]) -> dict[str, Lead | UnreadableLead]:
+        """Consistent reads, BATCH_GET_KEYS per BatchGetItem; keys DynamoDB leaves unprocessed are asked
+        again (with a pause) until none are left, or TransientError."""
+        connection = LeadModel._get_connection()
+        found: dict[str, Lead | UnreadableLead] = {}
+        unique = list(dict.fromkeys(lead_ids))
+        for start in range(0, len(unique), BATCH_GET_KEYS):
+            keys = [{"id": {"S": lead_id}} for lead_id in unique[start : start + BATCH_GET_KEYS]]
+            for attempt in range(_UNPROCESSED_ATTEMPTS):
+                page = _read(lambda k=keys: connection.batch_get_item(k, consistent_read=True))
+                for raw in page.get("Responses", {}).get(LeadModel.Meta.table_name, []):
+                    item = read_item(raw)
+                    found[item.lead_id if isinstance(item, UnreadableLead) else item.id] = item
+                keys = page.get("UnprocessedKeys", {}).get(LeadModel.Meta.table_name, {}).get("Keys", [])
+                if not keys:
+                    break
+                time.sleep(min(0.05 * 2**attempt, 2.0))
+            else:
+                raise TransientError(f"DynamoDB left {len(keys)} keys of a BatchGetItem unprocessed")
+        return found
+
+    def put_all(self, writes: Sequence[tuple[Lead, Lead | None]]) -> list[bool]:
+        """Each lead written whole, only if unchanged since its `previous` was read (as `put`), up to
+        TRANSACTION_ITEMS per TransactWriteItems. A transaction is all or nothing: a lead DynamoDB
+        names as the reason it was cancelled (condition failed, conflicting write) is left out and the
+        rest sent again. Per lead, whether it was written."""
+        written = [False] * len(writes)
+        guarded = [_guarded(lead, previous) for lead, previous in writes]
+        for group in _transactions([model for model, _ in guarded]):
+            pending = group
+            while len(pending) > 1:
+                refused = self._transact([guarded[index] for index in pending])
+                if not refused:
+                    break
+                pending = [index for position, index in enumerate(pending) if position not in refused]
+            if len(pending) == 1:
+                written[pending[0]] = self.put(*writes[pending[0]])
+            else:
+                for index in pending:
+                    written[index] = True
+        return written
+
+    @staticmethod
+    def _transact(items: list[tuple[LeadModel, Condition]]) -> set[int]:
+        """Positions of the items that cancelled the transaction (empty: all written)."""
+        try:
+            with TransactWrite(connection=LeadModel._get_connection().connection) as transaction:
+                for model, condition in items:
+                    transaction.save(model, condition=condition)
+        except TransactWriteError as error:
+            if error.cause_response_code != TRANSACTION_CANCELED:
+                raise_if_transient(error)
+                raise
+            refused = {position for position, reason in enumerate(error.cancellation_reasons) if reason}
+            if not refused:  # cancelled with no item named: each lead goes alone instead
+                return set(range(len(items)))
+            return refused
+        return set()
 
     def find_by_email(self, address: str) -> str | None:
         for candidate in dict.fromkeys([address.strip(), address.strip().lower()]):
