@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import heapq
 import json
+import threading
 import time
 import zlib
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -30,7 +31,6 @@ from pynamodb.exceptions import AttributeDeserializationError, PynamoDBException
 from pynamodb.expressions.condition import Condition
 from pynamodb.indexes import GlobalSecondaryIndex, IncludeProjection, KeysOnlyProjection
 from pynamodb.models import Model
-from pynamodb.transactions import TransactWrite
 
 from reengage.adapters.dynamo_errors import TRANSACTION_CANCELED, conditionally, raise_if_transient
 from reengage.domain.clock import format_time, utc_now
@@ -269,6 +269,20 @@ def unchanged_since(version: int) -> Condition:
 BUMP = LeadModel.version.add(1)
 
 
+_CONNECTING = threading.Lock()
+
+
+def _table() -> Any:
+    """LeadModel's table connection with its client built: once per process, not once per thread
+    that happens to ask first (pynamodb builds both lazily and without a lock)."""
+    connection = LeadModel._connection
+    if connection is None or connection.connection._client is None:
+        with _CONNECTING:
+            connection = LeadModel._get_connection()
+            _ = connection.connection.client
+    return connection
+
+
 def bind_leads_table(table_name: str, schedule_shards: int | None = None) -> None:
     """pynamodb reads the table name and builds its client lazily, per class: bind both here
     so a process can point at another table or endpoint (and its index's shard count, when given)."""
@@ -287,12 +301,12 @@ def _guarded(lead: Lead, previous: Lead | None) -> tuple[LeadModel, Condition]:
     return model, LeadModel.id.exists() & unchanged_since(previous.version)
 
 
-def _transactions(models: list[LeadModel]) -> Iterator[list[int]]:
-    """Positions of `models` grouped into transactions DynamoDB accepts (item count and size)."""
+def _transactions(puts: list[dict[str, Any]]) -> Iterator[list[int]]:
+    """Positions of `puts` grouped into transactions DynamoDB accepts (item count and size)."""
     group: list[int] = []
     size = 0
-    for index, model in enumerate(models):
-        item_size = len(json.dumps(model.serialize()))
+    for index, put in enumerate(puts):
+        item_size = len(json.dumps(put["Item"]))
         if group and (len(group) == TRANSACTION_ITEMS or size + item_size > _TRANSACTION_BYTES):
             yield group
             group, size = [], 0
@@ -338,7 +352,7 @@ class DynamoLeads:
     def get_many(self, lead_ids: Sequence[str]) -> dict[str, Lead | UnreadableLead]:
         """Consistent reads, BATCH_GET_KEYS per BatchGetItem; keys DynamoDB leaves unprocessed are asked
         again (with a pause) until none are left, or TransientError."""
-        connection = LeadModel._get_connection()
+        connection = _table()
         found: dict[str, Lead | UnreadableLead] = {}
         unique = list(dict.fromkeys(lead_ids))
         for start in range(0, len(unique), BATCH_GET_KEYS):
@@ -360,13 +374,16 @@ class DynamoLeads:
         """Each lead written whole, only if unchanged since its `previous` was read (as `put`), up to
         TRANSACTION_ITEMS per TransactWriteItems. A transaction is all or nothing: a lead DynamoDB
         names as the reason it was cancelled (condition failed, conflicting write) is left out and the
-        rest sent again. Per lead, whether it was written."""
+        rest sent again; a lead left alone is written by `put`. Per lead, whether it was written."""
         written = [False] * len(writes)
-        guarded = [_guarded(lead, previous) for lead, previous in writes]
-        for group in _transactions([model for model, _ in guarded]):
+        puts = []
+        for lead, previous in writes:
+            model, condition = _guarded(lead, previous)
+            puts.append(model.get_save_kwargs_from_instance(condition=condition))
+        for group in _transactions(puts):
             pending = group
             while len(pending) > 1:
-                refused = self._transact([guarded[index] for index in pending])
+                refused = _transact([puts[index] for index in pending])
                 if not refused:
                     break
                 pending = [index for position, index in enumerate(pending) if position not in refused]
@@ -376,23 +393,6 @@ class DynamoLeads:
                 for index in pending:
                     written[index] = True
         return written
-
-    @staticmethod
-    def _transact(items: list[tuple[LeadModel, Condition]]) -> set[int]:
-        """Positions of the items that cancelled the transaction (empty: all written)."""
-        try:
-            with TransactWrite(connection=LeadModel._get_connection().connection) as transaction:
-                for model, condition in items:
-                    transaction.save(model, condition=condition)
-        except TransactWriteError as error:
-            if error.cause_response_code != TRANSACTION_CANCELED:
-                raise_if_transient(error)
-                raise
-            refused = {position for position, reason in enumerate(error.cancellation_reasons) if reason}
-            if not refused:  # cancelled with no item named: each lead goes alone instead
-                return set(range(len(items)))
-            return refused
-        return set()
 
     def find_by_email(self, address: str) -> str | None:
         for candidate in dict.fromkeys([address.strip(), address.strip().lower()]):
@@ -434,6 +434,21 @@ class DynamoLeads:
                 batch.save(_to_model(lead))
                 written += 1
         return written
+
+
+def _transact(puts: list[dict[str, Any]]) -> set[int]:
+    """Positions of the puts that cancelled their transaction (empty: all written)."""
+    try:
+        _table().connection.transact_write_items(
+            condition_check_items=(), delete_items=(), put_items=puts, update_items=()
+        )
+    except TransactWriteError as error:
+        if error.cause_response_code != TRANSACTION_CANCELED:
+            raise_if_transient(error)
+            raise
+        refused = {position for position, reason in enumerate(error.cancellation_reasons) if reason}
+        return refused or set(range(len(puts)))  # cancelled naming no item: each lead goes alone
+    return set()
 
 
 def read_item(raw: dict[str, Any]) -> Lead | UnreadableLead:
