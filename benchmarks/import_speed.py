@@ -177,7 +177,7 @@ def clone_leads_table(name: str) -> None:
 
     from reengage_cli.emulator import provision
 
-    dynamodb = boto3.client("dynamodb")
+    dynamodb: Any = boto3.client("dynamodb")
     leads = provision.provision(create=False).environment["LEADS_TABLE_NAME"]
     table = dynamodb.describe_table(TableName=leads)["Table"]
     indexes = [

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from reengage import wiring
 from reengage.domain.clock import format_time, utc_now
 from reengage.domain.leads import FollowUpStage, ScheduleState
@@ -80,4 +82,36 @@ def test_the_emulator_checks_an_items_size_after_an_update_as_dynamodb_does(aws:
             Key={"id": {"S": "big"}},
             UpdateExpression="SET extra = :x",
             ExpressionAttributeValues={":x": {"S": "z" * 300_000}},
+        )
+
+
+def test_the_emulator_measures_an_item_written_once_not_once_per_attribute(
+    aws: Emulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import boto3
+    from botocore.exceptions import ClientError
+    from moto.dynamodb.models.dynamo_type import DynamoType
+
+    measured = [0]
+    original = DynamoType.size
+
+    def counted(value: DynamoType) -> int:
+        measured[0] += 1
+        return int(original(value))
+
+    monkeypatch.setattr(DynamoType, "size", counted)
+    dynamodb = boto3.client("dynamodb")
+    table = aws.settings.leads_table_name
+    # Given an item of 60 attributes
+    item = {"id": {"S": "wide"}, **{f"a{n}": {"S": "x" * 10} for n in range(59)}}
+    # When it is put, and put again in a transaction
+    dynamodb.put_item(TableName=table, Item=item)
+    put_once = measured[0]
+    dynamodb.transact_write_items(TransactItems=[{"Put": {"TableName": table, "Item": {**item, "id": {"S": "w2"}}}}])
+    # Then each write measured each attribute about once (moto alone: 60 * 59 / 2 = 1,770 times per item)
+    assert put_once < 3 * 60 and measured[0] - put_once < 3 * 60, (put_once, measured[0])
+    # And an item over the limit is still refused whole
+    with pytest.raises(ClientError, match="maximum allowed size"):
+        dynamodb.put_item(
+            TableName=table, Item={"id": {"S": "huge"}, "a": {"S": "y" * 300_000}, "b": {"S": "z" * 150_000}}
         )
