@@ -116,6 +116,17 @@ def _metered() -> tuple[Counter[str], Counter[str]]:
     return clients, calls
 
 
+def _cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def _process_cpu_seconds(pid: int) -> float:
+    """CPU time (user + system) another process has used so far (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def _peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KB on Linux
 
@@ -126,15 +137,15 @@ def run_naive(path: Path) -> dict[str, Any]:
 
     clients, calls = _metered()
     dynamodb = boto3.client("dynamodb")
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), _cpu_seconds()
     written = 0
     with path.open(newline="", encoding="utf-8") as handle:
         for row in csv.DictReader(handle):
             item = {name: {"S": value} for name, value in row.items() if value}
             dynamodb.put_item(TableName=NAIVE_TABLE, Item=item)
             written += 1
-    seconds = time.perf_counter() - started
-    return {"leads": written, "seconds": seconds, "clients": dict(clients), "calls": dict(calls)}
+    seconds, cpu = time.perf_counter() - started, _cpu_seconds() - cpu
+    return {"leads": written, "seconds": seconds, "cpu": cpu, "clients": dict(clients), "calls": dict(calls)}
 
 
 def run_import(path: Path, now: datetime, writers: int) -> dict[str, Any]:
@@ -154,16 +165,17 @@ def run_import(path: Path, now: datetime, writers: int) -> dict[str, Any]:
         if progress.rows_read >= RSS_MARK and not rss_at_mark:
             rss_at_mark.append(_peak_rss_mb())
 
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), _cpu_seconds()
     report = imports.import_rows(
         wiring.stores(settings), read_rows(path), now, settings.policy, progress, writers=writers
     )
-    seconds = time.perf_counter() - started
+    seconds, cpu = time.perf_counter() - started, _cpu_seconds() - cpu
     if report.rejected:
         raise SystemExit(f"rows rejected: {[str(error) for error in report.rejected[:3]]}")
     return {
         "leads": report.created + report.updated,
         "seconds": seconds,
+        "cpu": cpu,
         "clients": dict(clients),
         "calls": dict(calls),
         "rss_at_mark_mb": rss_at_mark[0] if rss_at_mark else None,
@@ -194,15 +206,30 @@ def clone_leads_table(name: str) -> None:
     )
 
 
-def side(name: str, endpoint: str, path: Path, now: datetime, writers: int) -> dict[str, Any]:
-    """Run one side in a fresh process (its own peak RSS, its own clients) and read its figures."""
+def side(name: str, server: int, endpoint: str, path: Path, now: datetime, writers: int) -> dict[str, Any]:
+    """Run one side in a fresh process (its own peak RSS, its own clients) and read its figures,
+    with the CPU time the emulator spent meanwhile."""
     env = {**os.environ, "AWS_ENDPOINT_URL": endpoint}
+    emulator_cpu = _process_cpu_seconds(server)
     command = [sys.executable, __file__, "--side", name, "--file", str(path), "--now", now.isoformat()]
     done = subprocess.run([*command, "--writers", str(writers)], env=env, capture_output=True, text=True, cwd=ROOT)
     if done.returncode != 0:
         raise SystemExit(f"{name} failed:\n{done.stderr[-3000:]}")
     figures: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    figures["emulator_cpu"] = _process_cpu_seconds(server) - emulator_cpu
     return figures
+
+
+def _describe(label: str, figures: dict[str, Any]) -> float:
+    rate = figures["leads"] / figures["seconds"]
+    per_lead = {name: 1000 * figures[name] / figures["leads"] for name in ("cpu", "emulator_cpu")}
+    print(f"{label}: {figures['leads']:,} in {figures['seconds']:.1f} s = {rate:,.0f} leads/s")
+    print(f"  calls: {figures['calls']}; clients: {figures['clients']}")
+    print(
+        f"  CPU per lead: {per_lead['cpu']:.2f} ms in the importing process,"
+        f" {per_lead['emulator_cpu']:.2f} ms in the emulator"
+    )
+    return rate
 
 
 def main() -> None:
@@ -234,20 +261,14 @@ def main() -> None:
             write_csv(path, args.leads, now)
             size_mb = path.stat().st_size / 2**20
             print(f"{args.leads:,} leads, CSV {size_mb:.1f} MB; emulator at {endpoint} (own process)")
-            naive = side("naive", endpoint, path, now, args.writers)
-            ours = side("import", endpoint, path, now, args.writers)
+            naive = side("naive", server.pid, endpoint, path, now, args.writers)
+            ours = side("import", server.pid, endpoint, path, now, args.writers)
     finally:
         server.terminate()
         server.wait(timeout=30)
-    naive_rate, our_rate = naive["leads"] / naive["seconds"], ours["leads"] / ours["seconds"]
-    print(f"naive loop (put_item per lead): {naive['leads']:,} in {naive['seconds']:.1f} s = {naive_rate:,.0f} leads/s")
-    print(f"  calls: {naive['calls']}; clients: {naive['clients']}")
-    print(
-        f"reengage import ({args.writers} writers): {ours['leads']:,} in {ours['seconds']:.1f} s"
-        f" = {our_rate:,.0f} leads/s"
-    )
-    print(f"  calls: {ours['calls']}; clients: {ours['clients']}")
-    print(f"ratio: {our_rate / naive_rate:.1f}x the naive loop")
+    naive_rate = _describe("naive loop (put_item per lead)", naive)
+    our_rate = _describe(f"reengage import ({args.writers} writers)", ours)
+    print(f"ratio: {our_rate / naive_rate:.1f}x the naive loop (load average at the end: {os.getloadavg()[0]:.1f})")
     mark = f"{ours['rss_at_mark_mb']:.0f} MB after {RSS_MARK:,} rows, " if ours["rss_at_mark_mb"] else ""
     print(f"import peak RSS: {mark}{ours['rss_mb']:.0f} MB after {ours['leads']:,}")
 

@@ -7,6 +7,7 @@ lead id, field and reason, and the valid rows still land.
 
 from __future__ import annotations
 
+import codecs
 import csv
 import json
 import re
@@ -151,12 +152,34 @@ def _jsonl_rows(handle: Any) -> Iterator[tuple[int, dict[str, Any] | RowError]]:
         yield number, parsed
 
 
+def _refuse_unless_utf8(path: Path) -> None:
+    """ImportFileError naming the first byte that is not UTF-8, found before any row is read: rows
+    are written while the file is still being read, so a file refused for its encoding must be
+    refused before the first of them. One pass in blocks: memory stays flat."""
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    offset = 0
+    with path.open("rb") as raw:
+        while True:
+            block = raw.read(1 << 20)
+            start = offset - len(decoder.getstate()[0])  # bytes held back from the last block come first
+            try:
+                decoder.decode(block, final=not block)
+            except UnicodeDecodeError as error:
+                raise ImportFileError(
+                    f"{path}: not UTF-8 text ({error.reason} at byte {start + error.start})"
+                ) from error
+            if not block:
+                return
+            offset += len(block)
+
+
 def read_rows(path: Path) -> Iterator[tuple[int, dict[str, Any] | RowError]]:
     """(row number, row) pairs; data rows are numbered from 1 (a CSV header is not a row).
 
     Limits are enforced while reading, per row: a cell over MAX_CELL characters or a JSON line
     nested deeper than MAX_JSON_DEPTH is that row's error, and the rows after it are still read.
-    A CSV header with a duplicated, unnamed or unknown column refuses the file before any row.
+    A CSV header with a duplicated, unnamed or unknown column, or a byte that is not UTF-8
+    anywhere in the file, refuses the file before any row.
     """
     suffix = path.suffix.lower()
     if suffix not in {".jsonl", ".csv"}:
@@ -166,6 +189,7 @@ def read_rows(path: Path) -> Iterator[tuple[int, dict[str, Any] | RowError]]:
     except OSError as error:
         raise ImportFileError(f"{path}: {error.strerror}") from error
     with handle:
+        _refuse_unless_utf8(path)
         try:
             yield from _csv_rows(path, handle) if suffix == ".csv" else _jsonl_rows(handle)
         except UnicodeDecodeError as error:

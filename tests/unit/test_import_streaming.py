@@ -3,13 +3,17 @@ row-at-a-time import reported (row numbers, duplicates, counts) stays true acros
 
 from __future__ import annotations
 
+import io
 from collections.abc import Iterator, Sequence
 from dataclasses import replace
 from pathlib import Path
 
+import pytest
+
 from reengage.domain.leads import FollowUpPolicy, Lead
 from reengage.services.imports import ImportProgress, Row, import_rows
-from reengage_cli.importer import read_rows
+from reengage_cli.importer import ImportFileError, import_file, read_rows
+from reengage_cli.output import ImportProgressLine
 from tests.conftest import NOW
 from tests.fakes import FakeLeads, InMemoryTables
 from tests.unit.test_import_hostile import csv_file, row
@@ -74,3 +78,33 @@ def test_rows_are_written_while_the_file_is_still_being_read(tmp_path: Path) -> 
     for last_row, pulled_then in leads.writes:
         end_of_its_chunk = -(-last_row // 500) * 500
         assert pulled_then <= end_of_its_chunk + 500, (last_row, pulled_then)
+
+
+def test_a_byte_that_is_not_utf8_late_in_a_long_file_refuses_it_before_any_row_is_written(tmp_path: Path) -> None:
+    # Given 1,500 good rows, then one in Latin-1 (more than a chunk is read before that byte)
+    path = csv_file(tmp_path, [row(number) for number in range(1, 1501)])
+    good = path.read_bytes()
+    path.write_bytes(good + b"lead-x,Ren\xe9e,renee@example.com,Sent,Real,2026-11-10T09:00:00Z\r\n")
+    store = InMemoryTables()
+    # When it is imported
+    with pytest.raises(ImportFileError) as refused:
+        import_file(store.stores, path, NOW, FollowUpPolicy())
+    # Then the file is refused naming the byte, and nothing was written
+    assert str(refused.value) == f"{path}: not UTF-8 text (invalid continuation byte at byte {len(good) + 10})"
+    assert store.leads == {}
+
+
+class _Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_the_progress_line_shows_rows_read_written_and_rate_on_a_terminal_only() -> None:
+    shown, piped = _Terminal(), io.StringIO()
+    for stream in (shown, piped):
+        line = ImportProgressLine(stream)
+        line(ImportProgress(rows_read=1000, written=990, rejected=10))
+        line.close()
+    assert shown.getvalue().startswith("\rimporting: 1,000 rows read, 990 written, 10 problems, ")
+    assert shown.getvalue().endswith(" leads/s \n")
+    assert piped.getvalue() == ""

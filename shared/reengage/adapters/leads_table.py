@@ -26,7 +26,7 @@ from decimal import Decimal
 from typing import Any
 
 from pynamodb.attributes import Attribute, BooleanAttribute, NumberAttribute, UnicodeAttribute
-from pynamodb.constants import LIST
+from pynamodb.constants import ITEM, LIST
 from pynamodb.exceptions import AttributeDeserializationError, PynamoDBException, TransactWriteError
 from pynamodb.expressions.condition import Condition
 from pynamodb.indexes import GlobalSecondaryIndex, IncludeProjection, KeysOnlyProjection
@@ -206,37 +206,56 @@ def _to_lead(model: LeadModel) -> Lead:
     )
 
 
-def _to_model(lead: Lead) -> LeadModel:
-    def optional(value: str | None) -> str | None:
-        return value if value else None
+def _optional(value: str | None) -> str | None:
+    return value if value else None
 
-    return LeadModel(
-        lead.id,
-        email=optional(lead.email),  # a key of EmailIndex: absent, never empty
-        name=lead.name,
-        company=lead.company,
-        company_website=lead.company_website,
-        timezone=optional(lead.timezone),
-        country=optional(lead.country),
-        company_key=company_key(lead.email, lead.company_website),
-        paused_until=optional(lead.paused_until),
-        engagement_status=lead.engagement_status,
-        engagement_stage=lead.engagement_stage,
-        email_confidence_level=lead.email_confidence_level,
-        last_contacted=optional(lead.last_contacted),
-        follow_up_stage=optional(lead.follow_up_stage),
-        response_status=optional(lead.response_status),
-        eligible_for_reengagement=lead.eligible_for_reengagement,
-        suppressed=lead.suppressed or None,
-        engagement_history=lead.engagement_history,
-        created_at=optional(lead.created_at),
-        updated_at=optional(lead.updated_at),
-        schedule_state=optional(lead.schedule_state),
-        schedule_part=schedule_partition(lead.schedule_state, lead.id) if lead.schedule_state else None,
-        schedule_at=optional(lead.schedule_at),
-        claim_stage=optional(lead.claim_stage),
-        version=lead.version or None,
-    )
+
+def _to_model(lead: Lead) -> LeadModel:
+    return LeadModel(lead.id, **_model_values(lead))
+
+
+def _model_values(lead: Lead) -> dict[str, Any]:
+    """The lead's attributes as LeadModel takes them (all but the key)."""
+    return {
+        "email": _optional(lead.email),  # a key of EmailIndex: absent, never empty
+        "name": lead.name,
+        "company": lead.company,
+        "company_website": lead.company_website,
+        "timezone": _optional(lead.timezone),
+        "country": _optional(lead.country),
+        "company_key": company_key(lead.email, lead.company_website),
+        "paused_until": _optional(lead.paused_until),
+        "engagement_status": lead.engagement_status,
+        "engagement_stage": lead.engagement_stage,
+        "email_confidence_level": lead.email_confidence_level,
+        "last_contacted": _optional(lead.last_contacted),
+        "follow_up_stage": _optional(lead.follow_up_stage),
+        "response_status": _optional(lead.response_status),
+        "eligible_for_reengagement": lead.eligible_for_reengagement,
+        "suppressed": lead.suppressed or None,
+        "engagement_history": lead.engagement_history,
+        "created_at": _optional(lead.created_at),
+        "updated_at": _optional(lead.updated_at),
+        "schedule_state": _optional(lead.schedule_state),
+        "schedule_part": schedule_partition(lead.schedule_state, lead.id) if lead.schedule_state else None,
+        "schedule_at": _optional(lead.schedule_at),
+        "claim_stage": _optional(lead.claim_stage),
+        "version": lead.version or None,
+    }
+
+
+def _attribute_values(lead: Lead) -> dict[str, Any]:
+    """The lead's attributes (all but the key) as DynamoDB JSON, exactly as `_to_model(lead).serialize()`
+    gives them (a test holds the two equal), through the same attribute serializers but without
+    building a model: a bulk write pays a fifth of the CPU per lead."""
+    attributes = LeadModel.get_attributes()
+    values = {}
+    for name, value in _model_values(lead).items():
+        attribute = attributes[name]
+        serialized = None if value is None else attribute.serialize(value)
+        if serialized is not None:
+            values[attribute.attr_name] = {attribute.attr_type: serialized}
+    return values
 
 
 def shard_of(lead_id: str, shards: int) -> int:
@@ -292,13 +311,12 @@ def bind_leads_table(table_name: str, schedule_shards: int | None = None) -> Non
     LeadModel._connection = None
 
 
-def _guarded(lead: Lead, previous: Lead | None) -> tuple[LeadModel, Condition]:
-    """The item to write for `lead` and its condition: new only if absent; otherwise only if the
-    stored version is still `previous`'s (the item's version moves on by one)."""
+def _guarded(lead: Lead, previous: Lead | None) -> tuple[Lead, Condition]:
+    """The lead to write (its version moved on by one) and the write's condition: new only if
+    absent; otherwise only if the stored version is still `previous`'s."""
     if previous is None:
-        return _to_model(replace(lead, version=1)), LeadModel.id.does_not_exist()
-    model = _to_model(replace(lead, version=previous.version + 1))
-    return model, LeadModel.id.exists() & unchanged_since(previous.version)
+        return replace(lead, version=1), LeadModel.id.does_not_exist()
+    return replace(lead, version=previous.version + 1), LeadModel.id.exists() & unchanged_since(previous.version)
 
 
 def _transactions(puts: list[dict[str, Any]]) -> Iterator[list[int]]:
@@ -346,7 +364,8 @@ class DynamoLeads:
             raise InvalidLeadDataError(f"lead {lead_id!r}: {error}") from error
 
     def put(self, lead: Lead, previous: Lead | None = None) -> bool:
-        model, condition = _guarded(lead, previous)
+        versioned, condition = _guarded(lead, previous)
+        model = _to_model(versioned)
         return conditionally(lambda: model.save(condition=condition))
 
     def get_many(self, lead_ids: Sequence[str]) -> dict[str, Lead | UnreadableLead]:
@@ -376,10 +395,12 @@ class DynamoLeads:
         names as the reason it was cancelled (condition failed, conflicting write) is left out and the
         rest sent again; a lead left alone is written by `put`. Per lead, whether it was written."""
         written = [False] * len(writes)
+        table = _table()
         puts = []
         for lead, previous in writes:
-            model, condition = _guarded(lead, previous)
-            puts.append(model.get_save_kwargs_from_instance(condition=condition))
+            versioned, condition = _guarded(lead, previous)
+            values = _attribute_values(versioned)
+            puts.append(table.get_operation_kwargs(lead.id, key=ITEM, attributes=values, condition=condition))
         for group in _transactions(puts):
             pending = group
             while len(pending) > 1:

@@ -31,7 +31,7 @@ from reengage.services.responses import pause_for_changed_status
 _WRITE_ATTEMPTS = 3
 CHUNK_ROWS = 1000  # rows validated and in flight at once
 WRITE_GROUP = 100  # leads read by one BatchGetItem and written by one transaction (DynamoDB's limits)
-WRITERS = 4  # groups written at once (see benchmarks/import_speed.py)
+WRITERS = 2  # groups in flight: one written while the next is prepared (benchmarks/import_speed.py)
 
 # (row number, the row as read, or the reason it could not be read)
 Row = tuple[int, dict[str, Any] | RowError]
