@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -132,7 +133,7 @@ def test_the_emulator_parses_a_condition_once_not_once_per_write(
         return original(parser)
 
     monkeypatch.setattr(ConditionExpressionParser, "parse", counted)
-    dynamodb = boto3.client("dynamodb")
+    dynamodb: Any = boto3.client("dynamodb")
     table = aws.settings.leads_table_name
     guarded = {
         "ConditionExpression": "attribute_not_exists(#k) OR #v = :v",
