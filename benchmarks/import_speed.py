@@ -11,8 +11,8 @@ interpreter lock and the figure would measure that. Each side also runs in a fre
 so its peak RSS is its own. The emulator serves one request at a time (a conditional write is
 checked and applied under one lock) and much of a request's cost is per request, not per item:
 what makes the import fast here is fewer requests (100 leads per BatchGetItem and per
-TransactWriteItems); more writers barely help on it (measured: 1 to 8 within noise on two
-cores), while against DynamoDB they overlap their round trips.
+TransactWriteItems); more writers barely help on it (1, 2, 4 and 8 at 2,000 leads: within
+noise on two shared cores), while against DynamoDB they overlap their round trips.
 
     .venv/bin/python benchmarks/import_speed.py [--leads 20000] [--writers 2] [--no-naive]
 """
