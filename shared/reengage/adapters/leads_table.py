@@ -247,7 +247,7 @@ def _model_values(lead: Lead) -> dict[str, Any]:
 def _attribute_values(lead: Lead) -> dict[str, Any]:
     """The lead's attributes (all but the key) as DynamoDB JSON, exactly as `_to_model(lead).serialize()`
     gives them (a test holds the two equal), through the same attribute serializers but without
-    building a model: a bulk write pays a fifth of the CPU per lead."""
+    building a model: a bulk write pays a quarter of the CPU per lead (0.11 against 0.44 ms measured)."""
     attributes = LeadModel.get_attributes()
     values = {}
     for name, value in _model_values(lead).items():
