@@ -81,9 +81,6 @@ class FakeLeads:
         lead = self.tables.leads.get(lead_id)
         return copy.deepcopy(lead) if lead else None
 
-    def get_many(self, lead_ids: Sequence[str]) -> dict[str, Lead | UnreadableLead]:
-        return {lead_id: lead for lead_id in lead_ids if (lead := self.get(lead_id)) is not None}
-
     def put(self, lead: Lead, previous: Lead | None = None) -> bool:
         with self.tables.lock:
             current = self.tables.leads.get(lead.id)
@@ -93,6 +90,12 @@ class FakeLeads:
                 return False
             self.tables.leads[lead.id] = replace(copy.deepcopy(lead), version=(previous.version if previous else 0) + 1)
             return True
+
+    def get_many(self, lead_ids: Sequence[str]) -> dict[str, Lead | UnreadableLead]:
+        return {lead_id: lead for lead_id in lead_ids if (lead := self.get(lead_id)) is not None}
+
+    def put_all(self, writes: Sequence[tuple[Lead, Lead | None]]) -> list[bool]:
+        return [self.put(lead, previous) for lead, previous in writes]
 
     def find_by_email(self, address: str) -> str | None:
         wanted = address.lower()

@@ -1,12 +1,13 @@
 """`reengage import FILE`: reading .jsonl or .csv lead files into rows for services/imports.py.
 
-Each valid row becomes one conditional PutItem (a lead is written whole or not at all);
-a rejected row is reported with its row number, lead id, field and reason, and the valid
-rows still land.
+The file is read one row at a time (never held whole); each valid row becomes one lead written
+by a conditional write (whole or not at all); a rejected row is reported with its row number,
+lead id, field and reason, and the valid rows still land.
 """
 
 from __future__ import annotations
 
+import codecs
 import csv
 import json
 import re
@@ -18,7 +19,7 @@ from typing import Any
 from reengage.domain.imports import KNOWN_FIELDS, RowError, derive_lead_id
 from reengage.domain.leads import FollowUpPolicy, email_problem
 from reengage.ports import Stores
-from reengage.services.imports import ImportReport, import_rows
+from reengage.services.imports import ImportProgress, ImportReport, import_rows
 
 
 class ImportFileError(ValueError):
@@ -151,12 +152,34 @@ def _jsonl_rows(handle: Any) -> Iterator[tuple[int, dict[str, Any] | RowError]]:
         yield number, parsed
 
 
+def _refuse_unless_utf8(path: Path) -> None:
+    """ImportFileError naming the first byte that is not UTF-8, found before any row is read: rows
+    are written while the file is still being read, so a file refused for its encoding must be
+    refused before the first of them. One pass in blocks: memory stays flat."""
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    offset = 0
+    with path.open("rb") as raw:
+        while True:
+            block = raw.read(1 << 20)
+            start = offset - len(decoder.getstate()[0])  # bytes held back from the last block come first
+            try:
+                decoder.decode(block, final=not block)
+            except UnicodeDecodeError as error:
+                raise ImportFileError(
+                    f"{path}: not UTF-8 text ({error.reason} at byte {start + error.start})"
+                ) from error
+            if not block:
+                return
+            offset += len(block)
+
+
 def read_rows(path: Path) -> Iterator[tuple[int, dict[str, Any] | RowError]]:
     """(row number, row) pairs; data rows are numbered from 1 (a CSV header is not a row).
 
     Limits are enforced while reading, per row: a cell over MAX_CELL characters or a JSON line
     nested deeper than MAX_JSON_DEPTH is that row's error, and the rows after it are still read.
-    A CSV header with a duplicated, unnamed or unknown column refuses the file before any row.
+    A CSV header with a duplicated, unnamed or unknown column, or a byte that is not UTF-8
+    anywhere in the file, refuses the file before any row.
     """
     suffix = path.suffix.lower()
     if suffix not in {".jsonl", ".csv"}:
@@ -166,6 +189,7 @@ def read_rows(path: Path) -> Iterator[tuple[int, dict[str, Any] | RowError]]:
     except OSError as error:
         raise ImportFileError(f"{path}: {error.strerror}") from error
     with handle:
+        _refuse_unless_utf8(path)
         try:
             yield from _csv_rows(path, handle) if suffix == ".csv" else _jsonl_rows(handle)
         except UnicodeDecodeError as error:
@@ -177,6 +201,6 @@ def import_file(
     path: Path,
     now: datetime,
     policy: FollowUpPolicy,
-    progress: Callable[[int, int], None] = lambda done, total: None,
+    progress: Callable[[ImportProgress], None] = lambda progress: None,
 ) -> ImportReport:
     return import_rows(stores, read_rows(path), now, policy, progress)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+import time
 from collections import Counter
 from collections.abc import Callable
 from datetime import datetime
@@ -10,6 +11,7 @@ from typing import Any
 
 from reengage.domain.leads import FollowUpPolicy, FollowUpStage, Lead
 from reengage.domain.messages import GENERATOR_AI, FollowUpMessage
+from reengage.services.imports import ImportProgress
 from reengage.services.scheduler import CampaignSummary
 from reengage.services.sender import SKIPPED, SendOutcome
 from reengage_cli.drain import DrainReport
@@ -36,6 +38,31 @@ def progress_bar(label: str) -> Callable[[int, int], None]:
         sys.stderr.flush()
 
     return show
+
+
+class ImportProgressLine:
+    """`reengage import`'s progress on stderr when it is a terminal (silent otherwise): rows read,
+    leads written, problems, and the rate. The total is not known: the file is read as it is written."""
+
+    def __init__(self, stream: Any = None) -> None:
+        self.stream = stream or sys.stderr
+        self.shown = self.stream.isatty()
+        self.started = time.monotonic()
+
+    def __call__(self, progress: ImportProgress) -> None:
+        if not self.shown:
+            return
+        elapsed = max(time.monotonic() - self.started, 1e-9)
+        self.stream.write(
+            f"\rimporting: {progress.rows_read:,} rows read, {progress.written:,} written,"
+            f" {progress.rejected:,} problems, {progress.written / elapsed:,.0f} leads/s "
+        )
+        self.stream.flush()
+
+    def close(self) -> None:
+        if self.shown:
+            self.stream.write("\n")
+            self.stream.flush()
 
 
 def print_campaign(summary: CampaignSummary, drained: DrainReport | None, dry_run: bool) -> None:

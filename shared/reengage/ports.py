@@ -106,12 +106,17 @@ class Leads(Protocol):
         """Raises InvalidLeadDataError when the stored item cannot be read as a lead."""
         ...
 
-    def get_many(self, lead_ids: Sequence[str]) -> dict[str, Lead | UnreadableLead]:
-        """Consistent reads of up to 100 leads in one call (absent leads are left out)."""
-        ...
-
     def put(self, lead: Lead, previous: Lead | None = None) -> bool:
         """Write a whole lead, only if nobody changed it since `previous` was read (None: only if new)."""
+        ...
+
+    def get_many(self, lead_ids: Sequence[str]) -> dict[str, Lead | UnreadableLead]:
+        """The stored leads among `lead_ids` (consistent reads, in bulk); absent ids are left out."""
+        ...
+
+    def put_all(self, writes: Sequence[tuple[Lead, Lead | None]]) -> list[bool]:
+        """`put` for each (lead, previous) pair, in bulk: each lead whole or not at all; per lead,
+        whether it was written (False: it changed since `previous` was read)."""
         ...
 
     def find_by_email(self, address: str) -> str | None:

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
+
+import pytest
 
 from reengage import wiring
 from reengage.domain.clock import format_time, utc_now
@@ -81,3 +84,72 @@ def test_the_emulator_checks_an_items_size_after_an_update_as_dynamodb_does(aws:
             UpdateExpression="SET extra = :x",
             ExpressionAttributeValues={":x": {"S": "z" * 300_000}},
         )
+
+
+def test_the_emulator_measures_an_item_written_once_not_once_per_attribute(
+    aws: Emulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import boto3
+    from botocore.exceptions import ClientError
+    from moto.dynamodb.models.dynamo_type import DynamoType
+
+    measured = [0]
+    original = DynamoType.size
+
+    def counted(value: DynamoType) -> int:
+        measured[0] += 1
+        return int(original(value))
+
+    monkeypatch.setattr(DynamoType, "size", counted)
+    dynamodb = boto3.client("dynamodb")
+    table = aws.settings.leads_table_name
+    # Given an item of 60 attributes
+    item = {"id": {"S": "wide"}, **{f"a{n}": {"S": "x" * 10} for n in range(59)}}
+    # When it is put, and put again in a transaction
+    dynamodb.put_item(TableName=table, Item=item)
+    put_once = measured[0]
+    dynamodb.transact_write_items(TransactItems=[{"Put": {"TableName": table, "Item": {**item, "id": {"S": "w2"}}}}])
+    # Then each write measured each attribute about once (moto alone: 60 * 59 / 2 = 1,770 times per item)
+    assert put_once < 3 * 60 and measured[0] - put_once < 3 * 60, (put_once, measured[0])
+    # And an item over the limit is still refused whole
+    with pytest.raises(ClientError, match="maximum allowed size"):
+        dynamodb.put_item(
+            TableName=table, Item={"id": {"S": "huge"}, "a": {"S": "y" * 300_000}, "b": {"S": "z" * 150_000}}
+        )
+
+
+def test_the_emulator_parses_a_condition_once_not_once_per_write(
+    aws: Emulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import boto3
+    from botocore.exceptions import ClientError
+    from moto.dynamodb.comparisons import ConditionExpressionParser
+
+    parses = [0]
+    original = ConditionExpressionParser.parse
+
+    def counted(parser: ConditionExpressionParser) -> object:
+        parses[0] += 1
+        return original(parser)
+
+    monkeypatch.setattr(ConditionExpressionParser, "parse", counted)
+    dynamodb: Any = boto3.client("dynamodb")
+    table = aws.settings.leads_table_name
+    guarded = {
+        "ConditionExpression": "attribute_not_exists(#k) OR #v = :v",
+        "ExpressionAttributeNames": {"#k": "id", "#v": "version"},
+    }
+    # When 20 new items are written with one condition, in a transaction and then one by one
+    items = [{"id": {"S": f"c{n}"}, "version": {"N": "1"}} for n in range(20)]
+    values = {"ExpressionAttributeValues": {":v": {"N": "7"}}}
+    dynamodb.transact_write_items(
+        TransactItems=[{"Put": {"TableName": table, "Item": item, **guarded, **values}} for item in items[:10]]
+    )
+    for item in items[10:]:
+        dynamodb.put_item(TableName=table, Item=item, **guarded, **values)
+    # Then the condition was parsed once (moto alone: twice per transaction item, once per put)
+    assert parses[0] == 1
+    # And it is still evaluated against each item: a write it does not allow is refused
+    with pytest.raises(ClientError, match="ConditionalCheckFailed"):
+        dynamodb.put_item(TableName=table, Item=items[0], **guarded, **values)
+    dynamodb.put_item(TableName=table, Item=items[0], **guarded, ExpressionAttributeValues={":v": {"N": "1"}})

@@ -12,14 +12,16 @@ from reengage.services.responses import UnknownLeadError, record_response
 from reengage.services.upkeep import cleanup, migrate
 from reengage_cli.config import CliError, load_settings
 from reengage_cli.importer import import_file
-from reengage_cli.output import EXIT_OK, EXIT_REJECTED, progress_bar, say
+from reengage_cli.output import EXIT_OK, EXIT_REJECTED, ImportProgressLine, say
 
 
 def cmd_import(args: argparse.Namespace) -> int:
     settings = load_settings()
-    report = import_file(
-        wiring.stores(settings), Path(args.file), utc_now(), settings.policy, progress_bar("importing")
-    )
+    progress = ImportProgressLine()
+    try:
+        report = import_file(wiring.stores(settings), Path(args.file), utc_now(), settings.policy, progress)
+    finally:
+        progress.close()
     say(f"Imported {report.created + report.updated} leads ({report.created} new, {report.updated} updated).")
     if report.zone_sources:
         sources = ", ".join(f"{count} from {source}" for source, count in report.zone_sources.most_common())

@@ -12,6 +12,15 @@ Each fix is installed once per process by `install()` and has a test that fails 
   size without taking the old value out, so an update that shrinks an item near the
   400 KB limit (trimming a long history) is refused. DynamoDB checks the item after the
   update: so does this.
+- Condition parsing: moto parses a condition expression from scratch each time it meets one,
+  and a transaction's twice (checking, then writing): about 40% of its time per conditional
+  write, where a plain PutItem pays nothing, so the emulator made guarded writes look dear.
+  A parsed expression is only read when it is evaluated: parses are kept, keyed by the
+  expression, its names and its values.
+- Item size on write: moto builds every item written (PutItem, each put of a transaction)
+  one attribute at a time, re-measuring all the attributes already set at each step: n(n-1)/2
+  size computations for n attributes, about half the emulator's time per lead item. The
+  item is measured once instead, with the same limit.
 - Queue depth on send: moto's SQS `send_message` reads `queue.attributes`, which counts every
   message in the queue three times (visible, delayed, in flight) only to look up
   ContentBasedDeduplication, so enqueueing n messages costs O(n^2): 1,000 due leads took
@@ -24,6 +33,7 @@ from __future__ import annotations
 
 import copy
 import json
+from collections import OrderedDict
 from collections.abc import Iterator, Mapping
 from typing import Any
 
@@ -79,6 +89,77 @@ def _size_after_replacing(limited_dict: type) -> None:
     limited_dict.__setitem__ = setitem  # type: ignore[index]
 
 
+def _items_measured_once(item_class: type, limited_dict: type) -> None:
+    """Item.__init__ with the attributes measured once, together (moto measures them n(n-1)/2 times)."""
+    from moto.dynamodb.exceptions import ItemSizeTooLarge
+    from moto.dynamodb.models.dynamo_type import DynamoType
+    from moto.dynamodb.models.utilities import bytesize
+
+    def init(self: Any, hash_key: Any, range_key: Any, attrs: dict[str, Any]) -> None:
+        self.hash_key = hash_key
+        self.range_key = range_key
+        values = {key: DynamoType(value) for key, value in attrs.items()}
+        if sum(bytesize(key) + value.size() for key, value in values.items()) > ITEM_SIZE_LIMIT:
+            raise ItemSizeTooLarge
+        self.attrs = limited_dict()
+        dict.update(self.attrs, values)  # later updates go through the checked __setitem__
+
+    item_class.__init__ = init  # type: ignore[misc]
+
+
+_PARSES_KEPT = 4096
+
+
+def _conditions_parsed_once() -> None:
+    """moto's condition parsing, remembering its last _PARSES_KEPT results (an expression that
+    does not parse raises every time, as before)."""
+    import moto.dynamodb.models as models
+    import moto.dynamodb.models.table as table_module
+    import moto.dynamodb.responses as responses
+    from moto.dynamodb import comparisons
+
+    create = comparisons.create_condition_expression_parser
+    parsed: OrderedDict[tuple[Any, str, str], tuple[Any, list[str], list[str]]] = OrderedDict()
+
+    def parse(expr: Any, names: Any, values: Any) -> tuple[Any, list[str], list[str]]:
+        """The parsed expression, and the attribute names and values it used."""
+        try:
+            key = (expr, json.dumps(names, sort_keys=True), json.dumps(values, sort_keys=True))
+        except TypeError:  # not JSON (never from a request): parsed as moto does
+            key = None
+        if key is not None and key in parsed:
+            parsed.move_to_end(key)
+            return parsed[key]
+        parser = create(expr, names, values)
+        result = (parser.parse(), list(parser.expr_attr_names_found), list(parser.expr_attr_values_found))
+        if key is not None:
+            parsed[key] = result
+            if len(parsed) > _PARSES_KEPT:
+                parsed.popitem(last=False)
+        return result
+
+    def get_filter_expression(expr: Any, names: Any, values: Any) -> Any:
+        return parse(expr, names, values)[0]
+
+    class _Parser:
+        """What moto's request handlers build to check an expression before the backend parses it again."""
+
+        def __init__(self, expr: Any, names: Any, values: Any) -> None:
+            self.arguments = (expr, names, values)
+            self.expr_attr_names_found: list[str] = []
+            self.expr_attr_values_found: list[str] = []
+
+        def parse(self) -> Any:
+            expression, names_found, values_found = parse(*self.arguments)
+            self.expr_attr_names_found = list(names_found)  # callers extend them
+            self.expr_attr_values_found = list(values_found)
+            return expression
+
+    models.get_filter_expression = get_filter_expression
+    table_module.get_filter_expression = get_filter_expression
+    responses.create_condition_expression_parser = _Parser  # type: ignore[assignment]
+
+
 class _QueueAttributes(Mapping[str, Any]):
     """moto's `Queue.attributes` with the same keys and values, each computed when read."""
 
@@ -117,9 +198,11 @@ def install() -> None:
     global _installed
     if _installed:
         return
-    from moto.dynamodb.models.dynamo_type import LimitedSizeDict
+    from moto.dynamodb.models.dynamo_type import Item, LimitedSizeDict
 
     _size_after_replacing(LimitedSizeDict)
+    _items_measured_once(Item, LimitedSizeDict)
+    _conditions_parsed_once()
     from moto.sqs.models import Queue
 
     Queue.attributes = property(_QueueAttributes)  # type: ignore[assignment,method-assign]

@@ -60,6 +60,7 @@ def _extractor() -> Any:
     return tldextract.TLDExtract(suffix_list_urls=(), cache_dir=None, include_psl_private_domains=True)
 
 
+@lru_cache(maxsize=4096)  # a bulk import asks for the same few company domains again and again
 def registrable_domain(host: str) -> str | None:
     """`mail.acme.co.uk` -> `acme.co.uk`; None for hosts with no registrable part (`localhost`, `co.uk`)."""
     text = host.strip().rstrip(".").lower()

@@ -31,6 +31,8 @@ def _invisible(char: str) -> bool:
 
 def invisible_characters(text: str) -> list[str]:
     """The invisible and direction-control characters in `text`, as `U+XXXX` names."""
+    if text.isascii():
+        return []  # every invisible character is outside ASCII; most fields are ASCII (imports check each)
     return sorted({f"U+{ord(char):04X}" for char in text if _invisible(char)})
 
 
