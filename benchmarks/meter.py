@@ -6,7 +6,7 @@ application's own clients and pynamodb's alike), so nothing in the code under me
 knows it is measured. Write units are estimated the way DynamoDB bills them, from the
 item before and after each write, read out of the in-process emulator's tables:
 ceil(max(old, new) size / 1 KB) per item written (a failed conditional write too), twice
-that inside a transaction, plus one unit for each index entry put or deleted (an entry
+that inside a transaction (a ConditionCheck too), plus one unit for each index entry put or deleted (an entry
 whose keys change is a delete and a put; every projection here is under 1 KB). Read
 units: 1 per consistent GetItem up to 4 KB, and half a unit per 4 KB a Query returns.
 """
@@ -122,9 +122,8 @@ class Meter:
                 pending.append(_Pending(params["TableName"], key, _snapshot(params["TableName"], key), False))
             elif operation == "TransactWriteItems":
                 for entry in params.get("TransactItems", []):
+                    # A ConditionCheck is billed like a transactional write of its item (no index change).
                     kind, body = next(iter(entry.items()))
-                    if kind == "ConditionCheck":
-                        continue
                     key = body.get("Key") or body.get("Item") or {}
                     pending.append(_Pending(body["TableName"], key, _snapshot(body["TableName"], key), True))
             elif operation == "BatchWriteItem":

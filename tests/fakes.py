@@ -201,6 +201,8 @@ class FakeSendLock:
             lead = self.tables.held(read.id, ScheduleState.CLAIMED, stage=stage.value, version=read.version)
             if lead is None:
                 return LockResult.LEAD_CHANGED
+            if self.tables.is_suppressed(read.email):
+                return LockResult.SUPPRESSED
             self.tables.ledger[(read.id, stage.value)] = LedgerRecord(
                 read.id, stage.value, LedgerState.SENDING, locked_at
             )
@@ -253,6 +255,9 @@ class FakeSendLock:
         state: str,
     ) -> bool:
         with self.tables.lock:
+            record = self.tables.ledger.get((lead.id, stage.value))
+            if state == LedgerState.POSSIBLY_SENT and record is not None and record.confirmed:
+                return False  # SES confirmed it since it was read: the next run settles it as sent
             stored = self._settle(lead, stage, locked_at, state=state)
             if stored is not None:
                 _advance(stored, lead, stage, locked_at, entry, next_due_at)

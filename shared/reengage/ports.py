@@ -42,6 +42,7 @@ class LockResult(StrEnum):
     ALREADY_RECORDED = "already_recorded"  # the ledger holds this lead and stage already
     ADDRESS_TAKEN = "address_taken"  # another lead with this address had (or is sending) this stage
     LEAD_CHANGED = "lead_changed"  # no longer claimed for this stage, or changed since it was read
+    SUPPRESSED = "suppressed"  # the address is on the suppression list (put there by another record)
 
 
 class InvalidLeadDataError(ValueError):
@@ -228,6 +229,7 @@ class Reservation:
     day: str
     shard: int
     count: int
+    token: str = ""  # makes giving unused sends back idempotent
 
 
 class Quota(Protocol):

@@ -92,7 +92,7 @@ def stores(settings: Settings) -> Stores:
         schedule=DynamoSchedule(leads_table, schedule_shards=shards),
         send_lock=send_lock,
         ledger=DynamoSendLedger(ledger_table),
-        quota=DynamoQuota(ledger_table, shards),
+        quota=DynamoQuota(ledger_table),
         suppression=DynamoSuppression(ledger_table),
     )
     # One DynamoDB client for every model and the send lock's transactions, built on first use.

@@ -40,9 +40,13 @@ def with_body(body: Any) -> dict[str, Any]:
 
 
 def oracle(record: dict[str, Any]) -> FollowUpRequest | None:
+    """The pydantic model the sender used to check with, plus one rule it missed: DynamoDB limits a key
+    to 2,048 bytes (not characters), and a longer id fails every read (retried to the dead-letter queue)."""
     try:
         body = FollowUpRecord.model_validate(record).body
     except ValidationError:
+        return None
+    if len(body.lead_id.encode("utf-8", "surrogatepass")) > 2048:
         return None
     return FollowUpRequest(body.lead_id, body.stage, body.campaign_id)
 

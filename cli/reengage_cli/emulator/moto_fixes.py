@@ -32,7 +32,10 @@ Each fix is installed once per process by `install()` and has a test that fails 
 from __future__ import annotations
 
 import copy
+import hashlib
 import json
+import threading
+import time
 from collections import OrderedDict
 from collections.abc import Iterator, Mapping
 from typing import Any
@@ -193,6 +196,44 @@ class _QueueAttributes(Mapping[str, Any]):
 ITEM_SIZE_LIMIT = 405_000
 
 
+IDEMPOTENCY_SECONDS = 600  # DynamoDB keeps a transaction's ClientRequestToken for 10 minutes
+
+
+def _idempotent_transactions() -> None:
+    """A TransactWriteItems repeated with its ClientRequestToken (an SDK retry after a lost answer)
+    succeeds without writing again, as DynamoDB's does; the same token with other items is refused.
+    moto ignores the token and applies the transaction twice."""
+    from moto.core.responses import ActionResult
+    from moto.dynamodb.exceptions import MockValidationException
+    from moto.dynamodb.responses import DynamoHandler
+
+    original = DynamoHandler.transact_write_items
+    seen: dict[str, tuple[str, float]] = {}
+    lock = threading.Lock()
+
+    def transact_write_items(self: Any) -> Any:
+        token = self.body.get("ClientRequestToken")
+        if not token:
+            return original(self)
+        digest = hashlib.sha256(json.dumps(self.body["TransactItems"], sort_keys=True).encode()).hexdigest()
+        now = time.monotonic()
+        with lock:
+            for old in [key for key, (_, at) in seen.items() if now - at > IDEMPOTENCY_SECONDS]:
+                del seen[old]
+            if token in seen:
+                if seen[token][0] != digest:
+                    raise MockValidationException(
+                        "IdempotentParameterMismatchException: the token was used with other items"
+                    )
+                return ActionResult({"ConsumedCapacity": [], "ItemCollectionMetrics": {}})
+        result = original(self)
+        with lock:
+            seen[token] = (digest, now)
+        return result
+
+    DynamoHandler.transact_write_items = transact_write_items  # type: ignore[method-assign]
+
+
 def install() -> None:
     """Patch moto once per process."""
     global _installed
@@ -203,6 +244,7 @@ def install() -> None:
     _size_after_replacing(LimitedSizeDict)
     _items_measured_once(Item, LimitedSizeDict)
     _conditions_parsed_once()
+    _idempotent_transactions()
     from moto.sqs.models import Queue
 
     Queue.attributes = property(_QueueAttributes)  # type: ignore[assignment,method-assign]

@@ -15,6 +15,7 @@ write for every email sent.
 from __future__ import annotations
 
 import random
+import uuid
 from collections.abc import Sequence
 from functools import partial
 from typing import Any
@@ -23,12 +24,16 @@ from pynamodb.attributes import NumberAttribute, UnicodeAttribute
 from pynamodb.expressions.update import Action
 from pynamodb.indexes import GlobalSecondaryIndex, KeysOnlyProjection
 from pynamodb.models import Model
+from pynamodb.transactions import TransactWrite
 
 from reengage.adapters.dynamo_errors import conditionally
 from reengage.domain.leads import FollowUpStage, normalized_address
 from reengage.ports import LedgerRecord, LedgerState, Reservation
 
 DAILY_COUNTER_KEY = "#daily-sends"  # + "#<shard>"
+# Fixed, not the schedule's shard count: a day's counts must stay readable, and each shard's share of
+# the cap the same, when ScheduleShards is changed in the middle of a day.
+DAILY_COUNTER_SHARDS = 16
 SUPPRESSION_KEY = "#suppressed"  # sort key: the normalized address
 ADDRESS_PREFIX = "#address#"  # + the normalized address; sort key: the stage
 
@@ -169,7 +174,7 @@ def shard_caps(cap: int, shards: int) -> list[int]:
 class DynamoQuota:
     """The daily send cap, counted over `shards` items. Satisfies `reengage.ports.Quota`."""
 
-    def __init__(self, table_name: str, shards: int = 16) -> None:
+    def __init__(self, table_name: str, shards: int = DAILY_COUNTER_SHARDS) -> None:
         bind_ledger_table(table_name)
         self.shards = shards
 
@@ -193,17 +198,24 @@ class DynamoQuota:
         caps = shard_caps(cap, self.shards)
         shard = random.randrange(self.shards)  # noqa: S311 - spreading writes, not security
         if count > 1 and caps[shard] >= count and conditionally(partial(self._count, shard, day, caps[shard], count)):
-            return Reservation(day, shard, count)
+            return Reservation(day, shard, count, uuid.uuid4().hex)
         first = random.randrange(self.shards)  # noqa: S311
         for step in range(self.shards):
             shard = (first + step) % self.shards
             if caps[shard] and conditionally(partial(self._count, shard, day, caps[shard])):
-                return Reservation(day, shard, 1)
+                return Reservation(day, shard, 1, uuid.uuid4().hex)
         return None
 
     def release(self, reservation: Reservation, unused: int) -> None:
-        if unused > 0:
-            self._counter(reservation.shard, reservation.day).update(actions=[DailySendsModel.sent_count.add(-unused)])
+        """A transaction of one write, for its ClientRequestToken: an SDK retry after a lost answer is a
+        no-op in DynamoDB, where a plain ADD would give the sends back twice (and let the cap be passed)."""
+        if unused <= 0:
+            return
+        counter = self._counter(reservation.shard, reservation.day)
+        with TransactWrite(
+            connection=DailySendsModel._get_connection().connection, client_request_token=reservation.token
+        ) as transaction:
+            transaction.update(counter, actions=[DailySendsModel.sent_count.add(-unused)])
 
     def used(self, day: str) -> int:
         """Every shard's count, in one BatchGetItem."""

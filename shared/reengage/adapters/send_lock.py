@@ -27,13 +27,20 @@ from reengage.adapters.leads_table import (
     scheduled,
     unchanged_since,
 )
-from reengage.adapters.send_ledger import AddressModel, LedgerModel, address_key, bind_ledger_table
+from reengage.adapters.send_ledger import (
+    SUPPRESSION_KEY,
+    AddressModel,
+    LedgerModel,
+    SuppressionModel,
+    address_key,
+    bind_ledger_table,
+)
 from reengage.domain.clock import format_time, utc_now
-from reengage.domain.leads import FollowUpStage, Lead, ScheduleState, appended_history
+from reengage.domain.leads import FollowUpStage, Lead, ScheduleState, appended_history, normalized_address
 from reengage.ports import LedgerRecord, LedgerState, LockResult
 
 # The order of the lock transaction's items, which is the order of its cancellation reasons.
-_LOCK_ITEMS = (LockResult.ALREADY_RECORDED, LockResult.ADDRESS_TAKEN, LockResult.LEAD_CHANGED)
+_LOCK_ITEMS = (LockResult.ALREADY_RECORDED, LockResult.ADDRESS_TAKEN, LockResult.LEAD_CHANGED, LockResult.SUPPRESSED)
 
 
 def _held(stage: FollowUpStage, locked_at: str | None = None) -> Any:
@@ -116,6 +123,14 @@ class DynamoSendLock:
                 & unchanged_since(lead.version)
                 & as_read,
             )
+            # The address is not suppressed now: an unsubscribe, bounce or complaint on another record
+            # of this person, landing after the sender read the list, stops this email too.
+            transaction.condition_check(
+                SuppressionModel,
+                SUPPRESSION_KEY,
+                normalized_address(lead.email),
+                condition=SuppressionModel.key.does_not_exist(),
+            )
 
         try:
             self._commit(build)
@@ -135,9 +150,15 @@ class DynamoSendLock:
             pass
         try:
             holder = AddressModel.get(address_key(lead.email), stage.value, consistent_read=True)
+            if holder.lead != lead.id:
+                return LockResult.ADDRESS_TAKEN
         except AddressModel.DoesNotExist:
+            pass
+        try:
+            SuppressionModel.get(SUPPRESSION_KEY, normalized_address(lead.email), consistent_read=True)
+            return LockResult.SUPPRESSED
+        except SuppressionModel.DoesNotExist:
             return LockResult.LEAD_CHANGED
-        return LockResult.ADDRESS_TAKEN if holder.lead != lead.id else LockResult.LEAD_CHANGED
 
     def unlock(self, lead: Lead, stage: FollowUpStage) -> None:
         def build(transaction: TransactWrite) -> None:
@@ -201,10 +222,14 @@ class DynamoSendLock:
                 _advance(lead, stage, locked_at, entry, next_due_at),
                 _held(stage, locked_at) & unchanged_since(lead.version),
             )
+            # "Possibly sent" only while SES has not confirmed it: a Delivery noted since the ledger was
+            # read fails the settlement, and the next run settles it as sent.
+            unconfirmed = LedgerModel.confirmed.does_not_exist() if state == LedgerState.POSSIBLY_SENT else None
+            condition = LedgerModel.state == LedgerState.SENDING
             transaction.update(
                 LedgerModel(lead.id, stage.value),
                 [LedgerModel.state.set(state)],
-                LedgerModel.state == LedgerState.SENDING,
+                condition & unconfirmed if unconfirmed is not None else condition,
             )
 
         return self._transaction(build)

@@ -91,6 +91,10 @@ def _request(body: object, problems: list[str]) -> FollowUpRequest | None:
         problems.append("body: not a JSON object")
         return None
     lead_id = _field(fields, "lead_id", 1, MAX_LEAD_ID, None, problems)
+    if lead_id is not None and len(lead_id.encode("utf-8", "surrogatepass")) > MAX_LEAD_ID:
+        # DynamoDB's key limit is in bytes: a longer id would fail every read, retried to the dead-letter queue
+        problems.append(f"body.lead_id: longer than {MAX_LEAD_ID} bytes")
+        lead_id = None
     given = fields.get("stage")
     stage = given if isinstance(given, str) and given in STAGES else None
     if stage is None:

@@ -27,6 +27,7 @@ class SesEvent:
     at: str
     hard_bounce: bool = False
     detail: str = ""
+    recipients: tuple[str, ...] = ()  # the addresses that bounced or complained (else the email's)
 
 
 def _first(tags: Mapping[str, Any], name: str) -> str:
@@ -71,7 +72,15 @@ def parse_notification(message: Any) -> SesEvent:
         detail = _text(section("complaint").get("complaintFeedbackType"))
     elif kind == "Reject":
         detail = _text(section("reject").get("reason"))
+    affected = section("bounce").get("bouncedRecipients") or section("complaint").get("complainedRecipients")
+    listed = affected if isinstance(affected, list) else []
+    addresses = [_text(entry.get("emailAddress")) for entry in listed if isinstance(entry, Mapping)]
+    destination = mail.get("destination")
+    if not any(addresses) and isinstance(destination, list):
+        addresses = [_text(address) for address in destination]
+    recipients = tuple(address for address in addresses if address and len(address) <= 320)[:50]
     return SesEvent(
+        recipients=recipients,
         kind=kind,
         lead_id=lead_id,
         stage=stage,

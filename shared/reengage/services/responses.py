@@ -218,8 +218,11 @@ def _pause(stores: Stores, lead_id: str, until: str, entry: dict[str, Any], poli
 def apply_ses_event(event: SesEvent, stores: Stores, now: datetime, policy: FollowUpPolicy) -> str:
     """Act on one event; returns what was done (for logs and metrics)."""
     if not event.lead_id:
-        # No lead tag (another sender's mail, or a tag lost on the way): the ledger knows SES's message id.
+        # No lead tag (another sender's mail, or a tag lost on the way): the ledger knows SES's message id
+        # once a Delivery noted it; a bounce or a complaint (which has none before it) names its address.
         found = stores.ledger.lead_for_message(event.message_id) if event.message_id else None
+        if found is None and event.kind in ("Bounce", "Complaint"):
+            found = next(filter(None, map(stores.leads.find_by_email, event.recipients)), None)
         if found is None:
             return "ignored_untagged"
         event = replace(event, lead_id=found)

@@ -306,6 +306,10 @@ class FollowUpSender:
         lock = self.stores.send_lock.lock(lead, request.stage, locked_at, request.campaign_id)
         if lock is LockResult.ALREADY_RECORDED:
             return self._already_recorded(lead, request)
+        if lock is LockResult.SUPPRESSED:
+            # Another record of this person was opted out after this batch read the suppression list.
+            self._stop(lead, request.stage, SkipReason.SUPPRESSED)
+            return self._skip(request, SkipReason.SUPPRESSED, "address on the suppression list")
         if lock is LockResult.ADDRESS_TAKEN:
             # The same person, under another lead, had (or is being sent) this stage: one sequence per person.
             self._stop(lead, request.stage, SkipReason.DUPLICATE_ADDRESS)
