@@ -69,13 +69,22 @@ def test_the_sender_may_not_send_as_another_address(aws: Emulator) -> None:
     iam.reset_denials()
 
 
+# The scheduler's claims run in its 16 claim threads: they must be refused as the function's too.
+SCHEDULER_CLAIM_GRANT = """              Action: [dynamodb:GetItem, dynamodb:UpdateItem]
+              Resource: !GetAtt LeadsTable.Arn
+            - Effect: Allow
+              Action: [dynamodb:GetItem, dynamodb:BatchGetItem, dynamodb:UpdateItem]
+              Resource: !GetAtt SendLedgerTable.Arn"""
+
+
 @pytest.mark.parametrize(
     ("grant", "refused"),
     [
         (CONFIGURATION_SET_GRANT, "ses:SendEmail on resource: arn:aws:ses:us-east-1:123456789012:configuration-set/"),
         (SCHEDULER_QUEUE_GRANT, "sqs:SendMessage on resource: arn:aws:sqs:"),
+        (SCHEDULER_CLAIM_GRANT, "dynamodb:UpdateItem on resource: arn:aws:dynamodb:us-east-1:123456789012:table/"),
     ],
-    ids=["sender-without-configuration-set", "scheduler-without-queue"],
+    ids=["sender-without-configuration-set", "scheduler-without-queue", "scheduler-claim-threads-without-update"],
 )
 def test_a_permission_removed_from_the_template_fails_the_pipeline(
     grant: str,
@@ -89,7 +98,13 @@ def test_a_permission_removed_from_the_template_fails_the_pipeline(
     text = (ROOT / "template.yaml").read_text()
     assert text.count(grant) == 1
     copy = tmp_path / "template.yaml"
-    copy.write_text(text.replace(grant, "      Events:\n        Daily:" if "Daily:" in grant else ""))
+    if "Daily:" in grant:
+        without = "      Events:\n        Daily:"
+    elif grant == SCHEDULER_CLAIM_GRANT:  # UpdateItem on the leads table taken out, GetItem kept
+        without = grant.replace("dynamodb:GetItem, dynamodb:UpdateItem]", "dynamodb:GetItem]", 1)
+    else:
+        without = ""
+    copy.write_text(text.replace(grant, without))
     monkeypatch.setenv("REENGAGE_TEMPLATE", str(copy))
     aws: Emulator = request.getfixturevalue("aws")
     seed(aws, tmp_path, [lead_row(1)])

@@ -24,6 +24,7 @@ topic policies, bucket policies), permission boundaries, SCPs, condition operato
 
 from __future__ import annotations
 
+import concurrent.futures
 import io
 import json
 import re
@@ -237,7 +238,31 @@ def install_credential_switch() -> None:
             return None if base is None else _SwitchableCredentials(base)
 
         botocore.credentials.EnvProvider.load = load  # type: ignore[method-assign]
+        _threads_act_as_their_submitter()
         _installed = True
+
+
+def _threads_act_as_their_submitter() -> None:
+    """Work a function hands to a thread pool (the scheduler's claim threads) runs as that function,
+    as it does in Lambda, where every thread of the process has the function's role."""
+    original = concurrent.futures.ThreadPoolExecutor.submit
+
+    def submit(self: Any, fn: Any, /, *args: Any, **kwargs: Any) -> Any:
+        credentials = getattr(_acting, "credentials", None)
+        if credentials is None:
+            return original(self, fn, *args, **kwargs)
+
+        def as_submitter(*inner_args: Any, **inner_kwargs: Any) -> Any:
+            previous = getattr(_acting, "credentials", None)
+            _acting.credentials = credentials
+            try:
+                return fn(*inner_args, **inner_kwargs)
+            finally:
+                _acting.credentials = previous
+
+        return original(self, as_submitter, *args, **kwargs)
+
+    concurrent.futures.ThreadPoolExecutor.submit = submit  # type: ignore[method-assign]
 
 
 @contextmanager
