@@ -20,7 +20,10 @@ from types import ModuleType
 from typing import Any
 
 from reengage.adapters.sqs_queue import SqsFollowUpQueue
-from reengage.services.sender import FollowUpSender, SendOutcome
+from reengage.domain.clock import format_time, utc_now
+from reengage.domain.ses_events import SesEvent
+from reengage.services.responses import apply_ses_event
+from reengage.services.sender import SENT, FollowUpSender, SendOutcome
 from reengage.settings import Settings
 
 # How long a received message stays hidden locally before a retry may see it.
@@ -97,6 +100,15 @@ def delayed_messages(sqs: Any, queue_url: str) -> int:
     return int(sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=[name])["Attributes"].get(name, 0))
 
 
+def _deliveries(sender: FollowUpSender, outcomes: list[SendOutcome]) -> None:
+    """What SES's event destination does in AWS: a Delivery event to FeedbackFunction for each email
+    sent (the emulator has no SES events), so the ledger learns SES's message id, which replies name."""
+    for outcome in outcomes:
+        if outcome.kind == SENT and outcome.message_id:
+            delivered = SesEvent("Delivery", outcome.lead_id, outcome.stage, outcome.message_id, format_time(utc_now()))
+            apply_ses_event(delivered, sender.stores, utc_now(), sender.policy)
+
+
 def drain_queue(
     sqs: Any,
     queue_url: str,
@@ -126,6 +138,7 @@ def drain_queue(
             _as_sqs_event(messages, queue_arn, region), None, sender, SqsFollowUpQueue(sqs, queue_url).retry_later
         )
         report.outcomes.extend(outcomes)
+        _deliveries(sender, outcomes)
         failed = {failure["itemIdentifier"] for failure in response["batchItemFailures"]}
         report.failed_records += len(failed)
         finished = [message for message in messages if message["MessageId"] not in failed]
