@@ -67,12 +67,17 @@ def handle_batch(
     def handle(queued: QueuedFollowUp) -> str:
         try:
             outcome = sender.send(queued.request)
-        except TransientError:
+        except TransientError as error:
+            logger.warning("follow-up retried later", extra={"lead_id": queued.request.lead_id, "error": str(error)})
             throttled.append((queued.receipt_handle, queued.receive_count))
             raise
         except PoisonMessageError as error:
             reject("SQS record", str(error), message_id=queued.message_id)
             return "rejected"
+        except Exception:
+            # Back to the queue (and after the redrive count to the dead-letter queue): say why.
+            logger.exception("follow-up failed", extra={"lead_id": queued.request.lead_id})
+            raise
         outcomes.append(outcome)
         return outcome.kind
 

@@ -39,8 +39,9 @@ from reengage.domain.clock import format_time, utc_now
 from reengage.domain.leads import FollowUpStage, Lead, ScheduleState, appended_history, normalized_address
 from reengage.ports import LedgerRecord, LedgerState, LockResult
 
-# The order of the lock transaction's items, which is the order of its cancellation reasons.
-_LOCK_ITEMS = (LockResult.ALREADY_RECORDED, LockResult.ADDRESS_TAKEN, LockResult.LEAD_CHANGED, LockResult.SUPPRESSED)
+# The order of the lock transaction's items, which is the order of its cancellation reasons: pynamodb
+# sends condition checks first, then deletes, puts and updates, each in the order they were added.
+_LOCK_ITEMS = (LockResult.SUPPRESSED, LockResult.ALREADY_RECORDED, LockResult.ADDRESS_TAKEN, LockResult.LEAD_CHANGED)
 
 
 def _held(stage: FollowUpStage, locked_at: str | None = None) -> Any:
