@@ -86,6 +86,19 @@ def test_the_emulator_checks_an_items_size_after_an_update_as_dynamodb_does(aws:
         )
 
 
+def counting(monkeypatch: pytest.MonkeyPatch, owner: type, method: str) -> list[int]:
+    """Count the calls of `owner.method` (the count is the list's one element)."""
+    calls = [0]
+    original = getattr(owner, method)
+
+    def counted(*args: Any, **kwargs: Any) -> Any:
+        calls[0] += 1
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(owner, method, counted)
+    return calls
+
+
 def test_the_emulator_measures_an_item_written_once_not_once_per_attribute(
     aws: Emulator, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -93,14 +106,7 @@ def test_the_emulator_measures_an_item_written_once_not_once_per_attribute(
     from botocore.exceptions import ClientError
     from moto.dynamodb.models.dynamo_type import DynamoType
 
-    measured = [0]
-    original = DynamoType.size
-
-    def counted(value: DynamoType) -> int:
-        measured[0] += 1
-        return int(original(value))
-
-    monkeypatch.setattr(DynamoType, "size", counted)
+    measured = counting(monkeypatch, DynamoType, "size")
     dynamodb = boto3.client("dynamodb")
     table = aws.settings.leads_table_name
     # Given an item of 60 attributes
@@ -125,14 +131,7 @@ def test_the_emulator_parses_a_condition_once_not_once_per_write(
     from botocore.exceptions import ClientError
     from moto.dynamodb.comparisons import ConditionExpressionParser
 
-    parses = [0]
-    original = ConditionExpressionParser.parse
-
-    def counted(parser: ConditionExpressionParser) -> object:
-        parses[0] += 1
-        return original(parser)
-
-    monkeypatch.setattr(ConditionExpressionParser, "parse", counted)
+    parses = counting(monkeypatch, ConditionExpressionParser, "parse")
     dynamodb: Any = boto3.client("dynamodb")
     table = aws.settings.leads_table_name
     guarded = {
